@@ -1,0 +1,106 @@
+from django.conf import settings
+from django.db import models
+
+
+class EventStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"  # stored, task enqueued (or waiting for the sweeper)
+    PROCESSING = "processing", "Processing"  # a worker is running the handler
+    PROCESSED = "processed", "Processed"  # the handler finished
+    RETRYING = "retrying", "Retrying"  # the handler failed; another attempt is scheduled
+    FAILED = "failed", "Failed"  # rejected, or out of attempts: needs a human (replay)
+
+
+class ReceivedEvent(models.Model):
+    """One EventBridge event as received. Unique on EventBridge's ``id``: at-least-once delivery
+    becomes exactly-once processing."""
+
+    event_id = models.CharField(max_length=256, unique=True)
+    detail_type = models.CharField(max_length=128, db_index=True)
+    source = models.CharField(max_length=256)
+    account = models.CharField(max_length=12)
+    region = models.CharField(max_length=64)
+    time = models.DateTimeField()
+    resources = models.JSONField(default=list)
+    detail = models.JSONField(default=dict)
+    # The whole envelope as received, unknown fields included.
+    envelope = models.JSONField(default=dict)
+    # SHA-256 of the canonical envelope: a redelivery must match it, a different body is a conflict.
+    body_sha256 = models.CharField(max_length=64)
+    tenant_id = models.CharField(max_length=64, blank=True, db_index=True)
+
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.ACCEPTED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="event_status_updated"),
+            models.Index(fields=["tenant_id", "received_at"], name="event_tenant_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.detail_type} {self.event_id}"
+
+
+class EventAttempt(models.Model):
+    """One run of an event's handler: by the system (first run, retries, sweeper) or replayed by staff."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+
+    event = models.ForeignKey(ReceivedEvent, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["event", "number"]
+        constraints = [models.UniqueConstraint(fields=["event", "number"], name="event_attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.event} attempt {self.number}"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutboxEvent(models.Model):
+    """An event the orchestrator emits to EventBridge, stored first so it survives EventBridge being down."""
+
+    detail_type = models.CharField(max_length=128)
+    source = models.CharField(max_length=256)
+    detail = models.JSONField(default=dict)
+    event_bus = models.CharField(max_length=256)
+    tenant_id = models.CharField(max_length=64, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # The EventId EventBridge assigned, once sent.
+    eventbridge_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="outbox_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.detail_type} -> {self.event_bus} ({self.status})"

@@ -1,0 +1,71 @@
+"""Structured logs: a request id on every line and secrets masked before anything is written."""
+
+import contextvars
+import logging
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+from orchestrator.redaction import redact_text
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestIdMiddleware:
+    """Takes the caller's X-Request-ID (or makes one), exposes it to logs and echoes it back."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        request.request_id = request_id
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+def _configured_secrets() -> list[str]:
+    secrets = list(getattr(settings, "INTAKE_API_KEYS", []))
+    secrets += [pair.partition(":")[2] for pair in getattr(settings, "INTAKE_BASIC_AUTH", [])]
+    return [secret for secret in secrets if secret]
+
+
+class SecretMaskingFilter(logging.Filter):
+    """Masks configured credentials and secret-looking values in the rendered message and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = str(record.msg)
+        secrets = _configured_secrets()
+        record.msg = redact_text(message, secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, secrets)
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(_JsonFormatter):
+    pass

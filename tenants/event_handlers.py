@@ -1,0 +1,1 @@
+"""Event handlers for the tenant lifecycle (registered in events.registry)."""

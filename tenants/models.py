@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.db import models
+
+
+class TenantStatus(models.TextChoices):
+    PENDING_PROVISION = "PENDING_PROVISION", "Pending provision"
+    PROVISIONING = "PROVISIONING", "Provisioning"
+    PROVISION_FAILED = "PROVISION_FAILED", "Provision failed"
+    DEPLOYING = "DEPLOYING", "Deploying"
+    DEPLOY_FAILED = "DEPLOY_FAILED", "Deploy failed"
+    ACTIVE = "ACTIVE", "Active"
+    DEPROVISIONING = "DEPROVISIONING", "Deprovisioning"
+    DEPROVISION_FAILED = "DEPROVISION_FAILED", "Deprovision failed"
+    INACTIVE = "INACTIVE", "Inactive"
+
+
+# The lifecycle's only legal moves. Anything else is refused (and recorded) by tenant_transition().
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    TenantStatus.PENDING_PROVISION: frozenset({TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED}),
+    TenantStatus.PROVISIONING: frozenset({TenantStatus.DEPLOYING, TenantStatus.PROVISION_FAILED}),
+    TenantStatus.PROVISION_FAILED: frozenset({TenantStatus.PROVISIONING}),
+    TenantStatus.DEPLOYING: frozenset({TenantStatus.ACTIVE, TenantStatus.DEPLOY_FAILED}),
+    TenantStatus.DEPLOY_FAILED: frozenset({TenantStatus.DEPLOYING}),
+    TenantStatus.ACTIVE: frozenset({TenantStatus.DEPROVISIONING}),
+    TenantStatus.DEPROVISIONING: frozenset({TenantStatus.INACTIVE, TenantStatus.DEPROVISION_FAILED}),
+    TenantStatus.DEPROVISION_FAILED: frozenset({TenantStatus.DEPROVISIONING}),
+    TenantStatus.INACTIVE: frozenset(),
+}
+
+
+class Tenant(models.Model):
+    """The portal's record of a tenant; DynamoDB's tenant item mirrors it (see tenants.services.sync)."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    key = models.CharField(max_length=63, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    # The tenant document as the control plane sent it (contacts, address, ...).
+    document = models.JSONField(default=dict)
+    plan = models.JSONField(default=dict)
+    builder_config = models.JSONField(default=dict)
+    app_config = models.JSONField(default=dict, blank=True)
+    tier = models.CharField(max_length=128, db_index=True, blank=True)
+    status = models.CharField(
+        max_length=32, choices=TenantStatus.choices, default=TenantStatus.PENDING_PROVISION, db_index=True
+    )
+    status_reason = models.TextField(blank=True)
+    # Incremented on every change; DynamoDB writes are conditional on it (never overwrite newer data).
+    version = models.PositiveIntegerField(default=1)
+    synced_version = models.PositiveIntegerField(default=0)
+    provisioning_attempt = models.PositiveIntegerField(default=0)
+    deprovisioning_attempt = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.id})"
+
+    @property
+    def primary_contact(self) -> dict:
+        contacts = self.document.get("contacts") or []
+        primary = next((c for c in contacts if isinstance(c, dict) and c.get("isPrimary")), None)
+        return primary or (contacts[0] if contacts and isinstance(contacts[0], dict) else {})
+
+
+class VariableType(models.TextChoices):
+    PLAINTEXT = "PLAINTEXT", "Plain text"
+    PARAMETER_STORE = "PARAMETER_STORE", "SSM parameter (name)"
+    SECRETS_MANAGER = "SECRETS_MANAGER", "Secrets Manager (secret id)"
+
+
+class Tier(models.Model):
+    """One row of the tier mapping: which build projects a tier uses and the variables they get."""
+
+    name = models.CharField(max_length=128, unique=True)
+    provision_project = models.CharField(
+        max_length=255, help_text="CodeBuild project (or local command) that provisions."
+    )
+    deprovision_project = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    synced_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TierVariable(models.Model):
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="variables")
+    name = models.CharField(max_length=255)
+    value = models.TextField(blank=True)
+    type = models.CharField(max_length=32, choices=VariableType.choices, default=VariableType.PLAINTEXT)
+
+    class Meta:
+        ordering = ["tier", "name"]
+        constraints = [models.UniqueConstraint(fields=["tier", "name"], name="tier_variable_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.tier.name}.{self.name}"
+
+
+class BuildPurpose(models.TextChoices):
+    PROVISION = "provision", "Provision"
+    DEPROVISION = "deprovision", "Deprovision"
+
+
+class BuildStatus(models.TextChoices):
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
+    SUCCEEDED = "SUCCEEDED", "Succeeded"
+    FAILED = "FAILED", "Failed"
+    FAULT = "FAULT", "Fault"
+    TIMED_OUT = "TIMED_OUT", "Timed out"
+    STOPPED = "STOPPED", "Stopped"
+
+
+BUILD_FAILURE_STATUSES = frozenset({BuildStatus.FAILED, BuildStatus.FAULT, BuildStatus.TIMED_OUT, BuildStatus.STOPPED})
+
+
+class Build(models.Model):
+    """One build started for a tenant (CodeBuild or the local runner)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="builds")
+    purpose = models.CharField(max_length=16, choices=BuildPurpose.choices)
+    attempt = models.PositiveIntegerField()
+    builder_type = models.CharField(max_length=32)
+    project = models.CharField(max_length=255)
+    # Derived from tenant, purpose and attempt: a retried task can never start a second build.
+    idempotency_token = models.CharField(max_length=128, unique=True)
+    build_id = models.CharField(max_length=512, blank=True, db_index=True)
+    arn = models.CharField(max_length=1024, blank=True)
+    environment = models.JSONField(default=list, help_text="Variables sent, secrets masked.")
+    status = models.CharField(max_length=16, choices=BuildStatus.choices, default=BuildStatus.IN_PROGRESS)
+    status_reason = models.TextField(blank=True)
+    logs_url = models.URLField(max_length=2048, blank=True)
+    # A build CodeBuild reports SUCCEEDED whose success event never arrived is flagged for staff.
+    awaiting_outcome_event = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "started_at"], name="build_status_started")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} #{self.attempt} for {self.tenant_id} ({self.status})"
+
+
+class HistoryKind(models.TextChoices):
+    EVENT = "event", "Event received"
+    TRANSITION = "transition", "Status change"
+    TRANSITION_REFUSED = "transition_refused", "Status change refused"
+    BUILD = "build", "Build"
+    CALLBACK = "callback", "Callback"
+    STAFF_ACTION = "staff_action", "Staff action"
+    SYNC = "sync", "DynamoDB sync"
+    NOTE = "note", "Note"
+
+
+class TenantHistory(models.Model):
+    """Append-only timeline of everything that happened to a tenant. Never updated, never deleted."""
+
+    SYSTEM = "system"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=32, choices=HistoryKind.choices)
+    summary = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150, default=SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the entry is about, for links from the timeline: ("event", pk), ("build", pk), ("delivery", pk).
+    ref_type = models.CharField(max_length=32, blank=True)
+    ref_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "tenant history"
+        indexes = [models.Index(fields=["tenant", "at"], name="history_tenant_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.summary}"

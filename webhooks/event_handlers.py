@@ -1,0 +1,1 @@
+"""Event handlers for deployment (registered in events.registry)."""

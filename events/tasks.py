@@ -1,11 +1,72 @@
-"""Celery tasks for the event intake: thin wrappers around events.services."""
+"""Celery tasks for the event intake: ids in, one service call each (see events.services)."""
+
+import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+# The database being away is the only thing a task retries itself; handler failures are retried by
+# event_process (status RETRYING with backoff), so they survive a broker restart and show in the admin.
+_DB_DOWN = (OperationalError, InterfaceError)
 
 
-@shared_task(name="events.publish_outbox", acks_late=True)
-def publish_outbox(*, outbox_pk: int) -> None:
-    """Send one pending outbox row to EventBridge (implemented in events.publisher)."""
+@shared_task(
+    name="events.process_event",
+    bind=True,
+    acks_late=True,
+    autoretry_for=_DB_DOWN,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def process_event(self, *, event_pk: int) -> str:  # noqa: ANN001
+    """Run one received event through its handler (idempotent; skips what is done or not yet due)."""
+    from events.services import event_enqueue, event_process
+
+    outcome = event_process(event_pk=event_pk)
+    if outcome.retry_in is not None:
+        event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
+    return outcome.outcome
+
+
+@shared_task(name="events.sweep_stale_events", acks_late=True)
+def sweep_stale_events() -> int:
+    """Beat: re-enqueue events accepted/retrying/processing for longer than EVENT_SWEEP_AFTER_SECONDS."""
+    from events.services import events_sweep_stale
+
+    return len(events_sweep_stale())
+
+
+@shared_task(
+    name="events.publish_outbox",
+    bind=True,
+    acks_late=True,
+    autoretry_for=_DB_DOWN,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=10,
+)
+def publish_outbox(self, *, outbox_pk: int) -> str:  # noqa: ANN001
+    """Send one pending outbox row to EventBridge (retries transient AWS errors with backoff)."""
     from events.publisher import outbox_send
 
-    outbox_send(outbox_pk=outbox_pk)
+    return outbox_send(outbox_pk=outbox_pk)
+
+
+@shared_task(name="events.publish_pending_outbox", acks_late=True)
+def publish_pending_outbox() -> int:
+    """Beat: send outbox rows still pending after OUTBOX_RESEND_AFTER_SECONDS, in batches of 10."""
+    from events.publisher import outbox_send_pending
+
+    return outbox_send_pending()
+
+
+@shared_task(name="events.relay_emulator_events", acks_late=True)
+def relay_emulator_events() -> int:
+    """Beat, local only: carry events from the emulator's relay queue to the intake (see events.emulator)."""
+    from events.emulator import emulator_relay_poll
+
+    return emulator_relay_poll()

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from events.apis import EventCollectionApi, EventDetailApi, EventReplayApi, OriginalIntakeApi
+
+urlpatterns = [
+    path("api/events/", EventCollectionApi.as_view(), name="events"),
+    path("api/events/<int:pk>/", EventDetailApi.as_view(), name="event-detail"),
+    path("api/events/<int:pk>/replay/", EventReplayApi.as_view(), name="event-replay"),
+    path("orchestrator/events/<str:eventType>", OriginalIntakeApi.as_view(), name="events-original"),
+]

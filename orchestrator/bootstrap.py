@@ -94,12 +94,15 @@ def ensure_codebuild_projects() -> list[str]:
     client = aws_client("codebuild")
     existing = {project["name"] for project in client.batch_get_projects(names=names).get("projects", [])}
     created = []
+    source = {"type": "NO_SOURCE", "buildspec": PLACEHOLDER_BUILDSPEC}
+    if endpoint_url("codebuild"):
+        source["location"] = "emulator"  # moto insists on a location even for NO_SOURCE; real AWS does not
     for name in names:
         if name in existing:
             continue
         client.create_project(
             name=name,
-            source={"type": "NO_SOURCE", "buildspec": PLACEHOLDER_BUILDSPEC},
+            source=source,
             artifacts={"type": "NO_ARTIFACTS"},
             environment={
                 "type": "LINUX_CONTAINER",
@@ -118,6 +121,15 @@ BOOTSTRAP_STEPS: list[tuple[str, Callable[[], list[str]]]] = [
     ("event bus", ensure_event_bus),
     ("codebuild projects", ensure_codebuild_projects),
 ]
+
+
+def _ensure_intake_wiring() -> list[str]:
+    from events.wiring import ensure_intake_wiring
+
+    return ensure_intake_wiring()
+
+
+BOOTSTRAP_STEPS.append(("eventbridge -> intake wiring", _ensure_intake_wiring))
 
 
 def bootstrap_aws() -> dict[str, list[str]]:

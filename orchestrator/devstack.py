@@ -9,6 +9,7 @@ Configured servers win: ``REDIS_URL``/``CELERY_BROKER_URL``, ``DATABASE_URL`` an
 used as given; with ``AWS_ENDPOINT_URL`` unset and AWS credentials in the environment, real AWS is used.
 """
 
+import base64
 import os
 import secrets
 import signal
@@ -42,7 +43,8 @@ def load_local_env() -> dict[str, str]:
         "INTAKE_API_KEYS": secrets.token_urlsafe(24),
         "ORCHESTRATOR_ADMIN_USER": "admin",
         "ORCHESTRATOR_ADMIN_PASSWORD": secrets.token_urlsafe(12),
-        "DEMO_SUBSCRIBER_SECRET": "whsec_" + secrets.token_urlsafe(24),
+        # Standard Webhooks secret: whsec_ + standard base64 (not URL-safe) of random bytes.
+        "DEMO_SUBSCRIBER_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     changed = False
     for key, value in defaults.items():
@@ -164,6 +166,7 @@ def main() -> int:
 
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "seed_demo")
+        manage(env, "webhooks_demo_subscriber")
         manage(env, "ensure_staff_user")
         manage(env, "bootstrap_aws")
 

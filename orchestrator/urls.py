@@ -1,8 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from orchestrator.views import status_view
+from orchestrator.views import bench_echo_view, status_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,6 +16,8 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("webhooks.urls")),
 ]
+if settings.BENCH_ENDPOINTS:  # the intake benchmark's baseline; off unless BENCH_ENDPOINTS=true
+    urlpatterns.append(path("bench/echo/", bench_echo_view, name="bench-echo"))
 
 handler404 = "orchestrator.errors.json_not_found"
 handler500 = "orchestrator.errors.json_server_error"

@@ -1,7 +1,8 @@
 from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
@@ -35,3 +36,18 @@ def status_view(request: HttpRequest) -> Response:
     checks = run_checks()
     healthy = all(check["status"] == "ok" for check in checks.values())
     return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)
+
+
+@extend_schema(exclude=True)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@parser_classes([JSONParser])
+def bench_echo_view(request: HttpRequest) -> Response:
+    """Benchmark baseline (mounted only with BENCH_ENDPOINTS): parse the JSON body and answer 202.
+
+    The intake benchmark reports intake throughput as a ratio to this endpoint in the same server, so the
+    cost of the framework (gunicorn, middleware, DRF, JSON) is separated from the intake's own work.
+    """
+    body = request.data
+    return Response({"id": body.get("id", "") if isinstance(body, dict) else "", "status": "accepted"}, status=202)

@@ -1,5 +1,14 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+
+# Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Attributes of a tier item in DynamoDB that are not variables.
+TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version"})
 
 
 class TenantStatus(models.TextChoices):
@@ -59,6 +68,10 @@ class Tenant(models.Model):
     def __str__(self) -> str:
         return f"{self.key} ({self.id})"
 
+    def save(self, **kwargs: Any) -> None:
+        """Every change of an existing row bumps ``version`` (the DynamoDB mirror's write condition)."""
+        _save_bumping_version(self, super().save, kwargs)
+
     @property
     def primary_contact(self) -> dict:
         contacts = self.document.get("contacts") or []
@@ -92,10 +105,40 @@ class Tier(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, **kwargs: Any) -> None:
+        _save_bumping_version(self, super().save, kwargs)
+
+    @classmethod
+    def from_db(cls, db: str, field_names: list[str], values: list) -> "Tier":
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_name = instance.__dict__.get("name")  # a rename deletes the old DynamoDB item
+        return instance
+
+
+def _save_bumping_version(instance: "Tenant | Tier", save: Callable[..., None], kwargs: dict) -> None:
+    """Save; an update of an existing row increments ``version`` in the database (``F() + 1``), so a
+    stale in-memory copy can never write a version lower than one already mirrored."""
+    update_fields = kwargs.get("update_fields")
+    bump = not instance._state.adding and (update_fields is None or "version" in update_fields)
+    if bump:
+        instance.version = models.F("version") + 1
+    save(**kwargs)
+    if bump:
+        instance.refresh_from_db(fields=["version"])
+
 
 class TierVariable(models.Model):
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="variables")
-    name = models.CharField(max_length=255)
+    name = models.CharField(
+        max_length=255,
+        validators=[
+            RegexValidator(ENV_NAME_PATTERN, "Letters, digits and underscores; not starting with a digit."),
+            RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
+            RegexValidator(
+                r"^(?!(tier|jobName|deprovisionJobName|version)$)", "Reserved for the tier item in DynamoDB."
+            ),
+        ],
+    )
     value = models.TextField(blank=True)
     type = models.CharField(max_length=32, choices=VariableType.choices, default=VariableType.PLAINTEXT)
 
@@ -128,6 +171,10 @@ class Build(models.Model):
     """One build started for a tenant (CodeBuild or the local runner)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="builds")
+    # The event (or nothing, for a staff action) that asked for this build: a re-run of the event finds it.
+    event = models.ForeignKey(
+        "events.ReceivedEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="tenant_builds"
+    )
     purpose = models.CharField(max_length=16, choices=BuildPurpose.choices)
     attempt = models.PositiveIntegerField()
     builder_type = models.CharField(max_length=32)
@@ -145,6 +192,8 @@ class Build(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Set by the LOCAL runner when it starts the command: a redelivered task never runs it twice.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -186,7 +235,10 @@ class TenantHistory(models.Model):
     class Meta:
         ordering = ["at", "id"]
         verbose_name_plural = "tenant history"
-        indexes = [models.Index(fields=["tenant", "at"], name="history_tenant_at")]
+        indexes = [
+            models.Index(fields=["tenant", "at"], name="history_tenant_at"),
+            models.Index(fields=["tenant", "ref_type", "ref_id"], name="history_tenant_ref"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.summary}"

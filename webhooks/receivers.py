@@ -1,1 +1,111 @@
-"""Signal receivers: tenant status changes that notify subscribers."""
+"""Signal receivers: tenant status changes that notify the control plane and subscribers.
+
+``tenant_status_changed`` is sent inside the transaction that changed the status: deliveries are written
+in that same transaction (they exist exactly when the change does) and their tasks are enqueued after
+commit. A failure here is logged and never undoes the status change (a savepoint isolates it).
+
+- PROVISION_FAILED: control-plane webhook with ``status: 0`` (what the original's build script sent),
+  plus ``tenant.provisioning_failed`` to subscribers.
+- INACTIVE: ``tenant.deprovisioned`` to subscribers.
+- ACTIVE: ``tenant.deployed`` to subscribers, unless the deployment chain made the change (its own
+  last step already notified them).
+"""
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from events.catalogue import DetailType
+from events.models import ReceivedEvent
+from tenants.models import Build, Tenant, TenantStatus
+from tenants.signals import tenant_status_changed
+from webhooks.models import WebhookEventType
+from webhooks.services import CHAIN_SOURCE, control_plane_failure_notify, subscriber_data, subscribers_notify
+
+logger = logging.getLogger(__name__)
+
+_EVENT_KEYS = ("event", "event_pk", "event_id", "received_event")
+
+
+def _event_from_context(context: dict[str, Any], tenant: Tenant) -> ReceivedEvent | None:
+    for key in _EVENT_KEYS:
+        value = context.get(key)
+        if isinstance(value, ReceivedEvent):
+            return value
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            event = ReceivedEvent.objects.filter(pk=int(value)).first()
+            if event is not None:
+                return event
+    # Else the failure event of the build that failed (CodeBuild's own state change names only the build),
+    # or, without a build, the latest failure event about this tenant.
+    failures = ReceivedEvent.objects.filter(
+        tenant_id=tenant.pk, detail_type=DetailType.TENANT_PROVISIONING_FAILURE
+    ).order_by("-received_at", "-id")
+    build_id = context.get("build_id") or ""
+    if not build_id and context.get("build_pk"):
+        build_id = Build.objects.filter(pk=context["build_pk"]).values_list("build_id", flat=True).first() or ""
+    if build_id:
+        return failures.filter(detail__CODEBUILD_BUILD_ID=build_id).first()
+    return failures.first()
+
+
+def failure_detail(*, tenant: Tenant, context: dict[str, Any]) -> tuple[dict[str, Any], ReceivedEvent | None]:
+    """The build outputs of the failed provisioning (API_ENDPOINT, secret, context, TF_*), best effort.
+
+    From the failure event (named in the signal's context, else the latest one for the tenant); the
+    secret and context fall back to the provisioning request's environment overrides.
+    """
+    event = _event_from_context(context, tenant)
+    detail: dict[str, Any] = {}
+    if isinstance(context.get("detail"), dict):
+        detail.update(context["detail"])
+    if event is not None and isinstance(event.detail, dict):
+        for key, value in event.detail.items():
+            detail.setdefault(key, value)
+    overrides = ((tenant.builder_config or {}).get("config") or {}).get("environmentOverride") or {}
+    for key in ("API_ENDPOINT", "secret", "context", "APP_PLANE_REDIRECT_URL", "TF_STATE_BUCKET", "TF_KEY"):
+        if not detail.get(key) and overrides.get(key):
+            detail[key] = overrides[key]
+    return detail, event
+
+
+@receiver(tenant_status_changed, dispatch_uid="webhooks.tenant_status_changed")
+def on_tenant_status_changed(
+    sender: type, *, tenant: Tenant, from_status: str, to_status: str, reason: str = "", context: Any = None, **_: Any
+) -> None:
+    context = context if isinstance(context, dict) else {}
+    try:
+        with transaction.atomic():
+            _notify(tenant=tenant, to_status=to_status, reason=reason, context=context)
+    except Exception:
+        logger.exception("tenant %s: notifying webhooks of %s failed", tenant.pk, to_status)
+
+
+def _notify(*, tenant: Tenant, to_status: str, reason: str, context: dict[str, Any]) -> None:
+    prefix = f"tenant:{tenant.pk}:v{tenant.version}:{to_status}"
+    if to_status == TenantStatus.PROVISION_FAILED:
+        detail, event = failure_detail(tenant=tenant, context=context)
+        control_plane_failure_notify(tenant=tenant, detail=detail, dedupe_prefix=prefix, event=event)
+        subscribers_notify(
+            tenant=tenant,
+            event_type=WebhookEventType.TENANT_PROVISIONING_FAILED,
+            dedupe_prefix=prefix,
+            data=subscriber_data(tenant=tenant, reason=reason),
+            event=event,
+        )
+    elif to_status == TenantStatus.INACTIVE:
+        subscribers_notify(
+            tenant=tenant,
+            event_type=WebhookEventType.TENANT_DEPROVISIONED,
+            dedupe_prefix=prefix,
+            data=subscriber_data(tenant=tenant, reason=reason),
+        )
+    elif to_status == TenantStatus.ACTIVE and context.get("source") != CHAIN_SOURCE:
+        subscribers_notify(
+            tenant=tenant,
+            event_type=WebhookEventType.TENANT_DEPLOYED,
+            dedupe_prefix=prefix,
+            data=subscriber_data(tenant=tenant, reason=reason),
+        )

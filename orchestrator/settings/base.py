@@ -223,13 +223,112 @@ INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
 EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=5)
 # Events accepted but not finished after this many seconds are re-enqueued by the sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=120)
+EVENT_SWEEP_INTERVAL_SECONDS = env.int("EVENT_SWEEP_INTERVAL_SECONDS", default=60)  # how often the sweeper runs
+# Handler retries: exponential backoff from this many seconds, with jitter, capped.
+EVENT_RETRY_BACKOFF_SECONDS = env.float("EVENT_RETRY_BACKOFF_SECONDS", default=10.0)
+EVENT_RETRY_BACKOFF_MAX_SECONDS = env.float("EVENT_RETRY_BACKOFF_MAX_SECONDS", default=900.0)
+# Outbox (events we emit): pending rows older than this are re-sent by beat; give up after N sends.
+OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=60)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=20)
+OUTBOX_SEND_ATTEMPTS = env.int("OUTBOX_SEND_ATTEMPTS", default=3)  # PutEvents rounds per send (failed entries)
+OUTBOX_RETRY_BACKOFF_SECONDS = env.float("OUTBOX_RETRY_BACKOFF_SECONDS", default=0.5)  # between those rounds
+# bootstrap_aws wires EventBridge to the intake: connection, API destination, rules, dead-letter queue.
+EVENT_INTAKE_WIRING = env.bool("EVENT_INTAKE_WIRING", default=True)
+EVENT_INTAKE_RESOURCE_NAME = env("EVENT_INTAKE_RESOURCE_NAME", default="orchestrator-intake")  # name prefix
+EVENT_API_DESTINATION_RATE_PER_SECOND = env.int("EVENT_API_DESTINATION_RATE_PER_SECOND", default=300)
+# IAM role EventBridge assumes to invoke the API destination (required on real AWS).
+EVENT_INTAKE_ROLE_ARN = env("EVENT_INTAKE_ROLE_ARN", default="")
+# Against an emulator (an AWS endpoint is set): also route the bus to a queue that a relay posts to the
+# intake, because moto calls API destinations without the event body or the connection's key.
+EVENT_EMULATOR_RELAY = env.bool("EVENT_EMULATOR_RELAY", default=True)
+CELERY_BEAT_SCHEDULE["events.sweep_stale_events"] = {
+    "task": "events.sweep_stale_events",
+    "schedule": float(EVENT_SWEEP_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["events.publish_pending_outbox"] = {
+    "task": "events.publish_pending_outbox",
+    "schedule": float(OUTBOX_RESEND_AFTER_SECONDS),
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "EventStatusEnum": "events.models.EventStatus.choices",
+        "IntakeStatusEnum": ["accepted", "duplicate"],
+        "OutboxStatusEnum": "events.models.OutboxStatus.choices",
+    }
+)
+if EVENT_EMULATOR_RELAY and AWS_SERVICE_ENDPOINT_URLS["events"]:
+    CELERY_BEAT_SCHEDULE["events.relay_emulator_events"] = {"task": "events.relay_emulator_events", "schedule": 2.0}
 
 # --- Tenants (lifecycle, builds, DynamoDB sync) -------------------------------------------------
 # Builds in progress longer than this are polled with BatchGetBuilds.
 BUILD_POLL_AFTER_SECONDS = env.int("BUILD_POLL_AFTER_SECONDS", default=300)
+# How often beat runs the build poller.
+BUILD_POLL_INTERVAL_SECONDS = env.int("BUILD_POLL_INTERVAL_SECONDS", default=60)
+# How often beat re-enqueues DynamoDB writes that have not landed (tenants/tiers with synced_version < version).
+DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300)
+# LOCAL builder: run tier commands on this machine (demo / development). Commands must live under the root.
+LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=True)
+LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))
+# Celery queue of the LOCAL runner task (the worker must consume it: `-Q default,builds,...`).
+LOCAL_BUILD_QUEUE = env("LOCAL_BUILD_QUEUE", default="builds")
+# Seconds a LOCAL command may run before it is killed and the build fails.
+LOCAL_BUILD_TIMEOUT_SECONDS = env.int("LOCAL_BUILD_TIMEOUT_SECONDS", default=900)
+# Attempts to POST a LOCAL build's outcome to the intake (exponential backoff between them).
+LOCAL_BUILD_POST_ATTEMPTS = env.int("LOCAL_BUILD_POST_ATTEMPTS", default=5)
+# Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it).
+LOCAL_BUILD_PASSTHROUGH_ENV = env.list(
+    "LOCAL_BUILD_PASSTHROUGH_ENV", default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DEMO_RECEIVER_URL"]
+)
+CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {"task": "tenants.poll_builds", "schedule": float(BUILD_POLL_INTERVAL_SECONDS)}
+CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
+    "task": "tenants.sync_pending",
+    "schedule": float(DYNAMODB_SYNC_SWEEP_SECONDS),
+}
 
 # --- Webhooks (deployment chain, signed callbacks) ----------------------------------------------
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=10.0)
 WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
 # Hosts (or CIDR ranges) outbound calls may reach although they resolve to private/loopback addresses.
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+# Bytes of a receiver's answer read at most (the rest is dropped), and characters of it stored per attempt.
+WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=64 * 1024)
+WEBHOOK_STORED_RESPONSE_CHARS = env.int("WEBHOOK_STORED_RESPONSE_CHARS", default=2000)
+# Deployment chain order (comma separated): app_plane_bootstrap, feature_service_bootstrap,
+# control_plane_webhook, subscribers. A step starts only after the previous one succeeded.
+WEBHOOK_CHAIN_STEPS = env.list(
+    "WEBHOOK_CHAIN_STEPS",
+    default=["app_plane_bootstrap", "feature_service_bootstrap", "control_plane_webhook", "subscribers"],
+)
+# Nominal retry delays in seconds (full jitter applied), then WEBHOOK_RETRY_INTERVAL until WEBHOOK_RETRY_WINDOW.
+WEBHOOK_RETRY_SCHEDULE = [int(v) for v in env.list("WEBHOOK_RETRY_SCHEDULE", default=[5, 30, 120, 600, 1800, 3600])]
+WEBHOOK_RETRY_INTERVAL = env.int("WEBHOOK_RETRY_INTERVAL", default=3600)
+WEBHOOK_RETRY_WINDOW = env.int("WEBHOOK_RETRY_WINDOW", default=24 * 3600)
+# Longest Retry-After (seconds) a receiver can ask for; longer answers are capped.
+WEBHOOK_MAX_RETRY_AFTER = env.int("WEBHOOK_MAX_RETRY_AFTER", default=3600)
+# Keys that encrypt webhook secrets at rest, newest first (Fernet); empty: derived from DJANGO_SECRET_KEY.
+WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
+# Seconds a rotated-out endpoint secret keeps signing (both signatures are sent meanwhile).
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
+# Celery queue for deliveries (run a worker with -Q default,webhooks).
+WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default="webhooks")
+# Due deliveries whose task was lost are re-enqueued by the sweeper after this many seconds.
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": 60.0,
+    "options": {"queue": WEBHOOK_QUEUE},
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus.choices",
+        "WebhookDeliveryStepEnum": "webhooks.models.DeliveryStep.choices",
+        "DeliveryAttemptOutcomeEnum": "webhooks.models.AttemptOutcome.choices",
+        "WebhookSigningSchemeEnum": "webhooks.models.SigningScheme.choices",
+        "WebhookEventTypeEnum": "webhooks.models.WebhookEventType.choices",
+    }
+)
+
+# --- Benchmarks ---------------------------------------------------------------------------------
+# Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake
+# benchmark compares against. Off by default; `python -m bench intake` turns it on for its own server.
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)

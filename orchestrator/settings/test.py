@@ -4,6 +4,9 @@ DATABASE_URL and REDIS_URL select real PostgreSQL and Redis (CI); without them t
 an embedded Redis, and SQLite is used. The plugin also starts moto_server and points AWS at it.
 """
 
+import os
+import tempfile
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -18,3 +21,7 @@ WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 LOG_FORMAT = "console"
 LOGGING["handlers"]["stdout"]["formatter"] = "console"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# SQLite: a file per test process instead of shared-cache memory, so concurrent connections (threads in
+# race tests, a worker thread) wait for the write lock as in production instead of failing "table locked".
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"{tempfile.gettempdir()}/orchestrator-test-{os.getpid()}.sqlite3"}  # noqa: F405

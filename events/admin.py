@@ -1,0 +1,192 @@
+"""Admin for received events (read-only, with a POST-only Replay) and the outbox (read-only)."""
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from events.models import EventAttempt, OutboxEvent, ReceivedEvent
+from events.services import event_replay
+from orchestrator.errors import ApplicationError
+from orchestrator.redaction import redact, redact_text
+
+
+def _pretty(value: Any) -> str:
+    return format_html(
+        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
+    )
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class EventAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = EventAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "outcome", "masked_error", "requested_by", "started_at", "finished_at"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+    @admin.display(description="error")
+    def masked_error(self, attempt: EventAttempt) -> str:
+        return redact_text(attempt.error)
+
+
+@admin.register(ReceivedEvent)
+class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["event_id", "detail_type", "tenant_id", "status", "attempts", "received_at", "finished_at"]
+    list_filter = ["status", "detail_type", "received_at"]
+    search_fields = ["event_id", "tenant_id"]
+    date_hierarchy = "received_at"
+    inlines = [EventAttemptInline]
+    change_form_template = "admin/events/receivedevent/change_form.html"
+    fieldsets = [
+        (
+            None,
+            {"fields": ["event_id", "detail_type", "source", "account", "region", "time", "resources", "tenant_id"]},
+        ),
+        (
+            "Processing",
+            {
+                "fields": [
+                    "status",
+                    "attempts",
+                    "masked_last_error",
+                    "pretty_result",
+                    "received_at",
+                    "started_at",
+                    "finished_at",
+                    "next_attempt_at",
+                    "replay_requested_by",
+                ]
+            },
+        ),
+        ("Payload (secrets masked)", {"fields": ["pretty_detail", "pretty_envelope"]}),
+    ]
+    readonly_fields = [
+        "event_id",
+        "detail_type",
+        "source",
+        "account",
+        "region",
+        "time",
+        "resources",
+        "tenant_id",
+        "status",
+        "attempts",
+        "masked_last_error",
+        "pretty_result",
+        "received_at",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "replay_requested_by",
+        "pretty_detail",
+        "pretty_envelope",
+    ]
+
+    @admin.display(description="detail")
+    def pretty_detail(self, event: ReceivedEvent) -> str:
+        return _pretty(event.detail)
+
+    @admin.display(description="envelope as received")
+    def pretty_envelope(self, event: ReceivedEvent) -> str:
+        return _pretty(event.envelope)
+
+    @admin.display(description="result")
+    def pretty_result(self, event: ReceivedEvent) -> str:
+        return _pretty(event.result)
+
+    @admin.display(description="last error")
+    def masked_last_error(self, event: ReceivedEvent) -> str:
+        return redact_text(event.last_error)
+
+    def get_urls(self) -> list[URLPattern]:
+        replay = self.admin_site.admin_view(self.replay_view)
+        return [path("<int:pk>/replay/", replay, name="events_receivedevent_replay"), *super().get_urls()]
+
+    def replay_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """POST-only: queue the event again (same service as the API), recorded as requested by this user."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        event = get_object_or_404(ReceivedEvent, pk=pk)
+        if not self.has_replay_permission(request, event):
+            raise PermissionDenied
+        try:
+            result = event_replay(event_pk=event.pk, user=request.user)
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.WARNING)
+        else:
+            self.message_user(request, result.message, messages.SUCCESS if result.queued else messages.INFO)
+        return HttpResponseRedirect(reverse("admin:events_receivedevent_change", args=[event.pk]))
+
+    def has_replay_permission(self, request: HttpRequest, event: ReceivedEvent | None = None) -> bool:
+        """Whoever may view events in the admin may replay them (the API asks for staff likewise)."""
+        return bool(request.user.is_active and request.user.is_staff and self.has_view_permission(request, event))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_replay": self.has_replay_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Replay selected events")
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[ReceivedEvent]) -> None:
+        queued = skipped = 0
+        for event in queryset:
+            try:
+                result = event_replay(event_pk=event.pk, user=request.user)
+            except ApplicationError:
+                skipped += 1
+                continue
+            queued += int(result.queued)
+            skipped += int(not result.queued)
+        self.message_user(request, f"Replay queued for {queued} event(s); {skipped} already queued or running.")
+
+    actions = ["replay_selected"]
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if not self.has_replay_permission(request):
+            actions.pop("replay_selected", None)
+        return actions
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["detail_type", "tenant_id", "event_bus", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "detail_type"]
+    search_fields = ["tenant_id", "eventbridge_id"]
+    fields = [
+        "detail_type",
+        "source",
+        "event_bus",
+        "tenant_id",
+        "status",
+        "attempts",
+        "last_error",
+        "eventbridge_id",
+        "created_at",
+        "sent_at",
+        "pretty_detail",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="detail (secrets masked)")
+    def pretty_detail(self, entry: OutboxEvent) -> str:
+        return _pretty(entry.detail)

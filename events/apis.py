@@ -1,0 +1,222 @@
+"""HTTP edges of the event intake and the events API: parse, call a service, answer."""
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events import openapi
+from events.authentication import IntakeAuthentication
+from events.catalogue import DetailType
+from events.envelope import body_parse, envelope_validate
+from events.selectors import event_get, event_list
+from events.serializers import (
+    EventDetailSerializer,
+    EventErrorResponseSerializer,
+    EventFilterSerializer,
+    EventReplaySerializer,
+    EventSerializer,
+    IntakeResponseSerializer,
+)
+from events.services import event_receive, event_replay
+from orchestrator.errors import ApplicationError
+
+JSON_TYPES = ("application/json",)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(EventErrorResponseSerializer, description=description)
+
+
+INTAKE_RESPONSES = {
+    202: OpenApiResponse(IntakeResponseSerializer, description='Stored and queued: {"id", "status": "accepted"}.'),
+    200: OpenApiResponse(IntakeResponseSerializer, description='Already received with this body: "duplicate".'),
+    400: _error("Invalid envelope or detail (fields name the paths), unsupported detail-type, or not JSON."),
+    401: _error("Missing or wrong API key / Basic credentials; nothing is stored."),
+    409: _error("This id was already received with a different body."),
+    413: _error("The body is larger than INTAKE_MAX_BODY_BYTES."),
+    415: _error("The content type is not application/json."),
+    503: _error("The database is unavailable; EventBridge retries."),
+}
+
+
+def _read_body(request: Request) -> bytes:
+    """The raw body, refusing the wrong content type (415) and anything over the limit (413)."""
+    content_type = request.content_type.split(";", 1)[0].strip().lower()
+    if content_type not in JSON_TYPES and not (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    ):
+        raise exceptions.UnsupportedMediaType(content_type or "(none)")
+    limit = settings.INTAKE_MAX_BODY_BYTES
+    too_large = ApplicationError(
+        f"The body is larger than {limit} bytes.",
+        code="payload_too_large",
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_large
+    django_request: HttpRequest = request._request
+    raw = django_request.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    return raw
+
+
+def _intake(request: Request, *, path_event_type: str | None) -> Response:
+    data = body_parse(_read_body(request))
+    envelope = envelope_validate(data, path_event_type=path_event_type)
+    result = event_receive(envelope=envelope)
+    if result.created:
+        return Response({"id": result.event.event_id, "status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+    return Response({"id": result.event.event_id, "status": "duplicate"}, status=status.HTTP_200_OK)
+
+
+class _MethodAuthMixin:
+    """POST is the machine intake (API key / Basic); other methods are staff (session / token)."""
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        self._http_method = request.method
+        return super().initialize_request(request, *args, **kwargs)  # type: ignore[misc]
+
+    def get_authenticators(self) -> list:
+        if getattr(self, "_http_method", None) == "POST":
+            return [IntakeAuthentication()]
+        return super().get_authenticators()  # type: ignore[misc]
+
+    def get_permissions(self) -> list:
+        if self.request.method == "POST":
+            return [IsAuthenticated()]
+        return [IsAdminUser()]
+
+
+class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
+    parser_classes = [JSONParser]
+    serializer_class = EventSerializer
+
+    @extend_schema(
+        operation_id="events_receive",
+        tags=["events"],
+        summary="Receive one EventBridge event (the API destination's target)",
+        description=(
+            "Validates the envelope and the detail of its `detail-type`, stores the event (unique on `id`) "
+            "and queues its handler. A redelivery with the same body answers 200 `duplicate`; the same id with "
+            "another body 409. Authenticate with the connection's API key header or HTTP Basic."
+        ),
+        request=openapi.EVENT_REQUEST,
+        examples=openapi.event_examples(),
+        responses=INTAKE_RESPONSES,
+    )
+    def post(self, request: Request) -> Response:
+        return _intake(request, path_event_type=None)
+
+    @extend_schema(
+        operation_id="events_list",
+        tags=["events"],
+        summary="List received events (staff)",
+        description=(
+            "Newest first, paginated; filter by detail_type, status, tenant_id and received_after/received_before. "
+            "Staff session or DRF token."
+        ),
+        parameters=[EventFilterSerializer],
+        responses={
+            200: EventSerializer(many=True),
+            400: _error("Invalid filter."),
+            401: _error("Not signed in."),
+            403: _error("Not staff."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        filters = EventFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = event_list(filters=filters.validated_data)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+
+class OriginalIntakeApi(APIView):
+    """The original service's path, kept for existing senders (an EventBridge target with
+    ``path_parameter_values = ["$.detail-type"]``)."""
+
+    authentication_classes = [IntakeAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="events_receive_by_type",
+        tags=["events"],
+        summary="Receive one event on the original service's path",
+        description="As `POST /api/events/`; `eventType` must equal the body's `detail-type` (else 400).",
+        parameters=[
+            OpenApiParameter(
+                "eventType",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                enum=list(DetailType.ALL),
+                description="The detail-type.",
+            )
+        ],
+        request=openapi.EVENT_REQUEST,
+        examples=openapi.event_examples(),
+        responses=INTAKE_RESPONSES,
+    )
+    def post(self, request: Request, eventType: str) -> Response:
+        return _intake(request, path_event_type=eventType)
+
+
+class EventDetailApi(APIView):
+    @extend_schema(
+        operation_id="events_retrieve",
+        tags=["events"],
+        summary="One received event with its attempts (staff)",
+        responses={
+            200: EventDetailSerializer,
+            401: _error("Not signed in."),
+            403: _error("Not staff."),
+            404: _error("No such event."),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(EventDetailSerializer(event_get(pk=pk)).data)
+
+
+class EventReplayApi(APIView):
+    @extend_schema(
+        operation_id="events_replay",
+        tags=["events"],
+        summary="Run a stored event through its handler again (staff)",
+        description=(
+            "Queues a new attempt recorded as requested by the caller. Idempotent: an event already waiting to "
+            "run answers `queued: false`. 409 while a worker is running it."
+        ),
+        request=None,
+        responses={
+            202: EventReplaySerializer,
+            401: _error("Not signed in."),
+            403: _error("Not staff."),
+            404: _error("No such event."),
+            409: _error("Being processed right now."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        event = event_get(pk=pk)
+        result = event_replay(event_pk=event.pk, user=request.user)
+        body = {
+            "id": result.event.pk,
+            "status": result.event.status,
+            "queued": result.queued,
+            "message": result.message,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)

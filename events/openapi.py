@@ -1,0 +1,74 @@
+"""OpenAPI documentation of the intake: one envelope per detail-type (a ``oneOf`` keyed by
+``detail-type``), the catalogue's detail schemas as components, and the sample events as examples."""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer
+from rest_framework import serializers
+
+from events.catalogue import DETAIL_SCHEMAS, DetailType
+from events.samples import all_samples
+
+
+class IntakeAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "events.authentication.IntakeAuthentication"
+    name = ["intakeApiKey", "intakeBasic"]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"intakeApiKey": []}, {"intakeBasic": []}]  # either one
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        from django.conf import settings
+
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": settings.INTAKE_API_KEY_HEADER,
+                "description": "The API key of the EventBridge connection (any of INTAKE_API_KEYS).",
+            },
+            {"type": "http", "scheme": "basic", "description": "A user:password pair of INTAKE_BASIC_AUTH."},
+        ]
+
+
+def _component_name(detail_type: str) -> str:
+    if "_" in detail_type:  # TENANT_PROVISIONING -> TenantProvisioningEvent
+        return "".join(word.capitalize() for word in detail_type.split("_")) + "Event"
+    return "".join(detail_type.split()) + "Event"  # CodeBuild Build State Change -> CodeBuildBuildStateChangeEvent
+
+
+class _EnvelopeBase(serializers.Serializer):
+    detail_type: str = ""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "version": serializers.CharField(help_text='EventBridge envelope version, "0".'),
+            "id": serializers.CharField(max_length=256, help_text="Unique event id; redeliveries repeat it."),
+            "detail-type": serializers.ChoiceField(choices=[self.detail_type]),
+            "source": serializers.CharField(max_length=256),
+            "account": serializers.RegexField(r"^\d{12}$", help_text="12-digit AWS account id."),
+            "time": serializers.DateTimeField(help_text="ISO-8601 with time zone (UTC)."),
+            "region": serializers.CharField(max_length=64),
+            "resources": serializers.ListField(child=serializers.CharField()),
+            "detail": DETAIL_SCHEMAS[self.detail_type](),
+        }
+
+
+ENVELOPES: dict[str, type[serializers.Serializer]] = {
+    detail_type: type(_component_name(detail_type), (_EnvelopeBase,), {"detail_type": detail_type})
+    for detail_type in DetailType.ALL
+}
+
+EVENT_REQUEST = PolymorphicProxySerializer(
+    component_name="EventBridgeEvent",
+    serializers=ENVELOPES,
+    resource_type_field_name="detail-type",
+)
+
+
+def event_examples() -> list[OpenApiExample]:
+    return [
+        OpenApiExample(_component_name(detail_type), value=sample, request_only=True, summary=detail_type)
+        for detail_type, sample in all_samples().items()
+    ]

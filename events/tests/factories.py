@@ -1,0 +1,55 @@
+import uuid
+
+import factory
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from events.catalogue import DetailType
+from events.envelope import canonical_sha256
+from events.models import EventStatus, OutboxEvent, ReceivedEvent
+from events.samples import sample_envelope
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw")
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+
+
+class ReceivedEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReceivedEvent
+
+    class Params:
+        kind = DetailType.TENANT_DEPROVISIONING
+
+    event_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    detail_type = factory.SelfAttribute("kind")
+    source = "saas.tenant-management"
+    account = "123456789012"
+    region = "us-east-1"
+    time = factory.LazyFunction(timezone.now)
+    resources = factory.LazyFunction(list)
+    detail = factory.LazyAttribute(lambda o: sample_envelope(o.kind)["detail"])
+    envelope = factory.LazyAttribute(lambda o: {**sample_envelope(o.kind), "id": o.event_id})
+    body_sha256 = factory.LazyAttribute(lambda o: canonical_sha256(o.envelope))
+    tenant_id = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8e1c0a51"
+    status = EventStatus.ACCEPTED
+
+
+class OutboxEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboxEvent
+
+    detail_type = DetailType.TENANT_DEPLOYMENT
+    source = "saas.orchestrator"
+    detail = factory.Sequence(lambda n: {"tenant": {"id": f"t{n}"}, "n": n})
+    event_bus = factory.LazyFunction(lambda: settings.EVENT_BUS_NAME)
+    tenant_id = factory.Sequence(lambda n: f"t{n}")

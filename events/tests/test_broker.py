@@ -1,0 +1,71 @@
+"""Broker outages lose nothing: the event is stored and accepted; the sweeper enqueues it once the broker
+is back, and a real worker (real Redis) processes it."""
+
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.test import override_settings
+from django.utils import timezone
+
+from events.catalogue import DetailType
+from events.models import EventStatus, ReceivedEvent
+from events.services import events_sweep_stale
+from orchestrator.celery import app as celery_app
+from orchestrator.testing.plugin import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def broker(url: str):
+    """Route tasks through a real broker at ``url`` (not eagerly), restoring the app afterwards."""
+    saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
+
+    def reset_pools():
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    celery_app.conf.broker_url = url
+    celery_app.conf.task_always_eager = False
+    reset_pools()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
+        reset_pools()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_broker_down_then_up_loses_nothing(intake, sample, recorder, live_services):
+    body = sample(DetailType.TENANT_PROVISIONING)
+
+    # Given the broker is down: the event is still stored and accepted.
+    with broker(f"redis://127.0.0.1:{free_port()}/0"):
+        response = intake(body)
+    assert response.status_code == 202, response.content
+    event = ReceivedEvent.objects.get(event_id=body["id"])
+    assert event.status == EventStatus.ACCEPTED
+    assert recorder.count() == 0
+
+    # When the broker is back and the sweeper runs after the threshold, with a real worker consuming.
+    ReceivedEvent.objects.filter(pk=event.pk).update(updated_at=timezone.now() - timedelta(seconds=600))
+    with broker(live_services["redis_url"]), start_worker(celery_app, perform_ping_check=False, pool="solo"):
+        celery_app.control.purge()
+        with override_settings(EVENT_SWEEP_AFTER_SECONDS=120):
+            assert events_sweep_stale() == [event.pk]
+        processed = wait_for(lambda: ReceivedEvent.objects.get(pk=event.pk).status == EventStatus.PROCESSED)
+
+    # Then it was processed exactly once.
+    assert processed
+    assert recorder.count(event.pk) == 1

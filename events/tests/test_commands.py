@@ -1,0 +1,41 @@
+"""Management commands: send_sample_event against a live intake over HTTP; relay_emulator_events."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from events.catalogue import DetailType
+from events.models import EventStatus, ReceivedEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("detail_type", [DetailType.TENANT_PROVISIONING, DetailType.TENANT_DEPLOYMENT])
+def test_send_sample_event_posts_to_the_intake(live_server, recorder, capsys, detail_type):
+    call_command(
+        "send_sample_event", detail_type, "--tenant-id", "tenant-42", "--url", f"{live_server.url}/api/events/"
+    )
+
+    output = capsys.readouterr().out
+    assert output.startswith("202 ")
+    event = ReceivedEvent.objects.get()
+    assert event.detail_type == detail_type
+    assert event.tenant_id == "tenant-42"
+    assert event.status == EventStatus.PROCESSED
+    assert event.event_id in output
+
+
+def test_send_sample_event_reports_a_refusal(live_server, recorder, capsys):
+    url = f"{live_server.url}/orchestrator/events/TENANT_PROVISIONING"  # the path names another type
+
+    with pytest.raises(CommandError, match="400"):
+        call_command("send_sample_event", DetailType.TENANT_DEPROVISIONING, "--url", url)
+
+    assert "detail-type" in capsys.readouterr().out
+    assert ReceivedEvent.objects.count() == 0
+
+
+def test_send_sample_event_unreachable_intake_is_an_error():
+    from orchestrator.testing.plugin import free_port
+
+    with pytest.raises(CommandError, match="Could not reach"):
+        call_command("send_sample_event", DetailType.TENANT_DEPROVISIONING, "--url", f"http://127.0.0.1:{free_port()}/")

@@ -1,0 +1,1 @@
+"""Build runners behind one interface; ``builderConfig.type`` picks one through ``registry``."""

@@ -1,0 +1,51 @@
+"""Model signal receivers: every committed change of a tenant or tier is mirrored to DynamoDB.
+
+Services that change rows with ``QuerySet.update`` (the state machine, resync) schedule the write
+themselves; these receivers catch every ``save()``/``delete()``, including the admin's.
+"""
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from events.models import EventStatus, ReceivedEvent
+from tenants.models import Tenant, Tier, TierVariable
+from tenants.services.lifecycle import history_record_event_failure
+from tenants.services.sync import tenant_sync_schedule, tier_mark_changed, tier_sync_schedule
+
+
+@receiver(post_save, sender=Tenant, dispatch_uid="tenants.tenant_saved")
+def tenant_saved(sender: type[Tenant], instance: Tenant, **kwargs: Any) -> None:
+    tenant_sync_schedule(tenant_id=instance.pk)
+
+
+@receiver(post_save, sender=Tier, dispatch_uid="tenants.tier_saved")
+def tier_saved(sender: type[Tier], instance: Tier, **kwargs: Any) -> None:
+    tier_sync_schedule(name=instance.name)
+    previous = getattr(instance, "_loaded_name", None)
+    if previous and previous != instance.name:
+        tier_sync_schedule(name=previous)  # the old name's item is deleted (no tier has that name now)
+    instance._loaded_name = instance.name
+
+
+@receiver(post_delete, sender=Tier, dispatch_uid="tenants.tier_deleted")
+def tier_deleted(sender: type[Tier], instance: Tier, **kwargs: Any) -> None:
+    tier_sync_schedule(name=instance.name)
+
+
+@receiver(post_save, sender=TierVariable, dispatch_uid="tenants.tier_variable_saved")
+@receiver(post_delete, sender=TierVariable, dispatch_uid="tenants.tier_variable_deleted")
+def tier_variable_changed(sender: type[TierVariable], instance: TierVariable, **kwargs: Any) -> None:
+    tier_mark_changed(tier_id=instance.tier_id)
+
+
+@receiver(post_save, sender=ReceivedEvent, dispatch_uid="tenants.event_failed")
+def event_failed(sender: type[ReceivedEvent], instance: ReceivedEvent, **kwargs: Any) -> None:
+    """A tenant's event ended ``failed`` (refused, or out of attempts): put it on the tenant's timeline."""
+    update_fields = kwargs.get("update_fields")
+    if instance.status != EventStatus.FAILED or not instance.tenant_id:
+        return
+    if update_fields is not None and "status" not in update_fields:
+        return
+    history_record_event_failure(event=instance)

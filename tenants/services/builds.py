@@ -1,0 +1,309 @@
+"""Builds: create the row, start it through its builder, record what the backend reports, poll.
+
+Idempotency: a build's ``idempotency_token`` is ``{tenant}:{purpose}:{attempt}`` and unique, the row is
+committed before the builder is called, and the builder is only called while ``build_id`` is empty. A
+task re-run after a crash therefore finds the row and at most repeats ``StartBuild`` with the same
+token, which CodeBuild answers with the build it already started.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orchestrator.errors import ApplicationError
+from tenants.builders.base import BuildRejected, BuildState
+from tenants.builders.registry import builder_for
+from tenants.models import (
+    BUILD_FAILURE_STATUSES,
+    Build,
+    BuildPurpose,
+    BuildStatus,
+    HistoryKind,
+    Tenant,
+    TenantHistory,
+    TenantStatus,
+    Tier,
+)
+from tenants.services.environment import EnvVar, build_environment, environment_masked
+from tenants.services.lifecycle import history_record, tenant_transition
+
+logger = logging.getLogger(__name__)
+
+# Purpose → (status while the build runs, status when it fails, status when it succeeds via its event).
+PURPOSE_STATUSES = {
+    BuildPurpose.PROVISION: (TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOYING),
+    BuildPurpose.DEPROVISION: (TenantStatus.DEPROVISIONING, TenantStatus.DEPROVISION_FAILED, TenantStatus.INACTIVE),
+}
+
+
+def idempotency_token(*, tenant_id: str, purpose: str, attempt: int) -> str:
+    return f"{tenant_id}:{purpose}:{attempt}"
+
+
+def tier_get(*, name: str) -> Tier | None:
+    return Tier.objects.filter(name=name).prefetch_related("variables").first()
+
+
+def environment_for(*, tenant: Tenant, tier: Tier) -> list[EnvVar]:
+    return build_environment(
+        tier_name=tier.name,
+        tier_variables=[(v.name, v.value, v.type) for v in tier.variables.all()],
+        tenant_id=tenant.pk,
+        tenant_document=tenant.document,
+        plan=tenant.plan,
+        builder_config=tenant.builder_config,
+    )
+
+
+def build_environment_for(*, build: Build) -> list[EnvVar]:
+    """The environment of an existing build, computed again (secrets are never stored unmasked)."""
+    tier = tier_get(name=build.tenant.tier)
+    if tier is None:
+        raise BuildRejected(f"Tier {build.tenant.tier!r} no longer exists in the tier mapping.")
+    return environment_for(tenant=build.tenant, tier=tier)
+
+
+def history_record_build(
+    *, build: Build, summary: str, details: dict[str, Any] | None = None, actor_user: AbstractBaseUser | None = None
+) -> TenantHistory:
+    return history_record(
+        tenant=build.tenant,
+        kind=HistoryKind.BUILD,
+        summary=summary,
+        details={"build_id": build.build_id, "purpose": build.purpose, "attempt": build.attempt, **(details or {})},
+        actor_user=actor_user,
+        ref_type="build",
+        ref_id=build.pk,
+    )
+
+
+def build_create(
+    *,
+    tenant: Tenant,
+    purpose: str,
+    attempt: int,
+    tier: Tier,
+    environment: Sequence[EnvVar],
+    event: Any = None,
+) -> Build:
+    """The ``Build`` row for one attempt (inside the caller's transaction; the builder runs after commit)."""
+    project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
+    return Build.objects.create(
+        tenant=tenant,
+        event=event,
+        purpose=purpose,
+        attempt=attempt,
+        builder_type=str((tenant.builder_config or {}).get("type", "")),
+        project=project,
+        idempotency_token=idempotency_token(tenant_id=tenant.pk, purpose=purpose, attempt=attempt),
+        environment=environment_masked(environment),
+    )
+
+
+def build_start(*, build: Build, environment: Sequence[EnvVar] | None = None) -> Build:
+    """Start ``build`` through its builder unless it was started already. ``BuildRejected`` fails the build
+    and the tenant; ``BuildUnavailable`` propagates so the calling task retries (same token)."""
+    if build.build_id or build.status != BuildStatus.IN_PROGRESS:
+        return build
+    rejected: BuildRejected | None = None
+    # In a transaction so a builder that hands work to a task (LOCAL) does it after the id is saved
+    # (no savepoint: a refusal is caught inside, anything else fails the caller's transaction anyway).
+    with transaction.atomic(savepoint=False):
+        try:
+            builder = builder_for(build.builder_type)
+            if environment is None:
+                environment = build_environment_for(build=build)
+            started = builder.start(build=build, environment=environment)
+        except BuildRejected as error:
+            rejected = error
+        else:
+            Build.objects.filter(pk=build.pk, build_id="").update(
+                build_id=started.build_id, arn=started.arn, logs_url=started.logs_url[:2048]
+            )
+            build.build_id, build.arn, build.logs_url = started.build_id, started.arn, started.logs_url
+            history_record_build(
+                build=build,
+                summary=f"{build.purpose.capitalize()} build #{build.attempt} started: {build.builder_type} "
+                f"{build.project} → {started.build_id}",
+                details={"project": build.project, "builder": build.builder_type},
+            )
+    if rejected is not None:
+        build_record_state(build=build, status=BuildStatus.FAILED, reason=rejected.message)
+    return build
+
+
+def _tenant_waits_for(build: Build, tenant: Tenant) -> bool:
+    """True when ``build`` is the tenant's current attempt and the tenant is still waiting for it."""
+    running, _failed, _done = PURPOSE_STATUSES[build.purpose]
+    current = tenant.provisioning_attempt if build.purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+    return tenant.status == running and build.attempt == current
+
+
+def build_record_state(
+    *,
+    build: Build,
+    status: str,
+    reason: str = "",
+    ended_at: Any = None,
+    logs_url: str = "",
+    source: str = "",
+) -> Build:
+    """Apply a state the builder reported (state-change event, poller, local runner).
+
+    A terminal failure of the tenant's current build fails the tenant (no failure event will come, or it
+    would be a duplicate). A success only marks the build: the tenant moves when the success event, which
+    carries the post-build outputs, arrives; until then the build is flagged ``awaiting_outcome_event``.
+    """
+    with transaction.atomic():
+        build = Build.objects.select_for_update().select_related("tenant").get(pk=build.pk)
+        now = timezone.now()
+        if build.status != BuildStatus.IN_PROGRESS or status == BuildStatus.IN_PROGRESS:
+            Build.objects.filter(pk=build.pk).update(last_polled_at=now)
+            return build
+        tenant = Tenant.objects.select_for_update().get(pk=build.tenant_id)
+        waiting = _tenant_waits_for(build, tenant)
+        build.status = status
+        build.status_reason = reason[:4000]
+        build.ended_at = ended_at or now
+        build.last_polled_at = now
+        if logs_url:
+            build.logs_url = logs_url[:2048]
+        build.awaiting_outcome_event = status == BuildStatus.SUCCEEDED and waiting
+        build.save(
+            update_fields=[
+                "status",
+                "status_reason",
+                "ended_at",
+                "last_polled_at",
+                "logs_url",
+                "awaiting_outcome_event",
+            ]
+        )
+        label = BuildStatus(status).label.lower()
+        history_record_build(
+            build=build,
+            summary=f"Build {build.build_id or build.pk} {label}"
+            + (f": {reason}" if reason else "")
+            + ("; waiting for its outcome event" if build.awaiting_outcome_event else ""),
+            details={"status": status, "reason": reason, "source": source},
+        )
+        if status in BUILD_FAILURE_STATUSES and waiting:
+            _running, failed, _done = PURPOSE_STATUSES[build.purpose]
+            tenant_transition(
+                tenant=tenant,
+                to=failed,
+                reason=f"{build.purpose.capitalize()} build {label}" + (f": {reason}" if reason else ""),
+                context={"build_pk": build.pk, "build_id": build.build_id, "source": source},
+            )
+    return build
+
+
+def build_apply_state(*, state: BuildState, source: str) -> Build | None:
+    build = Build.objects.filter(Q(build_id=state.build_id) | Q(arn=state.build_id)).first()
+    if build is None:
+        return None
+    return build_record_state(
+        build=build,
+        status=state.status,
+        reason=state.reason,
+        ended_at=state.ended_at,
+        logs_url=state.logs_url,
+        source=source,
+    )
+
+
+def builds_poll(*, now: Any = None) -> dict[str, int]:
+    """Ask each builder about builds in progress for longer than ``BUILD_POLL_AFTER_SECONDS``.
+
+    Builds never started (the start crashed before reaching the builder) are started again, with the
+    same idempotency token.
+    """
+    now = now or timezone.now()
+    threshold = now - timedelta(seconds=settings.BUILD_POLL_AFTER_SECONDS)
+    due = list(
+        Build.objects.filter(status=BuildStatus.IN_PROGRESS, started_at__lt=threshold)
+        .filter(Q(last_polled_at__isnull=True) | Q(last_polled_at__lt=threshold))
+        .select_related("tenant")
+        .order_by("started_at")[:500]
+    )
+    counts = {"polled": 0, "restarted": 0, "updated": 0}
+    by_type: dict[str, list[Build]] = defaultdict(list)
+    for build in due:
+        if not build.build_id:
+            build_start(build=build)
+            counts["restarted"] += 1
+        else:
+            by_type[build.builder_type].append(build)
+    for builder_type, builds in by_type.items():
+        try:
+            states = builder_for(builder_type).poll(builds=builds)
+        except BuildRejected:
+            logger.warning("cannot poll %d builds of unknown builder type %r", len(builds), builder_type)
+            continue
+        Build.objects.filter(pk__in=[build.pk for build in builds]).update(last_polled_at=now)
+        counts["polled"] += len(builds)
+        for state in states:
+            if state.status != BuildStatus.IN_PROGRESS and build_apply_state(state=state, source="poller"):
+                counts["updated"] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a staff action did: ``changed`` is False for "already done" (a message, not an error)."""
+
+    tenant: Tenant
+    changed: bool
+    message: str
+    build: Build | None = None
+
+
+def tenant_attempt_start(
+    *,
+    tenant: Tenant,
+    purpose: str,
+    event: Any,
+    actor_user: AbstractBaseUser | None,
+) -> tuple[Build | None, list[EnvVar] | None]:
+    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier,
+    builder and environment and create the ``Build``; any problem fails the attempt with its reason."""
+    running, failed, _done = PURPOSE_STATUSES[purpose]
+    attempt_field = "provisioning_attempt" if purpose == BuildPurpose.PROVISION else "deprovisioning_attempt"
+    attempt = getattr(tenant, attempt_field) + 1
+    Tenant.objects.filter(pk=tenant.pk).update(**{attempt_field: attempt})
+    setattr(tenant, attempt_field, attempt)
+    context = {"attempt": attempt, "event_pk": event.pk if event else None}
+    tenant_transition(
+        tenant=tenant, to=running, reason=f"{purpose} attempt {attempt}", actor_user=actor_user, context=context
+    )
+
+    try:
+        tier = tier_get(name=tenant.tier)
+        if tier is None:
+            raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
+        project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
+        if not project:
+            raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
+        builder_for(str((tenant.builder_config or {}).get("type", "")))
+        environment = environment_for(tenant=tenant, tier=tier)
+    except ApplicationError as error:
+        tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, context=context)
+        return None, None
+    build = build_create(
+        tenant=tenant,
+        purpose=purpose,
+        attempt=attempt,
+        tier=tier,
+        environment=environment,
+        event=event,
+    )
+    return build, environment

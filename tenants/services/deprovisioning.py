@@ -1,0 +1,98 @@
+"""``TENANT_DEPROVISIONING`` and the staff action: ``ACTIVE`` (or ``DEPROVISION_FAILED``, a retry) →
+``DEPROVISIONING``, the tier's deprovisioning project started with the same environment rules.
+
+The outcome arrives as ``TENANT_PROVISIONING_SUCCESS`` / ``_FAILURE`` (the post-build step only knows
+those two detail types); ``tenants.services.outcomes`` recognises a deprovision build by its
+``CODEBUILD_BUILD_ID`` (or, without one, by the tenant being ``DEPROVISIONING``): success → ``INACTIVE``
+(the DynamoDB item stays, with ``status = "INACTIVE"``), failure → ``DEPROVISION_FAILED`` (retryable).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from events.registry import EventRejected
+from tenants.models import Build, BuildPurpose, HistoryKind, Tenant, TenantStatus
+from tenants.services.builds import ActionResult, build_start, tenant_attempt_start
+from tenants.services.environment import EnvVar
+from tenants.services.lifecycle import (
+    event_already_applied,
+    history_record,
+    history_record_event,
+    tenant_transition,
+)
+
+if TYPE_CHECKING:
+    from events.models import ReceivedEvent
+
+DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILED})
+
+
+def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle ``TENANT_DEPROVISIONING`` (idempotent per event)."""
+    tenant_id = str(detail["tenant"]["id"])
+    refused = ""
+    build: Build | None = None
+    environment: list[EnvVar] | None = None
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+        if tenant is None:
+            raise EventRejected(f"TENANT_DEPROVISIONING for unknown tenant {tenant_id}.")
+        if event_already_applied(tenant=tenant, event=event):
+            build = Build.objects.filter(event=event, purpose=BuildPurpose.DEPROVISION).first()
+        elif tenant.status not in DEPROVISIONABLE:
+            refused = (
+                f"TENANT_DEPROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                "not active or deprovision-failed."
+            )
+            history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
+        else:
+            history_record_event(tenant=tenant, event=event, summary="TENANT_DEPROVISIONING received")
+            build, environment = tenant_attempt_start(
+                tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event, actor_user=None
+            )
+    if refused:
+        raise EventRejected(refused)
+    if build is not None:
+        build = build_start(build=build, environment=environment)
+    tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
+    return {
+        "tenant": tenant.pk,
+        "status": tenant.status,
+        "reason": tenant.status_reason,
+        "build": build.build_id if build else None,
+    }
+
+
+def tenant_deprovision(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+    """Staff action: deprovision an active tenant, or retry a failed deprovisioning (a new build)."""
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    if tenant.status == TenantStatus.DEPROVISIONING:
+        return ActionResult(tenant=tenant, changed=False, message=f"{tenant.key} is already deprovisioning.")
+    if tenant.status == TenantStatus.INACTIVE:
+        return ActionResult(tenant=tenant, changed=False, message=f"{tenant.key} is already inactive.")
+    if tenant.status not in DEPROVISIONABLE:
+        tenant_transition(tenant=tenant, to=TenantStatus.DEPROVISIONING, actor_user=actor_user)  # refused, recorded
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        history_record(
+            tenant=tenant,
+            kind=HistoryKind.STAFF_ACTION,
+            summary="Deprovisioning requested",
+            details={"from": tenant.status},
+            actor_user=actor_user,
+        )
+        build, environment = tenant_attempt_start(
+            tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=None, actor_user=actor_user
+        )
+    if build is not None:
+        build_start(build=build, environment=environment)
+    tenant.refresh_from_db()
+    return ActionResult(
+        tenant=tenant,
+        changed=True,
+        message=f"{tenant.key}: deprovisioning attempt {tenant.deprovisioning_attempt} "
+        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
+        build=build,
+    )

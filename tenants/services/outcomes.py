@@ -1,0 +1,229 @@
+"""Build outcomes: the post-build step's success/failure events, deployment results, CodeBuild's own
+state-change events.
+
+``TENANT_PROVISIONING_SUCCESS`` for a provisioning build → build ``SUCCEEDED``, tenant ``DEPLOYING``, and a
+``TENANT_DEPLOYMENT`` event published through the outbox: the success detail as received (what the
+deployment step reads: endpoints, ``secret``, ``context``, ``tenant``...) plus ``planConfig`` from the
+stored plan (the original lost it). ``TENANT_PROVISIONING_FAILURE``, or a success whose
+``CODEBUILD_BUILD_SUCCEEDING`` is ``"0"`` → ``PROVISION_FAILED`` with the reason; the webhooks app tells the
+control plane through ``tenant_status_changed`` (its context carries ``event_pk``, ``build_pk``).
+
+Which build an outcome belongs to: the build whose id is ``CODEBUILD_BUILD_ID``; without one, the
+tenant's running build (``PROVISIONING`` → its provisioning build, ``DEPROVISIONING`` → its deprovisioning
+build). So deprovisioning reports with the same two detail types: success → ``INACTIVE``, failure →
+``DEPROVISION_FAILED``.
+
+Duplicates (an outcome for a build already finished that way) are recorded and change nothing. An
+outcome the lifecycle cannot take (e.g. success for a tenant that already failed) is refused and
+recorded (``EventRejected``).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from events.catalogue import DetailType, tenant_id_of
+from events.registry import EventRejected
+from events.services import outbox_publish
+from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
+from tenants.services.builds import PURPOSE_STATUSES, build_record_state, history_record_build
+from tenants.services.lifecycle import event_already_applied, history_record_event, tenant_transition
+
+if TYPE_CHECKING:
+    from events.models import ReceivedEvent
+
+_CODEBUILD_STATUS = {
+    "IN_PROGRESS": BuildStatus.IN_PROGRESS,
+    "SUCCEEDED": BuildStatus.SUCCEEDED,
+    "FAILED": BuildStatus.FAILED,
+    "FAULT": BuildStatus.FAULT,
+    "TIMED_OUT": BuildStatus.TIMED_OUT,
+    "STOPPED": BuildStatus.STOPPED,
+}
+
+
+def _lock_tenant(detail: dict[str, Any], detail_type: str) -> Tenant:
+    """The event's tenant (``tenant`` may be an object or a JSON string, as CodeBuild exports it), locked."""
+    tenant_id = tenant_id_of(detail_type, detail)
+    if not tenant_id:
+        raise EventRejected(f"{detail_type} names no tenant (detail.tenant.id).")
+    tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+    if tenant is None:
+        raise EventRejected(f"{detail_type} for unknown tenant {tenant_id}.")
+    return tenant
+
+
+def _match_build(tenant: Tenant, detail: dict[str, Any]) -> Build | None:
+    build_id = str(detail.get("CODEBUILD_BUILD_ID") or "")
+    if build_id:
+        build = Build.objects.filter(tenant=tenant).filter(Q(build_id=build_id) | Q(arn=build_id)).first()
+        if build is not None:
+            return build
+    purpose = BuildPurpose.DEPROVISION if tenant.status == TenantStatus.DEPROVISIONING else BuildPurpose.PROVISION
+    attempt = tenant.deprovisioning_attempt if purpose == BuildPurpose.DEPROVISION else tenant.provisioning_attempt
+    return Build.objects.filter(tenant=tenant, purpose=purpose, attempt=attempt).first()
+
+
+def _raw_detail(event: "ReceivedEvent") -> dict[str, Any]:
+    raw = (event.envelope or {}).get("detail")
+    return dict(raw) if isinstance(raw, dict) else dict(event.detail)
+
+
+def _failure_reason(detail: dict[str, Any], build: Build | None) -> str:
+    for key in ("FAILURE_REASON", "reason", "CODEBUILD_BUILD_FAILURE_REASON"):
+        if detail.get(key):
+            return str(detail[key])[:2000]
+    name = build.build_id if build and build.build_id else "the build"
+    return f"{name} reported failure (CODEBUILD_BUILD_SUCCEEDING=0)"
+
+
+def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle ``TENANT_PROVISIONING_SUCCESS`` / ``TENANT_PROVISIONING_FAILURE`` (idempotent per event)."""
+    succeeded = (
+        event.detail_type == DetailType.TENANT_PROVISIONING_SUCCESS
+        and str(detail.get("CODEBUILD_BUILD_SUCCEEDING", "1")) != "0"
+    )
+    with transaction.atomic():
+        tenant = _lock_tenant(detail, event.detail_type)
+        if event_already_applied(tenant=tenant, event=event):
+            return {"tenant": tenant.pk, "status": tenant.status, "outcome": "already applied"}
+        build = _match_build(tenant, detail)
+        purpose = build.purpose if build else BuildPurpose.PROVISION
+        running, failed, done = PURPOSE_STATUSES[purpose]
+        attempt = tenant.provisioning_attempt if purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+        current = build is not None and build.attempt == attempt
+        if tenant.status == running and (build is None or current):
+            outcome = "applied"
+        elif build is not None and not current:
+            outcome = "stale"  # news about an earlier attempt: recorded on its build, the tenant does not move
+        elif (
+            succeeded and build is not None and build.status == BuildStatus.SUCCEEDED and tenant.status != running
+        ) or (not succeeded and tenant.status == failed):
+            outcome = "duplicate"
+        else:
+            outcome = "refused"
+        build_name = build.build_id if build and build.build_id else "(unknown build)"
+        summary = f"{event.detail_type}: {purpose} build {build_name} {'succeeded' if succeeded else 'failed'}"
+        if outcome == "refused":
+            summary = (
+                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                f"not {TenantStatus(running).label}."
+            )
+        elif outcome != "applied":
+            summary += f" ({outcome}; no status change)"
+        history_record_event(
+            tenant=tenant,
+            event=event,
+            summary=summary,
+            details={"build_pk": build.pk if build else None, "purpose": purpose, "outcome": outcome},
+        )
+        if outcome in ("applied", "stale") and build is not None and build.status == BuildStatus.IN_PROGRESS:
+            _finish(build=build, succeeded=succeeded, detail=detail)
+        elif outcome == "applied" and build is not None:
+            Build.objects.filter(pk=build.pk).update(awaiting_outcome_event=False)
+        if outcome == "applied":
+            context = {"event_pk": event.pk, "build_pk": build.pk if build else None, "detail_type": event.detail_type}
+            tenant_transition(
+                tenant=tenant,
+                to=done if succeeded else failed,
+                reason="" if succeeded else _failure_reason(detail, build),
+                context=context,
+            )
+            if succeeded and purpose == BuildPurpose.PROVISION:
+                outbox_publish(
+                    detail_type=DetailType.TENANT_DEPLOYMENT,
+                    # The detail exactly as the build sent it (``tenant`` stays a JSON string, as the
+                    # original re-emitted it), plus the plan the original lost.
+                    detail={**_raw_detail(event), "planConfig": tenant.plan},
+                    tenant_id=tenant.pk,
+                )
+    if outcome == "refused":
+        raise EventRejected(summary)
+    tenant.refresh_from_db(fields=["status", "status_reason", "version"])
+    return {"tenant": tenant.pk, "status": tenant.status, "outcome": outcome}
+
+
+def _finish(*, build: Build, succeeded: bool, detail: dict[str, Any]) -> None:
+    status = BuildStatus.SUCCEEDED if succeeded else BuildStatus.FAILED
+    reason = "" if succeeded else _failure_reason(detail, build)
+    Build.objects.filter(pk=build.pk).update(
+        status=status, status_reason=reason, ended_at=timezone.now(), awaiting_outcome_event=False
+    )
+    build.status = status
+    history_record_build(
+        build=build, summary=f"Build {build.build_id or build.pk} {status.label.lower()} (outcome event)"
+    )
+
+
+def deployment_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle ``TENANT_DEPLOYMENT_SUCCESS`` / ``_FAILURE``: recorded on the timeline; a failure moves a
+    ``DEPLOYING`` tenant to ``DEPLOY_FAILED`` (the deployment step itself owns ``DEPLOYING → ACTIVE``)."""
+    failed = event.detail_type == DetailType.TENANT_DEPLOYMENT_FAILURE
+    with transaction.atomic():
+        tenant = _lock_tenant(detail, event.detail_type)
+        if event_already_applied(tenant=tenant, event=event):
+            return {"tenant": tenant.pk, "status": tenant.status, "outcome": "already applied"}
+        reason = str(detail.get("reason") or "")
+        moves = failed and tenant.status == TenantStatus.DEPLOYING
+        history_record_event(
+            tenant=tenant,
+            event=event,
+            summary=f"{event.detail_type}"
+            + (f": {reason}" if reason else "")
+            + ("" if moves or not failed else f" (tenant is {TenantStatus(tenant.status).label}; no status change)"),
+            details={"reason": reason},
+        )
+        if moves:
+            tenant_transition(
+                tenant=tenant,
+                to=TenantStatus.DEPLOY_FAILED,
+                reason=reason or "The deployment step reported a failure.",
+                context={"event_pk": event.pk, "detail_type": event.detail_type},
+            )
+    tenant.refresh_from_db(fields=["status", "status_reason", "version"])
+    return {"tenant": tenant.pk, "status": tenant.status, "outcome": "applied" if moves else "recorded"}
+
+
+def codebuild_state_change_record(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle AWS's ``CodeBuild Build State Change``: update the ``Build``; a terminal failure with no
+    failure event fails the tenant, a success waits for the success event (``awaiting_outcome_event``)."""
+    build_ref = str(detail.get("build-id", ""))
+    build = Build.objects.filter(Q(arn=build_ref) | Q(build_id=build_ref)).select_related("tenant").first()
+    if build is None and "/" in build_ref:
+        build = Build.objects.filter(build_id=build_ref.split("/", 1)[1]).select_related("tenant").first()
+    if build is None:
+        return {"outcome": "ignored", "reason": f"no build {build_ref} started by the orchestrator"}
+    status = _CODEBUILD_STATUS.get(str(detail.get("build-status", "")).upper(), BuildStatus.FAULT)
+    info = detail.get("additional-information") or {}
+    logs = info.get("logs") or {}
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=build.tenant_id)
+        if event_already_applied(tenant=tenant, event=event):
+            return {"tenant": tenant.pk, "build": build.build_id, "outcome": "already applied"}
+        history_record_event(
+            tenant=tenant,
+            event=event,
+            summary=f"CodeBuild: build {build.build_id} {status}",
+            details={"build_pk": build.pk, "build_status": detail.get("build-status")},
+        )
+        build = build_record_state(
+            build=build,
+            status=status,
+            reason=_phase_reason(info) if status != BuildStatus.SUCCEEDED else "",
+            logs_url=str(logs.get("deep-link", "")),
+            source="codebuild-event",
+        )
+    tenant.refresh_from_db(fields=["status", "status_reason", "version"])
+    return {"tenant": tenant.pk, "build": build.build_id, "build_status": build.status, "status": tenant.status}
+
+
+def _phase_reason(info: dict[str, Any]) -> str:
+    for phase in info.get("phases") or []:
+        if phase.get("phase-status") in {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}:
+            messages = [str(m) for m in phase.get("phase-context") or [] if m and str(m) != ": "]
+            return f"{phase.get('phase-type', 'phase')} {phase['phase-status']}" + (
+                f": {'; '.join(messages)}" if messages else ""
+            )
+    return ""

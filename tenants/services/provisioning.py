@@ -1,0 +1,130 @@
+"""``TENANT_PROVISIONING`` and staff retries: store the tenant and plan, resolve tier and builder, start
+the build.
+
+Fixes against the original: the tenant's plan is stored on its own (``planConfig`` stays available to
+later steps), nested values are JSON-encoded, every failure ends in ``PROVISION_FAILED`` with its reason
+instead of a swallowed error, and an event for a tenant already provisioning or active is refused (and
+recorded) rather than started twice.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from events.registry import EventRejected
+from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantStatus
+from tenants.services.builds import ActionResult, build_start, tenant_attempt_start
+from tenants.services.environment import EnvVar
+from tenants.services.lifecycle import (
+    event_already_applied,
+    history_record,
+    history_record_event,
+    tenant_transition,
+)
+
+if TYPE_CHECKING:
+    from events.models import ReceivedEvent
+
+logger = logging.getLogger(__name__)
+
+# Statuses from which a provisioning event (or a staff retry) starts a new attempt.
+PROVISIONABLE = frozenset({TenantStatus.PENDING_PROVISION, TenantStatus.PROVISION_FAILED})
+
+
+def _tenant_fields(detail: dict[str, Any]) -> dict[str, Any]:
+    document = dict(detail["tenant"])
+    plan = dict(detail["planConfig"])
+    return {
+        "key": str(document.get("key", "")),
+        "name": str(document.get("name", ""))[:255],
+        "document": document,
+        "plan": plan,
+        "tier": str(plan.get("tier", "")),
+        "builder_config": dict(detail.get("builderConfig") or {}),
+        "app_config": dict(detail.get("appConfig") or {}),
+    }
+
+
+def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new)."""
+    tenant_id = str(detail["tenant"]["id"])
+    fields = _tenant_fields(detail)
+    refused = ""
+    build: Build | None = None
+    environment: list[EnvVar] | None = None
+    with transaction.atomic():
+        clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
+        if clash:
+            raise EventRejected(f"Tenant key {fields['key']!r} is already used by tenant {clash}.")
+        tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+        created = tenant is None
+        if created:  # a racing insert of the same id fails this attempt; the retry finds the row
+            tenant = Tenant.objects.create(pk=tenant_id, last_event_at=event.received_at, **fields)
+        if not created and event_already_applied(tenant=tenant, event=event):
+            build = Build.objects.filter(event=event, purpose=BuildPurpose.PROVISION).first()
+        elif not created and tenant.status not in PROVISIONABLE:
+            refused = (
+                f"TENANT_PROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                "not pending or failed."
+            )
+            history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
+        else:
+            if not created:
+                for name, value in fields.items():
+                    setattr(tenant, name, value)
+                tenant.save()
+            history_record_event(
+                tenant=tenant,
+                event=event,
+                summary=f"TENANT_PROVISIONING received (tier {tenant.tier}, builder "
+                f"{tenant.builder_config.get('type', '?')})",
+            )
+            build, environment = tenant_attempt_start(
+                tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
+            )
+    if refused:
+        raise EventRejected(refused)
+    if build is not None:
+        build = build_start(build=build, environment=environment)
+        if build.status != BuildStatus.IN_PROGRESS:  # the start was refused: the tenant failed meanwhile
+            tenant.refresh_from_db(fields=["status", "status_reason", "version"])
+    return {
+        "tenant": tenant.pk,
+        "status": tenant.status,
+        "reason": tenant.status_reason,
+        "build": build.build_id if build else None,
+    }
+
+
+def tenant_retry_provisioning(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+    """Staff retry: a new attempt and a new build for a tenant whose provisioning failed."""
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    if tenant.status == TenantStatus.PROVISIONING:
+        return ActionResult(tenant=tenant, changed=False, message=f"{tenant.key} is already provisioning.")
+    if tenant.status not in PROVISIONABLE:
+        # Refused by the state machine, which records the refusal (outside any transaction of ours).
+        tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING, actor_user=actor_user)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        history_record(
+            tenant=tenant,
+            kind=HistoryKind.STAFF_ACTION,
+            summary="Retry provisioning requested",
+            details={"from": tenant.status},
+            actor_user=actor_user,
+        )
+        build, environment = tenant_attempt_start(
+            tenant=tenant, purpose=BuildPurpose.PROVISION, event=None, actor_user=actor_user
+        )
+    if build is not None:
+        build_start(build=build, environment=environment)
+    tenant.refresh_from_db()
+    return ActionResult(
+        tenant=tenant,
+        changed=True,
+        message=f"{tenant.key}: provisioning attempt {tenant.provisioning_attempt} "
+        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
+        build=build,
+    )

@@ -1,0 +1,73 @@
+"""Writes for the tier mapping.
+
+Every saved or deleted ``Tier`` / ``TierVariable`` (here, in the admin, anywhere) reaches DynamoDB through
+the receivers in ``tenants.receivers`` → ``tenants.services.sync`` (version bump, write after commit).
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from tenants.models import Tier, TierVariable, VariableType
+
+
+@transaction.atomic
+def tier_upsert(
+    *,
+    name: str,
+    provision_project: str,
+    deprovision_project: str = "",
+    description: str | None = None,
+    variables: dict[str, tuple[str, str]] | None = None,
+    replace_variables: bool = False,
+    create_only: bool = False,
+) -> tuple[Tier, bool]:
+    """Create or update a tier and its variables (``{name: (value, type)}``). Returns (tier, changed).
+
+    ``create_only`` leaves an existing tier and existing variables alone and only adds what is missing
+    (what ``seed_demo`` needs to be idempotent without clobbering staff edits). Invalid variable names
+    raise ``ValueError``. Saving schedules the DynamoDB write after commit.
+    """
+    tier = Tier.objects.select_for_update().filter(name=name).first()
+    changed = False
+    if tier is None:
+        tier = Tier.objects.create(
+            name=name,
+            provision_project=provision_project,
+            deprovision_project=deprovision_project,
+            description=description or "",
+        )
+        changed = True
+    elif not create_only:
+        wanted = {"provision_project": provision_project, "deprovision_project": deprovision_project}
+        if description is not None:
+            wanted["description"] = description
+        if any(getattr(tier, attribute) != value for attribute, value in wanted.items()):
+            for attribute, value in wanted.items():
+                setattr(tier, attribute, value)
+            tier.save()
+            changed = True
+
+    existing = {variable.name: variable for variable in tier.variables.all()}
+    for var_name, (value, var_type) in (variables or {}).items():
+        var_type = var_type or VariableType.PLAINTEXT
+        current = existing.get(var_name)
+        if current is None:
+            variable = TierVariable(tier=tier, name=var_name, value=value, type=var_type)
+            try:
+                variable.full_clean(exclude=["tier"])
+            except ValidationError as error:
+                raise ValueError(f"variable {var_name!r}: {'; '.join(error.messages)}") from None
+            variable.save()
+            changed = True
+        elif not create_only and (current.value != value or current.type != var_type):
+            current.value, current.type = value, var_type
+            current.save()
+            changed = True
+    if replace_variables and not create_only:
+        stale = [var_name for var_name in existing if var_name not in (variables or {})]
+        if stale:
+            for variable in TierVariable.objects.filter(tier=tier, name__in=stale):
+                variable.delete()  # one by one: each delete bumps the tier's version (receivers)
+            changed = True
+    tier.refresh_from_db()
+    return tier, changed

@@ -1,0 +1,62 @@
+"""Celery tasks for the tenant lifecycle: ids in, one service call, retries declared.
+
+Event handling itself runs in the events app's task (``events`` → ``tenants.event_handlers``); these are
+the lifecycle's own background jobs: the DynamoDB mirror, the build poller and the LOCAL runner.
+"""
+
+from celery import shared_task
+
+from orchestrator.aws import TRANSIENT_AWS_ERRORS
+from tenants.builders.base import BuildUnavailable
+from tenants.services.sync import SyncUnavailable
+
+_RETRY = {
+    "acks_late": True,
+    "retry_backoff": 2,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+}
+
+
+@shared_task(
+    name="tenants.sync_tenant",
+    autoretry_for=(SyncUnavailable, *TRANSIENT_AWS_ERRORS),
+    max_retries=12,  # ~1 h of backoff; after that the sweep (tenants.sync_pending) picks it up again
+    **_RETRY,
+)
+def sync_tenant(*, tenant_id: str) -> str:
+    from tenants.services.sync import tenant_sync
+
+    return tenant_sync(tenant_id=tenant_id)
+
+
+@shared_task(name="tenants.sync_tier", autoretry_for=(SyncUnavailable, *TRANSIENT_AWS_ERRORS), max_retries=12, **_RETRY)
+def sync_tier(*, name: str) -> str:
+    from tenants.services.sync import tier_sync
+
+    return tier_sync(name=name)
+
+
+@shared_task(name="tenants.sync_pending", acks_late=True)
+def sync_pending() -> dict[str, int]:
+    """Beat: re-enqueue tenants and tiers whose last change has not reached DynamoDB."""
+    from tenants.services.sync import sync_pending_schedule
+
+    return sync_pending_schedule()
+
+
+@shared_task(name="tenants.poll_builds", autoretry_for=(BuildUnavailable,), max_retries=3, **_RETRY)
+def poll_builds() -> dict[str, int]:
+    """Beat: BatchGetBuilds for builds running longer than BUILD_POLL_AFTER_SECONDS."""
+    from tenants.services.builds import builds_poll
+
+    return builds_poll()
+
+
+@shared_task(name="tenants.run_local_build", autoretry_for=(BuildUnavailable,), max_retries=5, **_RETRY)
+def run_local_build(*, build_pk: int) -> str:
+    """Run one LOCAL build's command and report its outcome through the intake (claims the build first,
+    so a redelivered message never runs the command twice)."""
+    from tenants.builders.local import local_build_run
+
+    return local_build_run(build_pk=build_pk)

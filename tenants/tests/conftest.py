@@ -1,0 +1,141 @@
+import json
+import uuid
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from events.models import ReceivedEvent
+from orchestrator.aws import aws_client
+from orchestrator.bootstrap import ensure_codebuild_projects
+from tenants.models import VariableType
+from tenants.services.sync import from_dynamodb
+from tenants.tests.factories import TierFactory, TierVariableFactory, tenant_document
+
+API_KEY = "test-intake-key"
+
+
+def envelope(detail_type: str, detail: dict[str, Any], *, event_id: str | None = None, source: str = "") -> dict:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source or ("aws.codebuild" if detail_type == "CodeBuild Build State Change" else "saas.tests"),
+        "account": "123456789012",
+        "time": "2025-01-15T10:30:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def provisioning_detail(
+    *,
+    tenant_id: str | None = None,
+    key: str = "acme",
+    tier: str = "BASIC",
+    builder: str = "CODE_BUILD",
+    override: dict[str, Any] | None = None,
+    size: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    tenant_id = tenant_id or str(uuid.uuid4())
+    document = tenant_document(tenant_id, key)
+    overrides = {
+        "tenant": json.dumps(document, separators=(",", ":")),
+        "secret": "hmac-secret-value",
+        "context": "ctx-123",
+    }
+    overrides.update(override or {})
+    return {
+        "tenant": document,
+        "planConfig": {"id": "plan-basic", "name": "Basic", "tier": tier, "sizeConfig": size or {"MAX_USERS": 50}},
+        "builderConfig": {"type": builder, "config": {"environmentOverride": overrides}},
+        "appConfig": {"preferredSubdomain": key},
+    }
+
+
+def outcome_detail(tenant_id: str, build_id: str = "", *, succeeding: str = "1", **extra: str) -> dict[str, Any]:
+    detail = {
+        "tenant": json.dumps({"id": tenant_id, "key": "acme"}),
+        "secret": "hmac-secret-value",
+        "context": "ctx-123",
+        "API_ENDPOINT": "http://127.0.0.1:9/webhook",
+        "TF_STATE_BUCKET": "bucket",
+        "TF_KEY": "tenants/acme.tfstate",
+        "CODEBUILD_BUILD_SUCCEEDING": succeeding,
+        "CODEBUILD_BUILD_POSTBUILD": "1",
+        **extra,
+    }
+    if build_id:
+        detail["CODEBUILD_BUILD_ID"] = build_id
+    return detail
+
+
+@pytest.fixture
+def send_event(client, django_capture_on_commit_callbacks):
+    """POST an envelope to the real intake; everything it queues (processing, sync, outbox) runs."""
+
+    def send(body: dict[str, Any]) -> ReceivedEvent:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                "/api/events/", data=json.dumps(body), content_type="application/json", HTTP_X_API_KEY=API_KEY
+            )
+        assert response.status_code in (200, 202), response.content
+        return ReceivedEvent.objects.get(event_id=body["id"])
+
+    return send
+
+
+@pytest.fixture
+def run_commit_hooks(django_capture_on_commit_callbacks):
+    """Run a block and then what it queued for after commit (tasks are eager in tests)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def codebuild_tier(db, aws):
+    """Tier BASIC on CodeBuild (projects created in moto) with a variable of every type."""
+    tier = TierFactory(
+        name="BASIC",
+        provision_project="orchestrator-basic-provision",
+        deprovision_project="orchestrator-basic-deprovision",
+    )
+    TierVariableFactory(tier=tier, name="EKS_CLUSTER_NAME", value="demo-eks")
+    TierVariableFactory(tier=tier, name="ACCESS_TOKEN_EXPIRATION", value="3600")
+    TierVariableFactory(tier=tier, name="MAX_USERS", value="10")  # overridden by the plan's sizeConfig
+    TierVariableFactory(tier=tier, name="DB_PASSWORD", value="/tenants/db-password", type=VariableType.PARAMETER_STORE)
+    TierVariableFactory(tier=tier, name="API_TOKEN", value="tenants/api-token", type=VariableType.SECRETS_MANAGER)
+    ensure_codebuild_projects()
+    return tier
+
+
+@pytest.fixture
+def codebuild_calls():
+    """Every CodeBuild request as sent over HTTP to moto_server: (operation, JSON body)."""
+    client = aws_client("codebuild")
+    captured: list[tuple[str, dict]] = []
+
+    def hook(request: Any, **kwargs: Any) -> None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body
+        captured.append((target.rsplit(".", 1)[-1], json.loads(body or "{}")))
+
+    client.meta.events.register("before-send.codebuild", hook)
+    yield captured
+    client.meta.events.unregister("before-send.codebuild", hook)
+
+
+def dynamodb_get(table: str, key: dict[str, str]) -> dict[str, Any] | None:
+    response = aws_client("dynamodb").get_item(
+        TableName=table, Key={name: {"S": value} for name, value in key.items()}, ConsistentRead=True
+    )
+    return from_dynamodb(response["Item"]) if "Item" in response else None
+
+
+def tenant_item_of(tenant_id: str) -> dict[str, Any] | None:
+    return dynamodb_get(settings.DYNAMODB_TENANT_TABLE, {"tenantId": tenant_id})
+
+
+def tier_item_of(name: str) -> dict[str, Any] | None:
+    return dynamodb_get(settings.DYNAMODB_TIER_TABLE, {"tier": name})

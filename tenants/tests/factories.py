@@ -1,0 +1,76 @@
+import uuid
+
+import factory
+from django.contrib.auth import get_user_model
+
+from tenants.models import Build, BuildPurpose, Tenant, TenantStatus, Tier, TierVariable, VariableType
+
+
+class StaffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    is_staff = True
+    is_superuser = True
+    password = factory.django.Password("pw")
+
+
+class TierFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tier
+
+    name = factory.Sequence(lambda n: f"TIER{n}")
+    provision_project = factory.LazyAttribute(lambda o: f"orchestrator-{o.name.lower()}-provision")
+    deprovision_project = factory.LazyAttribute(lambda o: f"orchestrator-{o.name.lower()}-deprovision")
+    description = "test tier"
+
+
+class TierVariableFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TierVariable
+
+    tier = factory.SubFactory(TierFactory)
+    name = factory.Sequence(lambda n: f"VAR_{n}")
+    value = "value"
+    type = VariableType.PLAINTEXT
+
+
+def tenant_document(tenant_id: str, key: str) -> dict:
+    return {
+        "id": tenant_id,
+        "key": key,
+        "name": f"{key.title()} Inc",
+        "contacts": [{"email": f"ops@{key}.example", "firstName": "Ada", "lastName": "L", "isPrimary": True}],
+    }
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tenant
+
+    id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    key = factory.Sequence(lambda n: f"tenant{n}")
+    name = factory.LazyAttribute(lambda o: f"{o.key.title()} Inc")
+    document = factory.LazyAttribute(lambda o: tenant_document(o.id, o.key))
+    tier = "BASIC"
+    plan = factory.LazyAttribute(lambda o: {"id": "plan-basic", "tier": o.tier, "sizeConfig": {"MAX_USERS": "50"}})
+    builder_config = factory.LazyFunction(
+        lambda: {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "s3cr3t", "context": "ctx"}}}
+    )
+    status = TenantStatus.PENDING_PROVISION
+
+
+class BuildFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Build
+
+    tenant = factory.SubFactory(TenantFactory)
+    purpose = BuildPurpose.PROVISION
+    attempt = 1
+    builder_type = "CODE_BUILD"
+    project = "orchestrator-basic-provision"
+    idempotency_token = factory.LazyAttribute(lambda o: f"{o.tenant.pk}:{o.purpose}:{o.attempt}")
+    build_id = factory.LazyFunction(lambda: f"orchestrator-basic-provision:{uuid.uuid4()}")
+    arn = factory.LazyAttribute(lambda o: f"arn:aws:codebuild:us-east-1:123456789012:build/{o.build_id}")

@@ -1,0 +1,164 @@
+"""Admin: tenants read-only with POST-only staff actions recorded with the user; tiers editable and
+written through to DynamoDB; builds and history read-only."""
+
+import pytest
+from django.urls import reverse
+
+from events.catalogue import DetailType
+from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
+from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
+from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    staff = StaffFactory()
+    client.force_login(staff)
+    client.staff = staff
+    return client
+
+
+@pytest.mark.parametrize("model", ["tenant", "tier", "build", "tenanthistory"])
+def test_changelists_render(staff_client, model):
+    tenant = TenantFactory()
+    BuildFactory(tenant=tenant)
+    TenantHistory.objects.create(tenant=tenant, kind=HistoryKind.NOTE, summary="hello")
+
+    response = staff_client.get(reverse(f"admin:tenants_{model}_changelist"))
+
+    assert response.status_code == 200
+
+
+def test_tenant_changelist_filters_and_search(staff_client):
+    TenantFactory(key="alpha", tier="GOLD", status=TenantStatus.ACTIVE)
+    TenantFactory(key="beta", tier="BASIC")
+
+    by_status = staff_client.get(reverse("admin:tenants_tenant_changelist"), {"status__exact": "ACTIVE"})
+    by_search = staff_client.get(reverse("admin:tenants_tenant_changelist"), {"q": "beta"})
+
+    assert [t.key for t in by_status.context["cl"].result_list] == ["alpha"]
+    assert [t.key for t in by_search.context["cl"].result_list] == ["beta"]
+
+
+def test_tenant_detail_masks_secrets(staff_client):
+    tenant = TenantFactory()
+
+    response = staff_client.get(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+
+    assert response.status_code == 200
+    assert b"s3cr3t" not in response.content
+
+
+def test_history_and_builds_are_read_only(staff_client):
+    entry = TenantHistory.objects.create(tenant=TenantFactory(), kind=HistoryKind.NOTE, summary="x")
+    build = BuildFactory()
+
+    assert staff_client.post(reverse("admin:tenants_tenanthistory_delete", args=[entry.pk])).status_code == 403
+    assert staff_client.get(reverse("admin:tenants_tenanthistory_add")).status_code == 403
+    assert (
+        staff_client.post(reverse("admin:tenants_build_change", args=[build.pk]), {"status": "FAILED"}).status_code
+        == 403
+    )
+    assert TenantHistory.objects.filter(pk=entry.pk).exists()
+
+
+def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_client, codebuild_tier, send_event):
+    detail = provisioning_detail()
+    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    build = Build.objects.get()
+    send_event(
+        envelope(DetailType.TENANT_PROVISIONING_FAILURE, outcome_detail(tenant.pk, build.build_id, succeeding="0"))
+    )
+
+    response = staff_client.post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "retry_provisioning", "_selected_action": [tenant.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.PROVISIONING
+    assert Build.objects.count() == 2
+    entry = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.STAFF_ACTION)
+    assert entry.actor_user == staff_client.staff
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("provisioning attempt 2 started" in m for m in messages)
+
+
+def test_refused_action_is_a_message_not_an_error(staff_client):
+    tenant = TenantFactory(status=TenantStatus.DEPLOYING)
+
+    response = staff_client.post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "deprovision", "_selected_action": [tenant.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert any("not an allowed transition" in str(m) for m in response.context["messages"])
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.DEPLOYING
+    assert TenantHistory.objects.filter(tenant=tenant, kind=HistoryKind.TRANSITION_REFUSED).exists()
+
+
+def test_actions_need_a_post(staff_client):
+    tenant = TenantFactory(status=TenantStatus.PROVISION_FAILED)
+
+    staff_client.get(
+        reverse("admin:tenants_tenant_changelist"), {"action": "retry_provisioning", "_selected_action": [tenant.pk]}
+    )
+
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.PROVISION_FAILED
+
+
+def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_commit_hooks):
+    data = {
+        "name": "GOLD",
+        "provision_project": "gold-provision",
+        "deprovision_project": "",
+        "description": "",
+        "variables-TOTAL_FORMS": "2",
+        "variables-INITIAL_FORMS": "0",
+        "variables-MIN_NUM_FORMS": "0",
+        "variables-MAX_NUM_FORMS": "1000",
+        "variables-0-name": "EKS_CLUSTER_NAME",
+        "variables-0-value": "gold-eks",
+        "variables-0-type": "PLAINTEXT",
+        "variables-1-name": "DB_PASSWORD",
+        "variables-1-value": "/gold/db",
+        "variables-1-type": "PARAMETER_STORE",
+    }
+
+    with run_commit_hooks():
+        response = staff_client.post(reverse("admin:tenants_tier_add"), data)
+
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    tier = Tier.objects.get(name="GOLD")
+    item = tier_item_of("GOLD")
+    assert item["jobName"] == "gold-provision"
+    assert (item["EKS_CLUSTER_NAME"], item["DB_PASSWORD"]) == ("gold-eks", "/gold/db")
+    assert item["version"] == tier.version
+
+
+def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
+    data = {
+        "name": "GOLD",
+        "provision_project": "gold-provision",
+        "variables-TOTAL_FORMS": "1",
+        "variables-INITIAL_FORMS": "0",
+        "variables-MIN_NUM_FORMS": "0",
+        "variables-MAX_NUM_FORMS": "1000",
+        "variables-0-name": "bad-name",
+        "variables-0-value": "x",
+        "variables-0-type": "PLAINTEXT",
+    }
+
+    response = staff_client.post(reverse("admin:tenants_tier_add"), data)
+
+    assert response.status_code == 200
+    assert not Tier.objects.exists()

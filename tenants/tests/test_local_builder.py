@@ -1,0 +1,223 @@
+"""The LOCAL builder end to end: the tier's script runs as a subprocess with the build environment and
+its outcome comes back through the real intake over HTTP (a live server), like CodeBuild's post-build step."""
+
+import hashlib
+import json
+import textwrap
+
+import pytest
+from django.test import override_settings
+
+from events.catalogue import DetailType
+from events.models import OutboxEvent, ReceivedEvent
+from orchestrator.aws import aws_client
+from orchestrator.testing.plugin import free_port
+from tenants.builders.local import local_build_run, parse_outputs
+from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.services.lifecycle import tenant_transition
+from tenants.tests.conftest import API_KEY, envelope, provisioning_detail, tenant_item_of
+from tenants.tests.factories import TierFactory, TierVariableFactory
+
+
+@pytest.fixture
+def local_tier(transactional_db, aws):
+    tier = TierFactory(
+        name="BASIC", provision_project="demo/build.sh provision", deprovision_project="demo/build.sh deprovision"
+    )
+    TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
+    TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
+    return tier
+
+
+@pytest.fixture
+def live_intake(live_server):
+    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
+        yield live_server
+
+
+def post(client, detail_type, detail):
+    body = envelope(detail_type, detail)
+    response = client.post(
+        "/api/events/", data=json.dumps(body), content_type="application/json", HTTP_X_API_KEY=API_KEY
+    )
+    assert response.status_code == 202, response.content
+    return ReceivedEvent.objects.get(event_id=body["id"])
+
+
+def test_local_build_takes_a_tenant_from_event_to_deploying(local_tier, live_intake, client):
+    detail = provisioning_detail(builder="LOCAL")
+
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.DEPLOYING, tenant.status_reason
+    build = Build.objects.get(tenant=tenant)
+    assert build.build_id == f"local:{tenant.pk}:provision:1"
+    assert build.status == BuildStatus.SUCCEEDED
+    # the outcome came back through the intake as the post-build step would send it
+    outcome = ReceivedEvent.objects.get(detail_type=DetailType.TENANT_PROVISIONING_SUCCESS)
+    assert outcome.source == "saas.tenant.provisioning.codebuild"
+    assert outcome.tenant_id == tenant.pk
+    sent = outcome.envelope["detail"]
+    assert sent["CODEBUILD_BUILD_ID"] == build.build_id
+    assert sent["CODEBUILD_BUILD_SUCCEEDING"] == "1"
+    assert sent["CODEBUILD_BUILD_POSTBUILD"] == "1"
+    assert sent["API_ENDPOINT"] == "http://127.0.0.1:8199/webhook"
+    assert sent["USER_CALLBACK_ENDPOINT"] == "http://127.0.0.1:8199/acme/user-callback"
+    assert sent["APP_PLANE_ENDPOINT_FEATURE_SERVICE"] == "http://127.0.0.1:8199/acme/feature-service"
+    assert sent["APP_PLANE_REDIRECT_URL"] == "http://127.0.0.1:8199/acme/app"
+    assert (sent["TF_STATE_BUCKET"], sent["TF_KEY"]) == ("demo-terraform-state", "tenants/acme/terraform.tfstate")
+    assert sent["CLIENT_ID"] == "demo-acme"
+    assert len(sent["CLIENT_SECRET"]) == 32
+    assert (sent["secret"], sent["context"], sent["TENANT_ID"]) == ("hmac-secret-value", "ctx-123", tenant.pk)
+    assert json.loads(sent["tenant"])["id"] == tenant.pk
+    # and the deployment step gets it all plus the stored plan
+    deployment = OutboxEvent.objects.get(detail_type=DetailType.TENANT_DEPLOYMENT)
+    assert deployment.detail == {**sent, "planConfig": detail["planConfig"]}
+    assert tenant_item_of(tenant.pk)["status"] == "DEPLOYING"
+    log = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.BUILD, summary__startswith="Local provision")
+    assert log.details["exit_code"] == 0
+    assert any("tenant acme provisioned" in line for line in log.details["log_tail"])
+
+
+def test_local_build_failure_on_demand_fails_the_tenant(local_tier, live_intake, client):
+    TierVariableFactory(tier=local_tier, name="FAIL_BUILD", value="1")
+    detail = provisioning_detail(builder="LOCAL")
+
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.PROVISION_FAILED
+    assert tenant.status_reason == "The command exited with 1: [provision] FAIL_BUILD=1 set: failing on purpose"
+    assert Build.objects.get(tenant=tenant).status == BuildStatus.FAILED
+    failure = ReceivedEvent.objects.get(detail_type=DetailType.TENANT_PROVISIONING_FAILURE)
+    assert failure.envelope["detail"]["CODEBUILD_BUILD_SUCCEEDING"] == "0"
+    assert not OutboxEvent.objects.exists()
+
+
+def test_local_deprovisioning_ends_inactive_with_the_item_kept(local_tier, live_intake, client):
+    detail = provisioning_detail(builder="LOCAL")
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
+
+    post(client, DetailType.TENANT_DEPROVISIONING, {"tenant": {"id": tenant.pk}})
+
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.INACTIVE, tenant.status_reason
+    build = Build.objects.get(tenant=tenant, purpose=BuildPurpose.DEPROVISION)
+    assert build.status == BuildStatus.SUCCEEDED
+    assert tenant_item_of(tenant.pk)["status"] == "INACTIVE"
+
+
+def test_local_deprovisioning_failure_is_deprovision_failed(local_tier, live_intake, client):
+    TierVariableFactory(tier=local_tier, name="FAIL_BUILD", value="deprovision")
+    detail = provisioning_detail(builder="LOCAL")
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.DEPLOYING
+    tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
+
+    post(client, DetailType.TENANT_DEPROVISIONING, {"tenant": {"id": tenant.pk}})
+
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.DEPROVISION_FAILED
+    assert "FAIL_BUILD=deprovision" in tenant.status_reason
+
+
+SECRET_SCRIPT = """\
+    #!/usr/bin/env bash
+    set -eu
+    out="$ORCHESTRATOR_OUTPUT_FILE"
+    echo "connecting with password $DB_PASSWORD and token $API_TOKEN"
+    printf 'PASSWORD_SHA=%s\\n' "$(printf '%s' "$DB_PASSWORD" | sha256sum | cut -d' ' -f1)" >> "$out"
+    printf 'TOKEN_SHA=%s\\n' "$(printf '%s' "$API_TOKEN" | sha256sum | cut -d' ' -f1)" >> "$out"
+    printf 'LEAKED_ENV=%s\\n' "${DATABASE_URL:-none}${DJANGO_SECRET_KEY:-}" >> "$out"
+"""
+
+
+def test_secret_variables_are_resolved_for_the_script_but_never_echoed(
+    transactional_db, aws, live_intake, client, tmp_path, monkeypatch
+):
+    # Given a script under the build root that uses an SSM parameter and a Secrets Manager secret
+    script = tmp_path / "build.sh"
+    script.write_text(textwrap.dedent(SECRET_SCRIPT))
+    script.chmod(0o755)
+    aws_client("ssm").put_parameter(Name="/demo/db-password", Value="hunter2-db", Type="SecureString")
+    aws_client("secretsmanager").create_secret(Name="demo/api", SecretString=json.dumps({"token": "tok-12345"}))
+    monkeypatch.setenv("DATABASE_URL", "postgres://should-not-leak")
+    tier = TierFactory(name="BASIC", provision_project="build.sh", deprovision_project="")
+    TierVariableFactory(tier=tier, name="DB_PASSWORD", value="/demo/db-password", type="PARAMETER_STORE")
+    TierVariableFactory(tier=tier, name="API_TOKEN", value="demo/api:token", type="SECRETS_MANAGER")
+    detail = provisioning_detail(builder="LOCAL")
+
+    with override_settings(LOCAL_BUILD_ROOT=str(tmp_path)):
+        post(client, DetailType.TENANT_PROVISIONING, detail)
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.DEPLOYING, tenant.status_reason
+    sent = ReceivedEvent.objects.get(detail_type=DetailType.TENANT_PROVISIONING_SUCCESS).envelope["detail"]
+    assert sent["PASSWORD_SHA"] == hashlib.sha256(b"hunter2-db").hexdigest()
+    assert sent["TOKEN_SHA"] == hashlib.sha256(b"tok-12345").hexdigest()
+    assert sent["LEAKED_ENV"] == "none"  # the worker's own environment does not reach the script
+    assert "DB_PASSWORD" not in sent
+    assert "API_TOKEN" not in sent
+    everything = json.dumps(list(TenantHistory.objects.values_list("details", "summary"))) + json.dumps(sent)
+    assert "hunter2-db" not in everything
+    assert "tok-12345" not in everything
+    log = TenantHistory.objects.get(tenant=tenant, summary__startswith="Local provision")
+    assert log.details["log_tail"] == ["connecting with password ******** and token ********"]
+
+
+@pytest.mark.django_db
+def test_command_outside_the_build_root_is_refused(aws, send_event):
+    TierFactory(name="BASIC", provision_project="../../../bin/sh -c id")
+    detail = provisioning_detail(builder="LOCAL")
+
+    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.PROVISION_FAILED
+    assert "must be a script inside" in tenant.status_reason
+
+
+@pytest.mark.django_db
+def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_event):
+    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
+    detail = provisioning_detail(builder="LOCAL")
+
+    with override_settings(ORCHESTRATOR_BASE_URL=f"http://127.0.0.1:{free_port()}", LOCAL_BUILD_POST_ATTEMPTS=1):
+        send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    build = Build.objects.get(tenant=tenant)
+    assert build.status == BuildStatus.FAULT
+    assert "could not be delivered to the intake" in build.status_reason
+    assert tenant.status == TenantStatus.PROVISION_FAILED
+
+
+@pytest.mark.django_db
+def test_a_claimed_build_never_runs_twice(aws, send_event, monkeypatch):
+    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
+    from tenants.builders import local
+
+    monkeypatch.setattr(local, "local_build_enqueue", lambda build_pk: None)  # nothing runs on its own
+    detail = provisioning_detail(builder="LOCAL")
+    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    build = Build.objects.get()
+    runs = []
+    monkeypatch.setattr(local, "_run", lambda argv, env, cwd: runs.append(argv) or (0, ""))
+    monkeypatch.setattr(local, "outcome_post", lambda envelope: None)
+
+    first = local_build_run(build_pk=build.pk)
+    second = local_build_run(build_pk=build.pk)
+
+    assert first == "TENANT_PROVISIONING_SUCCESS delivered"
+    assert second.startswith("skipped")
+    assert len(runs) == 1
+
+
+def test_outputs_file_parsing():
+    text = "A=1\n\n# comment\nexport B='two words'\nC=x=y\nbad-name=1\nCODEBUILD_BUILD_POSTBUILD=1\nNOEQUALS\n"
+
+    assert parse_outputs(text) == {"A": "1", "B": "two words", "C": "x=y", "CODEBUILD_BUILD_POSTBUILD": "1"}

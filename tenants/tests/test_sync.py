@@ -1,0 +1,276 @@
+"""The DynamoDB mirror: items written after commit, conditional on version (a stale write never wins),
+DynamoDB down delays but never loses a change, drift reported and repaired, tiers mirrored and imported."""
+
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from orchestrator.aws import aws_client, reset_clients
+from orchestrator.testing.plugin import free_port
+from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
+from tenants.services.lifecycle import tenant_transition
+from tenants.services.sync import (
+    SyncUnavailable,
+    dynamodb_drift,
+    tenant_item,
+    tenant_resync,
+    tenant_sync,
+    tier_sync,
+    to_dynamodb,
+)
+from tenants.services.tiers import tier_upsert
+from tenants.tasks import sync_pending, sync_tenant
+from tenants.tests.conftest import tenant_item_of, tier_item_of
+from tenants.tests.factories import StaffFactory, TenantFactory, TierFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dynamodb_down():
+    """DynamoDB's endpoint pointing at a closed port (and back afterwards)."""
+    endpoints = {**settings.AWS_SERVICE_ENDPOINT_URLS, "dynamodb": f"http://127.0.0.1:{free_port()}"}
+    with override_settings(AWS_SERVICE_ENDPOINT_URLS=endpoints, AWS_CONNECT_TIMEOUT=0.5):
+        reset_clients()
+        yield
+    reset_clients()
+
+
+def test_committed_tenant_change_is_written_with_the_original_layout(aws, run_commit_hooks):
+    with run_commit_hooks():
+        tenant = TenantFactory(app_config={"preferredSubdomain": "x"}, plan={"tier": "BASIC", "sizeConfig": {"N": 1.5}})
+
+    item = tenant_item_of(tenant.pk)
+    assert item == {
+        "tenantId": tenant.pk,
+        "tenant": tenant.document,
+        "planConfig": {"tier": "BASIC", "sizeConfig": {"N": Decimal("1.5")}},
+        "builderConfig": tenant.builder_config,
+        "appConfig": {"preferredSubdomain": "x"},
+        "status": "PENDING_PROVISION",
+        "version": 1,
+    }
+    tenant.refresh_from_db()
+    assert tenant.synced_version == 1
+
+
+def test_nothing_is_written_before_commit(aws, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tenant = TenantFactory()
+        tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING)
+
+    assert tenant_item_of(tenant.pk) is None
+    assert len(callbacks) == 1  # one write per tenant and transaction, however many changes
+    callbacks[0]()
+    assert tenant_item_of(tenant.pk)["status"] == "PROVISIONING"
+
+
+def test_stale_write_never_overwrites_a_newer_item(aws, run_commit_hooks):
+    # Given DynamoDB already holds version 2 (PROVISIONING)
+    with run_commit_hooks():
+        tenant = TenantFactory()
+    stale = tenant_item(tenant)  # version 1, PENDING_PROVISION
+    with run_commit_hooks():
+        tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING)
+    assert tenant_item_of(tenant.pk)["version"] == 2
+
+    # When a late writer (an old task) tries to put version 1 through the same conditional write
+    from tenants.services import sync
+
+    written = sync._conditional_put(table=settings.DYNAMODB_TENANT_TABLE, key="tenantId", item=stale)
+
+    # then it is refused and the newer item stays
+    assert written is False
+    item = tenant_item_of(tenant.pk)
+    assert (item["version"], item["status"]) == (2, "PROVISIONING")
+    # and re-running the current write is a harmless no-op
+    assert tenant_sync(tenant_id=tenant.pk) == "stale"
+
+
+def test_dynamodb_down_delays_the_sync_and_loses_nothing(aws, run_commit_hooks, dynamodb_down):
+    tenant = TenantFactory()
+    sync_tenant.max_retries, retries = 0, sync_tenant.max_retries
+    try:
+        with run_commit_hooks():  # the task fails (and would retry with backoff); the change is committed
+            tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING)
+        with pytest.raises(SyncUnavailable):
+            tenant_sync(tenant_id=tenant.pk)
+    finally:
+        sync_tenant.max_retries = retries
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.PROVISIONING
+    assert tenant.synced_version < tenant.version
+
+
+def test_pending_changes_are_written_by_the_sweep_once_dynamodb_is_back(aws, run_commit_hooks):
+    tenant = TenantFactory()  # its write never ran (as if the broker or DynamoDB had been down)
+    tier = TierFactory()
+    assert tenant_item_of(tenant.pk) is None
+
+    with run_commit_hooks():
+        counts = sync_pending.delay().get()
+
+    assert counts == {"tenants": 1, "tiers": 1}
+    assert tenant_item_of(tenant.pk)["version"] == tenant.version
+    assert tier_item_of(tier.name)["jobName"] == tier.provision_project
+    assert sync_pending.delay().get() == {"tenants": 0, "tiers": 0}
+
+
+def test_sync_task_is_declared_to_retry_with_backoff():
+    assert SyncUnavailable in sync_tenant.autoretry_for
+    assert sync_tenant.retry_backoff
+    assert sync_tenant.retry_jitter
+    assert sync_tenant.acks_late
+
+
+def test_tier_item_layout_and_write_through(aws, run_commit_hooks):
+    with run_commit_hooks():
+        tier, _ = tier_upsert(
+            name="BASIC",
+            provision_project="basic-provision",
+            deprovision_project="basic-deprovision",
+            variables={
+                "EKS_CLUSTER_NAME": ("demo-eks", VariableType.PLAINTEXT),
+                "DB_PASSWORD": ("/app/db", VariableType.PARAMETER_STORE),
+            },
+        )
+
+    assert tier_item_of("BASIC") == {
+        "tier": "BASIC",
+        "jobName": "basic-provision",
+        "deprovisionJobName": "basic-deprovision",
+        "version": tier.version,
+        "EKS_CLUSTER_NAME": "demo-eks",
+        "DB_PASSWORD": "/app/db",  # the reference, never the secret
+    }
+
+    with run_commit_hooks():  # editing a variable (as the admin inline does) writes through
+        variable = TierVariable.objects.get(tier=tier, name="EKS_CLUSTER_NAME")
+        variable.value = "other-eks"
+        variable.save()
+    assert tier_item_of("BASIC")["EKS_CLUSTER_NAME"] == "other-eks"
+
+    with run_commit_hooks():  # a rename moves the item
+        tier = Tier.objects.get(pk=tier.pk)
+        tier.name = "STARTER"
+        tier.save()
+    assert tier_item_of("BASIC") is None
+    assert tier_item_of("STARTER")["jobName"] == "basic-provision"
+
+    with run_commit_hooks():
+        tier.delete()
+    assert tier_item_of("STARTER") is None
+
+
+def test_drift_check_reports_and_repair_fixes(aws, run_commit_hooks):
+    with run_commit_hooks():
+        in_sync = TenantFactory()
+        changed = TenantFactory()
+        TierFactory(name="BASIC")
+    missing = TenantFactory()  # never written
+    client = aws_client("dynamodb")
+    client.put_item(
+        TableName=settings.DYNAMODB_TENANT_TABLE,
+        Item=to_dynamodb({**tenant_item(changed), "status": "ACTIVE"}),  # edited behind Django's back
+    )
+    client.put_item(TableName=settings.DYNAMODB_TENANT_TABLE, Item=to_dynamodb({"tenantId": "ghost", "version": 1}))
+    client.put_item(TableName=settings.DYNAMODB_TIER_TABLE, Item=to_dynamodb({"tier": "OLD", "jobName": "x"}))
+
+    tenants, tiers = dynamodb_drift()
+    assert tenants.missing == [missing.pk]
+    assert tenants.extra == ["ghost"]
+    assert tenants.different == {changed.pk: ["status"]}
+    assert (tiers.missing, tiers.extra, tiers.different) == ([], ["OLD"], {})
+
+    with pytest.raises(CommandError, match="differs from Django in 4 item"):
+        call_command("dynamodb_sync", "--check")
+
+    call_command("dynamodb_sync", "--repair")
+
+    assert all(drift.clean for drift in dynamodb_drift())
+    call_command("dynamodb_sync", "--check")  # exit status 0 now
+    assert tenant_item_of(changed.pk)["status"] == "PENDING_PROVISION"
+    assert tenant_item_of(in_sync.pk)["version"] == 1
+    assert tenant_item_of("ghost") is None
+
+
+def test_check_command_reports_unreachable_dynamodb(aws, dynamodb_down):
+    with pytest.raises(CommandError, match="unreachable"):
+        call_command("dynamodb_sync", "--check")
+
+
+def test_import_tiers_loads_the_original_table_once(aws, capsys):
+    client = aws_client("dynamodb")
+    client.put_item(
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={
+            "tier": {"S": "BASIC"},
+            "jobName": {"S": "ns-env-basic-codebuild-project"},
+            "EKS_CLUSTER_NAME": {"S": "ns-env-eks-cluster"},
+            "ACCESS_TOKEN_EXPIRATION": {"N": "3600"},
+        },
+    )
+    client.put_item(
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={"tier": {"S": "PREMIUM"}, "jobName": {"S": "premium"}, "bad-name": {"S": "x"}},
+    )
+
+    with pytest.raises(CommandError, match="1 tier"):
+        call_command("import_tiers")
+
+    tier = Tier.objects.get(name="BASIC")
+    assert tier.provision_project == "ns-env-basic-codebuild-project"
+    assert dict(tier.variables.values_list("name", "value")) == {
+        "ACCESS_TOKEN_EXPIRATION": "3600",
+        "EKS_CLUSTER_NAME": "ns-env-eks-cluster",
+    }
+    assert not Tier.objects.filter(name="PREMIUM").exists()
+    capsys.readouterr()
+    with pytest.raises(CommandError):
+        call_command("import_tiers")
+    assert "skipped: 1 (BASIC)" in capsys.readouterr().out
+    assert Tier.objects.get(name="BASIC").version == tier.version
+
+
+def test_seed_demo_is_idempotent_and_keeps_staff_edits(aws, run_commit_hooks):
+    with run_commit_hooks():
+        call_command("seed_demo")
+    basic = Tier.objects.get(name="BASIC")
+    assert basic.provision_project == "demo/build.sh provision"
+    assert basic.deprovision_project == "demo/build.sh deprovision"
+    TierVariable.objects.filter(tier=basic, name="NAMESPACE").update(value="edited")
+    versions = dict(Tier.objects.values_list("name", "version"))
+
+    with run_commit_hooks():
+        call_command("seed_demo")
+
+    assert sorted(Tier.objects.values_list("name", flat=True)) == ["BASIC", "PREMIUM", "STANDARD"]
+    assert dict(Tier.objects.values_list("name", "version")) == versions
+    assert TierVariable.objects.get(tier=basic, name="NAMESPACE").value == "edited"
+    assert tier_item_of("PREMIUM")["BUILD_SECONDS"] == "3"
+
+
+def test_staff_resync_rewrites_the_item_and_is_recorded(aws, run_commit_hooks):
+    with run_commit_hooks():
+        tenant = TenantFactory()
+    aws_client("dynamodb").delete_item(TableName=settings.DYNAMODB_TENANT_TABLE, Key={"tenantId": {"S": tenant.pk}})
+    staff = StaffFactory()
+
+    with run_commit_hooks():
+        message = tenant_resync(tenant=tenant, actor_user=staff)
+
+    assert "version 2" in message
+    assert tenant_item_of(tenant.pk)["version"] == 2
+    assert tenant.history.get().actor_user == staff
+
+
+def test_tier_sync_of_an_unknown_name_deletes_its_item(aws):
+    aws_client("dynamodb").put_item(TableName=settings.DYNAMODB_TIER_TABLE, Item={"tier": {"S": "GONE"}})
+
+    assert tier_sync(name="GONE") == "deleted"
+    assert tier_item_of("GONE") is None
+    assert not Tenant.objects.exists()

@@ -1,0 +1,310 @@
+"""Admin for webhooks: endpoints (write-only secrets, rotation), deliveries (read-only, staff retry).
+
+Actions are POST-only (Django admin actions are form posts), permission-checked and call the same
+services as the API. Secrets are never rendered except once, right after they were created or rotated.
+"""
+
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from orchestrator.errors import ApplicationError
+from orchestrator.redaction import redact
+from webhooks.models import (
+    DeliveryAttempt,
+    Deployment,
+    SigningScheme,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+)
+from webhooks.serializers import masked_headers
+from webhooks.services import (
+    delivery_retry,
+    endpoint_create,
+    endpoint_rotate_secret,
+    endpoint_update,
+    endpoint_validate,
+    secret_validate,
+)
+
+ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2048, assume_scheme="https")
+    events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
+    new_secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        label="New secret",
+        help_text="Write-only. Leave empty to generate one on creation (or keep the current one). "
+        "Setting it on an existing endpoint rotates the secret (the old one signs during the grace period).",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ENDPOINT_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        headers = cleaned.get("custom_headers")
+        if headers is not None and not isinstance(headers, dict):
+            self.add_error("custom_headers", "A JSON object of header names to string values.")
+            return cleaned
+        try:
+            endpoint_validate(url=cleaned.get("url"), events=cleaned.get("events"), custom_headers=headers or {})
+            scheme = cleaned.get("signing_scheme") or SigningScheme.STANDARD
+            if cleaned.get("new_secret"):
+                secret_validate(secret=cleaned["new_secret"], scheme=scheme)
+            elif self.instance.pk and scheme != self.instance.signing_scheme:
+                try:
+                    secret_validate(secret=self.instance.secret.reveal(), scheme=scheme)
+                except ApplicationError:
+                    self.add_error("new_secret", "Set a new secret to switch the signing scheme.")
+        except ApplicationError as error:
+            for field, reasons in (error.fields or {"__all__": [error.message]}).items():
+                for reason in reasons:
+                    self.add_error(field if field in self.fields else None, reason)
+        return cleaned
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ("id", "url", "signing_scheme", "events_display", "is_active", "disabled_reason", "secret_status")
+    list_filter = ("is_active", "signing_scheme")
+    search_fields = ("url", "description")
+    readonly_fields = ("secret_status", "disabled_reason", "disabled_at", "created_at", "updated_at")
+    actions = ["rotate_secrets"]
+
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
+        fields = [*ENDPOINT_FIELDS, "new_secret"]
+        return fields + (list(self.readonly_fields) if obj else [])
+
+    @admin.display(description="Events")
+    def events_display(self, endpoint: WebhookEndpoint) -> str:
+        return ", ".join(endpoint.events or [])
+
+    @admin.display(description="Secret")
+    def secret_status(self, endpoint: WebhookEndpoint) -> str:
+        if not endpoint.secret:
+            return "not set"
+        state = "set (write-only)"
+        if endpoint.secret_rotated_at:
+            state += f", rotated {endpoint.secret_rotated_at:%Y-%m-%d %H:%M}"
+        if len(endpoint.signing_secrets()) > 1:
+            state += f"; previous secret signs until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M}"
+        return state
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.Form, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in ENDPOINT_FIELDS}
+        new_secret = form.cleaned_data.get("new_secret") or None
+        if change:
+            if new_secret:
+                endpoint_rotate_secret(endpoint=obj, secret=new_secret, signing_scheme=data.pop("signing_scheme"))
+                messages.success(request, "The secret was rotated; the previous one signs during the grace period.")
+            endpoint_update(endpoint=obj, **data)
+            return
+        endpoint, secret = endpoint_create(**data, secret=new_secret)
+        obj.pk = endpoint.pk
+        obj.refresh_from_db()
+        if new_secret is None:
+            request._webhook_new_secrets = [{"endpoint": endpoint, "secret": secret}]  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None) -> Any:
+        shown = getattr(request, "_webhook_new_secrets", None)
+        if shown:
+            return self._secrets_page(request, shown, title="Endpoint created: its signing secret")
+        return super().response_add(request, obj, post_url_continue)
+
+    def _secrets_page(self, request: HttpRequest, secrets: list[dict], *, title: str) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "secrets": secrets,
+            "grace_hours": round(settings.WEBHOOK_SECRET_GRACE_SECONDS / 3600, 1),
+        }
+        response = TemplateResponse(request, "admin/webhooks/webhookendpoint/secret_once.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Rotate the signing secret of selected endpoints", permissions=["change"])
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> HttpResponse | None:
+        shown = [{"endpoint": endpoint, "secret": endpoint_rotate_secret(endpoint=endpoint)} for endpoint in queryset]
+        for item in shown:
+            item["endpoint"].refresh_from_db()
+        return self._secrets_page(request, shown, title="New signing secrets")
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = (
+        "number",
+        "outcome",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_body",
+        "retry_at",
+        "headers_display",
+    )
+    readonly_fields = fields
+    ordering = ("number",)
+
+    @admin.display(description="Request headers")
+    def headers_display(self, attempt: DeliveryAttempt) -> str:
+        return _pretty(masked_headers(attempt.request_headers))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TenantFilter(admin.SimpleListFilter):
+    title = "deployment"
+    parameter_name = "deployment"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("chain", "Deployment chain steps"), ("other", "Status-change notifications")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "chain":
+            return queryset.filter(deployment__isnull=False)
+        if self.value() == "other":
+            return queryset.filter(deployment__isnull=True)
+        return queryset
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "step",
+        "event_type",
+        "url",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    )
+    list_filter = ("status", "step", "event_type", TenantFilter, "endpoint")
+    search_fields = ("tenant__id", "tenant__key", "url", "message_id")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_selected"]
+    fields = (
+        "message_id",
+        "tenant",
+        "event",
+        "deployment",
+        "position",
+        "step",
+        "event_type",
+        "endpoint",
+        "url",
+        "signing_scheme",
+        "status",
+        "status_reason",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "last_attempt_at",
+        "created_at",
+        "finished_at",
+        "payload_display",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Payload (secrets masked)")
+    def payload_display(self, delivery: WebhookDelivery) -> str:
+        return _pretty(redact(delivery.payload))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webhooks.retry_webhookdelivery")
+
+    @admin.action(description="Retry selected deliveries", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        queued, unchanged, refused = 0, 0, []
+        for delivery in queryset.order_by("position", "id"):
+            try:
+                result = delivery_retry(delivery=delivery, actor_user=request.user)
+            except ApplicationError as error:
+                refused.append(f"#{delivery.pk}: {error.message}")
+                continue
+            if result.queued:
+                queued += 1
+            else:
+                unchanged += 1
+        if queued:
+            self.message_user(request, f"{queued} delivery(ies) queued for another attempt.", messages.SUCCESS)
+        if unchanged:
+            self.message_user(request, f"{unchanged} delivery(ies) were already queued.", messages.INFO)
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
+
+
+class DeploymentDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fk_name = "deployment"
+    extra = 0
+    can_delete = False
+    fields = ("position", "step", "url", "status", "status_reason", "attempts", "last_status_code")
+    readonly_fields = fields
+    ordering = ("position", "id")
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ("id", "tenant", "status", "status_reason", "created_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("tenant__id", "tenant__key")
+    fields = ("tenant", "event", "status", "status_reason", "build_succeeded", "created_at", "finished_at")
+    readonly_fields = fields
+    inlines = [DeploymentDeliveryInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,228 @@
+"""HTTP edges of the webhooks API: endpoints (CRUD, secret rotation) and deliveries (read, staff retry)."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import BasePermission, DjangoModelPermissions, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webhooks.selectors import delivery_get, delivery_list, endpoint_get, endpoint_list
+from webhooks.serializers import (
+    DeliveryFilterSerializer,
+    DeliveryRetrySerializer,
+    RotateSecretInputSerializer,
+    WebhookDeliveryDetailSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointInputSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointUpdateSerializer,
+    WebhookEndpointWithSecretSerializer,
+    WebhookErrorResponseSerializer,
+)
+from webhooks.services import (
+    delivery_retry,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_rotate_secret,
+    endpoint_update,
+)
+
+TAG_ENDPOINTS = "webhook endpoints"
+TAG_DELIVERIES = "webhook deliveries"
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(WebhookErrorResponseSerializer, description=description)
+
+
+AUTH_ERRORS = {401: _error("Not signed in."), 403: _error("Not staff, or missing the model permission.")}
+
+
+class CanRetryDeliveries(BasePermission):
+    message = "You need the webhooks.retry_webhookdelivery permission."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.has_perm("webhooks.retry_webhookdelivery"))
+
+
+class _EndpointPermissions(DjangoModelPermissions):
+    # GET needs the view permission too (DRF's default lets any authenticated user read).
+    perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
+
+
+class EndpointCollectionApi(GenericAPIView):
+    permission_classes = [IsAdminUser, _EndpointPermissions]
+    serializer_class = WebhookEndpointSerializer
+    queryset = endpoint_list()
+
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        tags=[TAG_ENDPOINTS],
+        summary="List subscriber endpoints",
+        description="Secrets are never returned; custom header values with secret-like names are masked.",
+        responses={200: WebhookEndpointSerializer(many=True), **AUTH_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(endpoint_list())
+        return self.get_paginated_response(WebhookEndpointSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_create",
+        tags=[TAG_ENDPOINTS],
+        summary="Create a subscriber endpoint",
+        description=(
+            "The answer carries the signing secret (`whsec_...` for Standard Webhooks, generated unless given) "
+            "once; it is stored encrypted and never shown again. Rotate it to get a new one."
+        ),
+        request=WebhookEndpointInputSerializer,
+        responses={201: WebhookEndpointWithSecretSerializer, 400: _error("Invalid endpoint."), **AUTH_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = WebhookEndpointInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        endpoint, secret = endpoint_create(**{**fields, "secret": fields.get("secret") or None})
+        body = WebhookEndpointWithSecretSerializer(endpoint).data | {"secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetailApi(GenericAPIView):
+    permission_classes = [IsAdminUser, _EndpointPermissions]
+    serializer_class = WebhookEndpointSerializer
+    queryset = endpoint_list()
+
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve",
+        tags=[TAG_ENDPOINTS],
+        summary="One subscriber endpoint",
+        responses={200: WebhookEndpointSerializer, 404: _error("No such endpoint."), **AUTH_ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(WebhookEndpointSerializer(endpoint_get(pk=pk)).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_update",
+        tags=[TAG_ENDPOINTS],
+        summary="Change a subscriber endpoint (not its secret)",
+        description="Fields not sent are left as they are. Re-activating clears the disabled reason.",
+        request=WebhookEndpointUpdateSerializer,
+        responses={
+            200: WebhookEndpointSerializer,
+            400: _error("Invalid change."),
+            404: _error("No such endpoint."),
+            **AUTH_ERRORS,
+        },
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        endpoint = endpoint_get(pk=pk)
+        data = WebhookEndpointUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = endpoint_update(endpoint=endpoint, **data.validated_data)
+        return Response(WebhookEndpointSerializer(endpoint).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_delete",
+        tags=[TAG_ENDPOINTS],
+        summary="Delete a subscriber endpoint",
+        description="Past deliveries are kept; queued ones are cancelled.",
+        responses={204: None, 404: _error("No such endpoint."), **AUTH_ERRORS},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        endpoint_delete(endpoint=endpoint_get(pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EndpointRotateSecretApi(GenericAPIView):
+    permission_classes = [IsAdminUser, _EndpointPermissions]
+    serializer_class = RotateSecretInputSerializer
+    queryset = endpoint_list()
+
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        tags=[TAG_ENDPOINTS],
+        summary="Rotate an endpoint's signing secret",
+        description=(
+            "The new secret is in the answer, once. The previous secret keeps signing (a second signature in "
+            "`webhook-signature`) for WEBHOOK_SECRET_GRACE_SECONDS so receivers can switch without dropping calls."
+        ),
+        request=RotateSecretInputSerializer,
+        responses={
+            200: WebhookEndpointWithSecretSerializer,
+            400: _error("Invalid secret."),
+            404: _error("No such endpoint."),
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint = endpoint_get(pk=pk)
+        data = RotateSecretInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        secret = endpoint_rotate_secret(
+            endpoint=endpoint,
+            secret=data.validated_data.get("secret") or None,
+            signing_scheme=data.validated_data.get("signing_scheme"),
+        )
+        endpoint.refresh_from_db()
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data | {"secret": secret})
+
+
+class DeliveryCollectionApi(GenericAPIView):
+    serializer_class = WebhookDeliverySerializer
+
+    @extend_schema(
+        operation_id="webhook_deliveries_list",
+        tags=[TAG_DELIVERIES],
+        summary="List deliveries (chain steps and subscriber calls), newest first",
+        parameters=[DeliveryFilterSerializer],
+        responses={200: WebhookDeliverySerializer(many=True), 400: _error("Invalid filter."), **AUTH_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        filters = DeliveryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(delivery_list(filters=filters.validated_data))
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+
+
+class DeliveryDetailApi(APIView):
+    @extend_schema(
+        operation_id="webhook_deliveries_retrieve",
+        tags=[TAG_DELIVERIES],
+        summary="One delivery with its attempts",
+        description="The payload is shown with secret values masked; signature headers are masked too.",
+        responses={200: WebhookDeliveryDetailSerializer, 404: _error("No such delivery."), **AUTH_ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(WebhookDeliveryDetailSerializer(delivery_get(pk=pk)).data)
+
+
+class DeliveryRetryApi(APIView):
+    permission_classes = [IsAdminUser, CanRetryDeliveries]
+
+    @extend_schema(
+        operation_id="webhook_deliveries_retry",
+        tags=[TAG_DELIVERIES],
+        summary="Send a delivery again now (staff)",
+        description=(
+            "Queues a new attempt with the same `webhook-id` and a fresh retry schedule. Retrying a failed "
+            "deployment step resumes the chain from it (tenant back to DEPLOYING). Recorded in the tenant's "
+            "history with the caller. Idempotent: a delivery already queued answers `queued: false`."
+        ),
+        request=None,
+        responses={
+            202: DeliveryRetrySerializer,
+            404: _error("No such delivery."),
+            409: _error("Already delivered, skipped, waiting for an earlier step, or its endpoint is disabled."),
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        result = delivery_retry(delivery=delivery_get(pk=pk), actor_user=request.user)
+        body = {
+            "id": result.delivery.pk,
+            "status": result.delivery.status,
+            "queued": result.queued,
+            "message": result.message,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)

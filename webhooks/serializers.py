@@ -1,0 +1,191 @@
+"""Input and output serializers of the webhooks API (edges only: no rules here).
+
+Secrets are write-only: no output serializer has a field that reads a stored secret. The one place a
+secret is shown is the answer to create/rotate (``secret``), once, because it was just generated.
+"""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from orchestrator.redaction import MASK, is_secret_key, redact
+from webhooks.models import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    DeliveryStep,
+    SigningScheme,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+)
+
+
+class WebhookErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class WebhookErrorResponseSerializer(serializers.Serializer):
+    error = WebhookErrorDetailSerializer()
+
+
+def masked_headers(headers: dict[str, Any] | None) -> dict[str, str]:
+    return {name: MASK if is_secret_key(str(name)) else str(value) for name, value in (headers or {}).items()}
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    custom_headers = serializers.SerializerMethodField(help_text="Header values with secret-like names are masked.")
+    has_previous_secret = serializers.SerializerMethodField(
+        help_text="True while a rotated-out secret still signs (grace period)."
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "events",
+            "signing_scheme",
+            "is_active",
+            "disabled_reason",
+            "disabled_at",
+            "custom_headers",
+            "secret_rotated_at",
+            "has_previous_secret",
+            "previous_secret_expires_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_custom_headers(self, endpoint: WebhookEndpoint) -> dict[str, str]:
+        return masked_headers(endpoint.custom_headers)
+
+    def get_has_previous_secret(self, endpoint: WebhookEndpoint) -> bool:
+        return len(endpoint.signing_secrets()) > 1
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(help_text="The signing secret. Shown only in this answer: store it now.")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class WebhookEndpointInputSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2048)
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEventType.choices), min_length=1)
+    signing_scheme = serializers.ChoiceField(choices=SigningScheme.choices, default=SigningScheme.STANDARD)
+    custom_headers = serializers.DictField(child=serializers.CharField(max_length=1024), required=False, default=dict)
+    is_active = serializers.BooleanField(default=True)
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=512,
+        style={"input_type": "password"},
+        help_text="Optional; generated (whsec_...) when empty. Never returned afterwards.",
+    )
+
+
+class WebhookEndpointUpdateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2048, required=False)
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEventType.choices), min_length=1, required=False
+    )
+    signing_scheme = serializers.ChoiceField(choices=SigningScheme.choices, required=False)
+    custom_headers = serializers.DictField(child=serializers.CharField(max_length=1024), required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class RotateSecretInputSerializer(serializers.Serializer):
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=512,
+        style={"input_type": "password"},
+        help_text="Optional new secret; generated when empty.",
+    )
+    signing_scheme = serializers.ChoiceField(
+        choices=SigningScheme.choices, required=False, help_text="Switch scheme with the new secret (no grace)."
+    )
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = [
+            "number",
+            "outcome",
+            "url",
+            "started_at",
+            "duration_ms",
+            "status_code",
+            "response_body",
+            "response_truncated",
+            "error",
+            "retry_at",
+            "request_headers",
+        ]
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "message_id",
+            "status",
+            "status_reason",
+            "step",
+            "event_type",
+            "position",
+            "url",
+            "signing_scheme",
+            "endpoint",
+            "tenant",
+            "event",
+            "deployment",
+            "attempts",
+            "last_status_code",
+            "next_attempt_at",
+            "last_attempt_at",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookDeliveryDetailSerializer(WebhookDeliverySerializer):
+    payload = serializers.SerializerMethodField(help_text="The body sent, with secret values masked.")
+    attempt_log = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta(WebhookDeliverySerializer.Meta):
+        fields = [*WebhookDeliverySerializer.Meta.fields, "payload", "attempt_log"]
+        read_only_fields = fields
+
+    def get_payload(self, delivery: WebhookDelivery) -> dict[str, Any]:
+        return redact(delivery.payload)
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
+    endpoint = serializers.IntegerField(required=False, min_value=1)
+    tenant = serializers.CharField(required=False, max_length=64)
+    step = serializers.ChoiceField(choices=DeliveryStep.choices, required=False)
+    event_type = serializers.CharField(required=False, max_length=64)
+    deployment = serializers.IntegerField(required=False, min_value=1)
+
+
+class DeliveryRetrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices)
+    queued = serializers.BooleanField(help_text="False when the delivery was already queued (nothing changed).")
+    message = serializers.CharField()

@@ -1,0 +1,49 @@
+import pytest
+
+from events.catalogue import DETAIL_SCHEMAS, DetailType
+from events.registry import get
+from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, deployment_detail
+from webhooks.tests.receivers import Receiver
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fast_retries(settings):
+    """Retries due immediately (eager tasks run them at once): three scheduled retries, then give up."""
+    settings.WEBHOOK_RETRY_SCHEDULE = [0, 0, 0]
+    settings.WEBHOOK_RETRY_WINDOW = 0
+    return settings
+
+
+@pytest.fixture
+def run_deployment(django_capture_on_commit_callbacks):
+    """Run the registered TENANT_DEPLOYMENT handler for a tenant, with every after-commit task executed."""
+
+    def run(tenant=None, *, base=None, event=None, **overrides):
+        tenant = tenant or TenantFactory()
+        detail = deployment_detail(tenant, base, **overrides)
+        event = event or ReceivedEventFactory(detail=detail, tenant_id=tenant.pk)
+        schema = DETAIL_SCHEMAS[DetailType.TENANT_DEPLOYMENT](data=event.detail or detail)
+        schema.is_valid(raise_exception=True)
+        with django_capture_on_commit_callbacks(execute=True):
+            result = get(DetailType.TENANT_DEPLOYMENT).handler(event, schema.validated_data)
+        return tenant, event, result
+
+    return run
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a callable with its after-commit callbacks (task enqueues) executed."""
+
+    def run(func, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return func(*args, **kwargs)
+
+    return run

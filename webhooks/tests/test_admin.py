@@ -1,0 +1,143 @@
+"""Admin: endpoints with write-only secrets and rotation, deliveries read-only with a POST retry action."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tenants.models import HistoryKind, TenantHistory
+from webhooks.models import DeliveryStatus, WebhookEndpoint
+from webhooks.tests.factories import StaffFactory, TenantFactory, WebhookEndpointFactory
+from webhooks.tests.test_delivery import make_delivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = StaffFactory()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+def test_adding_an_endpoint_shows_the_generated_secret_once(staff_client):
+    response = staff_client.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {
+            "url": "https://hooks.example.com/in",
+            "description": "billing",
+            "events": ["tenant.deployed", "tenant.deprovisioned"],
+            "signing_scheme": "standard",
+            "custom_headers": "{}",
+            "is_active": "on",
+            "new_secret": "",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    endpoint = WebhookEndpoint.objects.get()
+    secret = endpoint.secret.reveal()
+    assert secret in response.content.decode()
+    change = staff_client.get(reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]))
+    assert change.status_code == 200
+    assert secret not in change.content.decode()
+    listing = staff_client.get(reverse("admin:webhooks_webhookendpoint_changelist"))
+    assert secret not in listing.content.decode()
+
+
+def test_the_admin_refuses_reserved_custom_headers(staff_client):
+    response = staff_client.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {
+            "url": "https://hooks.example.com/in",
+            "events": ["tenant.deployed"],
+            "signing_scheme": "standard",
+            "custom_headers": '{"webhook-signature": "v1,x"}',
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "Not allowed" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_rotating_secrets_from_the_admin(staff_client):
+    endpoint = WebhookEndpointFactory()
+    old = endpoint.secret.reveal()
+
+    response = staff_client.post(
+        reverse("admin:webhooks_webhookendpoint_changelist"),
+        {"action": "rotate_secrets", "_selected_action": [endpoint.pk]},
+    )
+
+    endpoint.refresh_from_db()
+    new = endpoint.secret.reveal()
+    assert new != old
+    page = response.content.decode()
+    assert new in page
+    assert old not in page
+    assert endpoint.signing_secrets() == [new, old]
+
+
+def test_retry_selected_from_the_admin(staff_client, receiver, django_capture_on_commit_callbacks):
+    # given a failed delivery for a tenant, and one already delivered
+    tenant = TenantFactory()
+    endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
+    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=tenant)
+    done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED, tenant=tenant)
+
+    # when staff run "Retry selected" on both
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(
+            reverse("admin:webhooks_webhookdelivery_changelist"),
+            {"action": "retry_selected", "_selected_action": [failed.pk, done.pk]},
+            follow=True,
+        )
+
+    # then the failed one is queued, the delivered one is reported, and the retry is in the history
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("1 delivery(ies) queued" in m for m in messages)
+    assert any("already succeeded" in m for m in messages)
+    failed.refresh_from_db()
+    assert failed.status == DeliveryStatus.PENDING
+    assert len(callbacks) == 1
+    entry = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.STAFF_ACTION)
+    assert entry.actor_user == staff_client.user
+
+
+def test_retry_is_post_only_and_needs_the_permission(client, receiver):
+    from webhooks.tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
+    client.force_login(user)
+    delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)
+
+    page = client.get(reverse("admin:webhooks_webhookdelivery_changelist"))
+    assert page.status_code == 200
+    assert "retry_selected" not in page.content.decode()
+    client.post(
+        reverse("admin:webhooks_webhookdelivery_changelist"),
+        {"action": "retry_selected", "_selected_action": [delivery.pk]},
+    )
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+
+
+def test_delivery_pages_show_attempts_and_mask_secrets(staff_client, receiver):
+    from webhooks.services import delivery_attempt
+
+    delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")))
+    type(delivery).objects.filter(pk=delivery.pk).update(payload={"authClient": {"clientSecret": "cs-1234567"}})
+    delivery_attempt(delivery_id=delivery.pk)
+
+    page = staff_client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk])).content.decode()
+    assert "cs-1234567" not in page
+    assert re.search(r"webhook-signature.*\*{8}", page)
+    listing = staff_client.get(reverse("admin:webhooks_webhookdelivery_changelist"), {"status__exact": "succeeded"})
+    assert listing.status_code == 200
+    assert str(delivery.url) in listing.content.decode()

@@ -1,0 +1,97 @@
+"""Tenant status changes notify the control plane and subscribers (signal receivers)."""
+
+import json
+
+import pytest
+
+from events.catalogue import DetailType
+from tenants.models import TenantStatus
+from tenants.services.lifecycle import tenant_transition
+from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery, WebhookEventType
+from webhooks.tests.factories import (
+    CALLBACK_CONTEXT,
+    CALLBACK_SECRET,
+    ReceivedEventFactory,
+    TenantFactory,
+    WebhookEndpointFactory,
+    deployment_detail,
+)
+from webhooks.tests.independent import original_ok, standard_ok
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
+
+
+def test_provisioning_failure_tells_the_control_plane_and_subscribers(receiver, committed):
+    # given a provisioning tenant, its failure event (build outputs), and a subscriber for failures
+    tenant = TenantFactory(status=TenantStatus.PROVISIONING)
+    detail = deployment_detail(tenant, receiver.url(""), CODEBUILD_BUILD_SUCCEEDING="0")
+    event = ReceivedEventFactory(detail_type=DetailType.TENANT_PROVISIONING_FAILURE, detail=detail, tenant_id=tenant.pk)
+    endpoint = WebhookEndpointFactory(
+        url=receiver.url("/subscriber"), events=[WebhookEventType.TENANT_PROVISIONING_FAILED]
+    )
+
+    # when the tenant moves to PROVISION_FAILED (the context names the event, as the tenants app does)
+    committed(
+        tenant_transition,
+        tenant=tenant,
+        to=TenantStatus.PROVISION_FAILED,
+        reason="terraform apply failed",
+        context={"event_pk": event.pk},
+    )
+
+    # then the control plane got the original webhook with status 0, signed with the context
+    (webhook,) = receiver.at("/webhook")
+    assert original_ok(webhook.body, webhook.headers, CALLBACK_SECRET, context=CALLBACK_CONTEXT)
+    body = json.loads(webhook.body)
+    assert body["initiatorId"] == tenant.pk
+    assert body["type"] == 0
+    assert body["data"]["status"] == 0
+    # and the subscriber got tenant.provisioning_failed
+    (notice,) = receiver.at("/subscriber")
+    assert standard_ok(notice.body, notice.headers, endpoint.secret.reveal())
+    payload = json.loads(notice.body)
+    assert payload["type"] == "tenant.provisioning_failed"
+    assert payload["data"]["reason"] == "terraform apply failed"
+    assert WebhookDelivery.objects.filter(tenant=tenant, status=DeliveryStatus.SUCCEEDED).count() == 2
+
+
+def test_provisioning_failure_without_an_endpoint_is_recorded_as_skipped(committed):
+    # given a tenant whose failure carried no API_ENDPOINT
+    tenant = TenantFactory(status=TenantStatus.PROVISIONING)
+
+    # when it fails
+    committed(tenant_transition, tenant=tenant, to=TenantStatus.PROVISION_FAILED, reason="boom")
+
+    # then the control-plane delivery exists, skipped with the reason
+    delivery = WebhookDelivery.objects.get(tenant=tenant, step=DeliveryStep.CONTROL_PLANE_WEBHOOK)
+    assert delivery.status == DeliveryStatus.SKIPPED
+    assert "API_ENDPOINT" in delivery.status_reason
+
+
+def test_deprovisioned_tenants_are_announced(receiver, committed):
+    tenant = TenantFactory(status=TenantStatus.DEPROVISIONING)
+    WebhookEndpointFactory(url=receiver.url("/subscriber"), events=[WebhookEventType.TENANT_DEPROVISIONED])
+    WebhookEndpointFactory(url=receiver.url("/other"), events=[WebhookEventType.TENANT_DEPLOYED])
+
+    committed(tenant_transition, tenant=tenant, to=TenantStatus.INACTIVE, reason="done")
+
+    assert receiver.paths() == ["/subscriber"]
+    assert json.loads(receiver.requests[0].body)["type"] == "tenant.deprovisioned"
+
+
+def test_activation_outside_the_chain_notifies_once_and_the_chain_does_not_duplicate(
+    receiver, committed, run_deployment
+):
+    # given a subscriber for tenant.deployed
+    WebhookEndpointFactory(url=receiver.url("/subscriber"), events=[WebhookEventType.TENANT_DEPLOYED])
+
+    # when a tenant becomes active through the chain
+    run_deployment(base=receiver.url(""))
+
+    # then the subscriber was told once (by the chain's last step, not again by the status change)
+    assert receiver.paths().count("/subscriber") == 1
+
+    # and when another tenant becomes active some other way (not the chain), it is announced once too
+    other = TenantFactory(status=TenantStatus.DEPLOYING)
+    committed(tenant_transition, tenant=other, to=TenantStatus.ACTIVE, reason="manual")
+    assert receiver.paths().count("/subscriber") == 2

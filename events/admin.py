@@ -136,8 +136,9 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:events_receivedevent_change", args=[event.pk]))
 
     def has_replay_permission(self, request: HttpRequest, event: ReceivedEvent | None = None) -> bool:
-        """Whoever may view events in the admin may replay them (the API asks for staff likewise)."""
-        return bool(request.user.is_active and request.user.is_staff and self.has_view_permission(request, event))
+        """Staff holding ``events.replay_receivedevent`` (the Operators group) may replay; the API asks the same."""
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm("events.replay_receivedevent"))
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None

@@ -29,6 +29,7 @@ from events.serializers import (
 )
 from events.services import event_receive, event_replay
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import action_permission
 
 JSON_TYPES = ("application/json",)
 
@@ -193,6 +194,8 @@ class EventDetailApi(APIView):
 
 
 class EventReplayApi(APIView):
+    permission_classes = [IsAdminUser, action_permission("events.replay_receivedevent")]
+
     @extend_schema(
         operation_id="events_replay",
         tags=["events"],
@@ -205,7 +208,7 @@ class EventReplayApi(APIView):
         responses={
             202: EventReplaySerializer,
             401: _error("Not signed in."),
-            403: _error("Not staff."),
+            403: _error("Not staff, or missing the events.replay_receivedevent permission."),
             404: _error("No such event."),
             409: _error("Being processed right now."),
         },

@@ -54,6 +54,8 @@ class ReceivedEvent(models.Model):
             models.Index(fields=["status", "updated_at"], name="event_status_updated"),
             models.Index(fields=["tenant_id", "received_at"], name="event_tenant_received"),
         ]
+        # Granted to the "Operators" staff group (orchestrator.staff); checked by the admin and the API.
+        permissions = [("replay_receivedevent", "Can replay received events")]
 
     def __str__(self) -> str:
         return f"{self.detail_type} {self.event_id}"

@@ -27,6 +27,8 @@ LOCAL_ENV = DATA_DIR / "local.env"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 COLORS = ["36", "32", "35", "33", "34", "31", "96", "92"]
+# Lines too frequent to be worth a terminal: the emulator relay polls every few seconds.
+QUIET_MARKERS = (b"relay_emulator_events",)
 
 
 def load_local_env() -> dict[str, str]:
@@ -70,22 +72,29 @@ class ProcessManager:
         assert process.stdout is not None
         prefix = f"\033[{color}m{name:<8}|\033[0m "
         for line in iter(process.stdout.readline, b""):
+            if any(marker in line for marker in QUIET_MARKERS):
+                continue
             with self.lock:
                 sys.stdout.write(prefix + line.decode(errors="replace"))
                 sys.stdout.flush()
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(
+        self, name: str, command: list[str], env: dict[str, str], log_file: Path | None = None
+    ) -> subprocess.Popen:
+        """Start a process; its output goes to the terminal (prefixed) or, if given, to ``log_file``."""
+        output = log_file.open("ab") if log_file else subprocess.PIPE
         process = subprocess.Popen(
             command,
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so stop() reaches its children too
         )
         self.processes[name] = process
-        color = COLORS[len(self.processes) % len(COLORS)]
-        threading.Thread(target=self._pump, args=(name, process, color), daemon=True).start()
+        if log_file is None:
+            color = COLORS[len(self.processes) % len(COLORS)]
+            threading.Thread(target=self._pump, args=(name, process, color), daemon=True).start()
         return process
 
     def stop(self) -> None:
@@ -160,7 +169,13 @@ def main() -> int:
         if not env.get("AWS_ENDPOINT_URL") and not real_aws:
             moto_port = int(env.get("MOTO_PORT", "5055"))
             env["MOTO_EVENTS_INVOKE_HTTP"] = "true"
-            manager.start("aws", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)], env)
+            # moto logs every request: to a file, not the terminal.
+            manager.start(
+                "aws",
+                [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+                env,
+                log_file=DATA_DIR / "aws.log",
+            )
             wait_for_port(moto_port, process=manager.processes["aws"])
             env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
 
@@ -202,7 +217,7 @@ def main() -> int:
             ],
             env,
         )
-        manager.start("beat", [str(BIN / "celery"), "-A", "orchestrator", "beat", "-l", "INFO"], env)
+        manager.start("beat", [str(BIN / "celery"), "-A", "orchestrator", "beat", "-l", "WARNING"], env)
         manager.start("receiver", [PYTHON, "demo/receiver.py"], env)
         wait_for_port(web_port, process=manager.processes["web"])
     except (subprocess.CalledProcessError, RuntimeError) as error:

@@ -1,20 +1,40 @@
-"""Admin for the tenant lifecycle: tenants (read-only, with POST-only staff actions), tiers (editable,
-written through to DynamoDB), builds and the history timeline (read-only)."""
+"""Admin for the tenant lifecycle: tenants (read-only, one history timeline, POST-only staff actions),
+tiers (changed by superusers, written through to DynamoDB), builds and the history (read-only).
+
+Staff actions call the same services as the API, check the same permissions (``orchestrator.staff``),
+are idempotent ("already provisioning" is a message) and are recorded in the tenant's history with the
+staff user by those services.
+"""
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
-from tenants.models import Build, Tenant, TenantHistory, Tier, TierVariable
-from tenants.services.deprovisioning import tenant_deprovision
-from tenants.services.provisioning import tenant_retry_provisioning
+from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
+from orchestrator.templatetags.portal import badge_html
+from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
+from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
+from tenants.selectors import tenant_search
+from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
+from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
+from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.services import delivery_retry
 
 
 def _pretty(value: Any) -> str:
@@ -34,56 +54,155 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class BuildInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = Build
-    extra = 0
-    fields = ["purpose", "attempt", "builder_type", "project", "build_id", "status", "started_at", "ended_at"]
-    readonly_fields = fields
-    ordering = ["-started_at"]
-    show_change_link = True
+# --- A changelist that stays fast on big tables ------------------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts exactly while that is cheap; on PostgreSQL, a big unfiltered table is counted from the
+    planner's statistics (``pg_class.reltuples``) and a filtered one from ``EXPLAIN``'s row estimate once a
+    quick exact count runs out of time. Either way one query, whatever the table size."""
+
+    EXACT_BELOW = 10_000
+    COUNT_TIMEOUT_MS = 200
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if connection.vendor != "postgresql" or not isinstance(queryset, QuerySet):
+            return super().count
+        if not queryset.query.where:
+            estimate = self._reltuples(queryset.model._meta.db_table)
+            if estimate >= self.EXACT_BELOW:
+                return estimate
+            return super().count
+        try:
+            # A savepoint rolled back afterwards: SET LOCAL ends with it, even inside a longer transaction.
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL statement_timeout = %s", [int(self.COUNT_TIMEOUT_MS)])
+                count = queryset.count()
+                transaction.set_rollback(True)
+            return count
+        except DatabaseError:  # statement timeout: fall back to the planner's estimate
+            return self._explain_rows(queryset)
+
+    @staticmethod
+    def _reltuples(table: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table])
+            row = cursor.fetchone()
+        return max(int(row[0]), 0) if row and row[0] is not None else 0
+
+    @staticmethod
+    def _explain_rows(queryset: QuerySet) -> int:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class TierFilter(admin.SimpleListFilter):
+    """Tier names from the tier mapping (a small table), not ``SELECT DISTINCT`` over every tenant."""
+
+    title = "tier"
+    parameter_name = "tier"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(name, name) for name in Tier.objects.order_by("name").values_list("name", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(tier=self.value()) if self.value() else queryset
+
+
+# --- Tenants -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalAction:
+    name: str
+    label: str
+    url: str
+    style: str = ""
+
+
+TENANT_FIELDSETS = [
+    (
+        "Tenant",
+        {
+            "fields": [
+                "id",
+                "key",
+                "name",
+                "contact",
+                "status_badge",
+                "status_reason",
+                "tier",
+                "last_event_at",
+                "created_at",
+                "updated_at",
+            ]
+        },
+    ),
+    ("Plan", {"fields": ["plan_pretty"]}),
+    (
+        "Lifecycle and DynamoDB mirror",
+        {
+            "classes": ["collapse"],
+            "fields": ["provisioning_attempt", "deprovisioning_attempt", "version", "synced_version"],
+        },
+    ),
+    (
+        "Documents (secrets masked)",
+        {"classes": ["collapse"], "fields": ["document_pretty", "builder_config_pretty", "app_config_pretty"]},
+    ),
+]
 
 
 @admin.register(Tenant)
 class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["key", "name", "id", "tier", "status", "version", "in_sync", "updated_at"]
-    list_filter = ["status", "tier"]
+    change_form_template = "admin/tenants/tenant/change_form.html"
+    list_display = ["key", "name", "status_badge", "tier", "plan_name", "last_event_at", "created_at", "updated_at"]
+    list_display_links = ["key", "name"]
+    list_filter = ["status", TierFilter]
     search_fields = ["id", "key", "name"]
-    inlines = [BuildInline]
+    search_help_text = "Tenant id, key or name (contains), or a contact's email."
+    list_select_related = False  # no foreign keys: one query per page
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ["-created_at"]
     actions = ["retry_provisioning", "deprovision", "resync"]
-    fields = [
-        "id",
-        "key",
-        "name",
-        "tier",
-        "status",
-        "status_reason",
-        "version",
-        "synced_version",
-        "provisioning_attempt",
-        "deprovisioning_attempt",
-        "last_event_at",
-        "created_at",
-        "updated_at",
-        "document_pretty",
-        "plan_pretty",
-        "builder_config_pretty",
-        "app_config_pretty",
-    ]
-    readonly_fields = fields
+    fieldsets = TENANT_FIELDSETS
+    readonly_fields = [field for _title, options in TENANT_FIELDSETS for field in options["fields"]]
 
-    @admin.display(boolean=True, description="DynamoDB in sync")
-    def in_sync(self, tenant: Tenant) -> bool:
-        return tenant.synced_version >= tenant.version
+    # --- columns and fields
 
-    @admin.display(description="tenant document")
-    def document_pretty(self, tenant: Tenant) -> str:
-        return _pretty(tenant.document)
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, tenant: Tenant) -> str:
+        return badge_html(tenant.status, tenant.get_status_display())
+
+    @admin.display(description="plan")
+    def plan_name(self, tenant: Tenant) -> str:
+        plan = tenant.plan if isinstance(tenant.plan, dict) else {}
+        return str(plan.get("name") or plan.get("id") or "—")
+
+    @admin.display(description="primary contact")
+    def contact(self, tenant: Tenant) -> str:
+        contact = tenant.primary_contact
+        name = " ".join(str(contact.get(key, "")) for key in ("firstName", "lastName")).strip()
+        return f"{name} <{contact.get('email', '')}>".strip() if contact else "—"
 
     @admin.display(description="plan")
     def plan_pretty(self, tenant: Tenant) -> str:
         return _pretty(tenant.plan)
 
-    @admin.display(description="builder config (secrets masked)")
+    @admin.display(description="tenant document")
+    def document_pretty(self, tenant: Tenant) -> str:
+        return _pretty(tenant.document)
+
+    @admin.display(description="builder config")
     def builder_config_pretty(self, tenant: Tenant) -> str:
         return _pretty(tenant.builder_config)
 
@@ -91,31 +210,218 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def app_config_pretty(self, tenant: Tenant) -> str:
         return _pretty(tenant.app_config)
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and request.user.has_perm("tenants.change_tenant")
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        return tenant_search(queryset, search_term), False
 
-    def _run(self, request: HttpRequest, queryset: QuerySet[Tenant], action: Any) -> None:
+    # --- permissions
+
+    def has_retry_provisioning_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PERM_RETRY_PROVISIONING)
+
+    def has_deprovision_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PERM_DEPROVISION)
+
+    def has_resync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PERM_RESYNC)
+
+    def has_retry_callbacks_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PERM_RETRY_DELIVERY)
+
+    # --- the tenant page
+
+    def get_urls(self) -> list[URLPattern]:
+        def view(name: str, func: Callable) -> URLPattern:
+            return path(
+                f"<path:object_id>/{name.replace('_', '-')}/",
+                self.admin_site.admin_view(func),
+                name=f"tenants_tenant_{name}",
+            )
+
+        return [
+            view("retry_callbacks", self.retry_callbacks_view),
+            view("retry_provisioning", self.retry_provisioning_view),
+            view("deprovision", self.deprovision_view),
+            view("resync", self.resync_view),
+            *super().get_urls(),
+        ]
+
+    def available_actions(self, request: HttpRequest, tenant: Tenant, *, failed_callbacks: int) -> list[PortalAction]:
+        """The buttons that fit the tenant's status and the user's permissions."""
+
+        def url(name: str) -> str:
+            return reverse(f"admin:tenants_tenant_{name}", args=[tenant.pk])
+
+        actions = []
+        if failed_callbacks and self.has_retry_callbacks_permission(request):
+            label = f"Retry failed callback{'s' if failed_callbacks > 1 else ''} ({failed_callbacks})"
+            actions.append(PortalAction("retry_callbacks", label, url("retry_callbacks")))
+        if tenant.status in PROVISIONABLE and self.has_retry_provisioning_permission(request):
+            actions.append(PortalAction("retry_provisioning", "Retry provisioning", url("retry_provisioning")))
+        if tenant.status in DEPROVISIONABLE and self.has_deprovision_permission(request):
+            label = "Retry deprovisioning" if tenant.status == TenantStatus.DEPROVISION_FAILED else "Deprovision…"
+            actions.append(PortalAction("deprovision", label, url("deprovision"), "danger"))
+        if self.has_resync_permission(request):
+            actions.append(PortalAction("resync", "Resync to DynamoDB", url("resync"), "secondary"))
+        return actions
+
+    def can_act(self, request: HttpRequest) -> bool:
+        return any(
+            check(request)
+            for check in (
+                self.has_retry_callbacks_permission,
+                self.has_retry_provisioning_permission,
+                self.has_deprovision_permission,
+                self.has_resync_permission,
+            )
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        tenant = Tenant.objects.filter(pk=object_id).first()
+        portal = None
+        if tenant is not None and self.has_view_permission(request, tenant):
+            failed = WebhookDelivery.objects.filter(tenant_id=tenant.pk, status=DeliveryStatus.FAILED).count()
+            plan = tenant.plan if isinstance(tenant.plan, dict) else {}
+            portal = {
+                "timeline": tenant_timeline(tenant_id=tenant.pk),
+                "actions": self.available_actions(request, tenant, failed_callbacks=failed),
+                "can_act": self.can_act(request),
+                "plan_name": plan.get("name") or plan.get("id") or "",
+                "contact_email": tenant.primary_contact.get("email", ""),
+                "in_sync": tenant.synced_version >= tenant.version,
+                "failed": tenant.status in FAILED_TENANT_STATUSES,
+            }
+        extra_context = {**(extra_context or {}), "portal": portal}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- POST-only action views (one tenant)
+
+    def _action_target(self, request: HttpRequest, object_id: str, allowed: bool) -> Tenant:
+        tenant = get_object_or_404(Tenant, pk=object_id)
+        if not allowed:
+            raise PermissionDenied
+        return tenant
+
+    def _back(self, tenant: Tenant) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+
+    def _report(self, request: HttpRequest, result: Any) -> None:
+        if isinstance(result, str):
+            self.message_user(request, result, messages.SUCCESS)
+        else:
+            self.message_user(request, result.message, messages.SUCCESS if result.changed else messages.INFO)
+
+    def _single(self, request: HttpRequest, object_id: str, allowed: bool, service: Callable) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._action_target(request, object_id, allowed)
+        try:
+            self._report(request, service(tenant=tenant, actor_user=request.user))
+        except ApplicationError as error:
+            self.message_user(request, f"{tenant.key}: {error.message}", messages.ERROR)
+        return self._back(tenant)
+
+    def retry_provisioning_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        allowed = self.has_retry_provisioning_permission(request)
+        return self._single(request, object_id, allowed, tenant_retry_provisioning)
+
+    def resync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._single(request, object_id, self.has_resync_permission(request), tenant_resync)
+
+    def deprovision_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST without ``confirm`` shows the confirmation page; POST with ``confirm=yes`` deprovisions."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._action_target(request, object_id, self.has_deprovision_permission(request))
+        if request.POST.get("confirm") != "yes":
+            return self._confirmation(
+                request,
+                [tenant],
+                form_action=reverse("admin:tenants_tenant_deprovision", args=[tenant.pk]),
+                hidden_fields=[],
+                cancel_url=reverse("admin:tenants_tenant_change", args=[tenant.pk]),
+            )
+        return self._single(request, object_id, True, tenant_deprovision)
+
+    def retry_callbacks_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Send the tenant's failed deliveries again (``delivery_retry``, as the API's ``/retry/``)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._action_target(request, object_id, self.has_retry_callbacks_permission(request))
+        failed = WebhookDelivery.objects.filter(tenant_id=tenant.pk, status=DeliveryStatus.FAILED)
+        deliveries = list(failed.order_by("deployment_id", "position", "id"))
+        if not deliveries:
+            self.message_user(request, f"{tenant.key}: no failed callbacks to retry.", messages.INFO)
+        for delivery in deliveries:
+            try:
+                result = delivery_retry(delivery=delivery, actor_user=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
+                continue
+            level = messages.SUCCESS if result.queued else messages.INFO
+            self.message_user(
+                request, f"Delivery #{delivery.pk} ({delivery.get_step_display()}): {result.message}.", level
+            )
+        return self._back(tenant)
+
+    def _confirmation(
+        self,
+        request: HttpRequest,
+        tenants: list[Tenant],
+        *,
+        form_action: str,
+        hidden_fields: list[tuple[str, str]],
+        cancel_url: str,
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Deprovision tenants?" if len(tenants) > 1 else f"Deprovision {tenants[0].key}?",
+            "tenants": tenants,
+            "form_action": form_action,
+            "hidden_fields": hidden_fields,
+            "cancel_url": cancel_url,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/deprovision_confirmation.html", context)
+
+    # --- bulk actions on the changelist (same services, same permissions)
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Tenant], action: Callable) -> None:
         for tenant in queryset:
             try:
                 result = action(tenant=tenant, actor_user=request.user)
             except ApplicationError as error:
                 self.message_user(request, f"{tenant.key}: {error.message}", messages.ERROR)
                 continue
-            message = result if isinstance(result, str) else result.message
-            level = messages.SUCCESS if isinstance(result, str) or result.changed else messages.INFO
-            self.message_user(request, message, level)
+            self._report(request, result)
 
-    @admin.action(description="Retry provisioning (new attempt, new build)", permissions=["operate"])
+    @admin.action(description="Retry provisioning (new attempt, new build)", permissions=["retry_provisioning"])
     def retry_provisioning(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_retry_provisioning)
 
-    @admin.action(description="Deprovision (or retry a failed deprovisioning)", permissions=["operate"])
-    def deprovision(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._run(request, queryset, tenant_deprovision)
+    @admin.action(description="Deprovision (or retry a failed deprovisioning)…", permissions=["deprovision"])
+    def deprovision(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
+        tenants = list(queryset)
+        # Ask first when something would really be deprovisioned; refusals need no confirmation.
+        if request.POST.get("confirm") != "yes" and any(t.status in DEPROVISIONABLE for t in tenants):
+            hidden = [("action", "deprovision")] + [(admin.helpers.ACTION_CHECKBOX_NAME, t.pk) for t in tenants]
+            return self._confirmation(
+                request,
+                tenants,
+                form_action=reverse("admin:tenants_tenant_changelist"),
+                hidden_fields=hidden,
+                cancel_url=reverse("admin:tenants_tenant_changelist"),
+            )
+        self._run(request, tenants, tenant_deprovision)
+        return None
 
-    @admin.action(description="Write to DynamoDB again", permissions=["operate"])
+    @admin.action(description="Resync to DynamoDB", permissions=["resync"])
     def resync(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_resync)
+
+
+# --- Tiers -------------------------------------------------------------------------------------------
 
 
 class TierVariableInline(admin.TabularInline):
@@ -123,10 +429,20 @@ class TierVariableInline(admin.TabularInline):
     extra = 1
     fields = ["name", "value", "type"]
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
 
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
-    """Saving writes through to DynamoDB (``tenants.receivers`` → ``tenants.services.sync``)."""
+    """Superusers change the tier mapping; saving writes through to DynamoDB (``tenants.receivers`` →
+    ``tenants.services.sync``). Other staff with the view permission see it read-only."""
 
     list_display = ["name", "provision_project", "deprovision_project", "variable_count", "version", "in_sync"]
     search_fields = ["name", "provision_project", "deprovision_project"]
@@ -137,6 +453,15 @@ class TierAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tier]:
         return super().get_queryset(request).prefetch_related("variables")
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
     @admin.display(description="variables")
     def variable_count(self, tier: Tier) -> int:
         return len(tier.variables.all())
@@ -146,22 +471,27 @@ class TierAdmin(admin.ModelAdmin):
         return tier.synced_version >= tier.version
 
 
+# --- Builds and history (read-only) --------------------------------------------------------------------
+
+
 @admin.register(Build)
 class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "tenant",
+        "__str__",
+        "tenant_link",
         "purpose",
         "attempt",
-        "builder_type",
         "project",
-        "status",
+        "status_badge",
+        "logs",
         "awaiting_outcome_event",
         "started_at",
         "ended_at",
     ]
     list_filter = ["status", "purpose", "builder_type", "awaiting_outcome_event"]
     search_fields = ["tenant__id", "tenant__key", "build_id", "idempotency_token"]
-    list_select_related = ["tenant"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
     fields = [
         "tenant",
         "event",
@@ -175,7 +505,7 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "status_reason",
         "awaiting_outcome_event",
-        "logs_url",
+        "logs",
         "started_at",
         "ended_at",
         "last_polled_at",
@@ -183,6 +513,27 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "environment_pretty",
     ]
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Build]:
+        # The tenant's key only (not its documents) for the list.
+        return super().get_queryset(request).select_related("tenant").defer(
+            "environment", "tenant__document", "tenant__plan", "tenant__builder_config", "tenant__app_config"
+        )
+
+    @admin.display(description="tenant", ordering="tenant__key")
+    def tenant_link(self, build: Build) -> str:
+        url = reverse("admin:tenants_tenant_change", args=[build.tenant_id])
+        return format_html('<a href="{}">{}</a>', url, build.tenant.key)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, build: Build) -> str:
+        return badge_html(build.status, build.get_status_display())
+
+    @admin.display(description="logs")
+    def logs(self, build: Build) -> str:
+        if not build.logs_url:
+            return "—"
+        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">logs ↗</a>', build.logs_url)
 
     @admin.display(description="environment sent (secrets masked)")
     def environment_pretty(self, build: Build) -> str:
@@ -195,6 +546,8 @@ class TenantHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "at"]
     search_fields = ["tenant__id", "tenant__key", "summary"]
     list_select_related = ["tenant"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
     date_hierarchy = "at"
     fields = ["tenant", "at", "kind", "summary", "actor", "actor_user", "ref_type", "ref_id", "details_pretty"]
     readonly_fields = fields

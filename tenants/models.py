@@ -64,6 +64,12 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Staff actions (admin and API); granted to the "Operators" group (orchestrator.staff).
+        permissions = [
+            ("retry_provisioning_tenant", "Can retry a tenant's provisioning"),
+            ("deprovision_tenant", "Can deprovision a tenant"),
+            ("resync_tenant", "Can write a tenant to DynamoDB again"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.id})"

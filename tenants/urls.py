@@ -1,3 +1,31 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from tenants.apis import (
+    BuildCollectionApi,
+    BuildDetailApi,
+    TenantCollectionApi,
+    TenantDeprovisionApi,
+    TenantDetailApi,
+    TenantHistoryApi,
+    TenantResyncApi,
+    TenantRetryProvisioningApi,
+    TierCollectionApi,
+    TierDetailApi,
+)
+
+urlpatterns = [
+    path("api/tenants/", TenantCollectionApi.as_view(), name="tenants"),
+    path("api/tenants/<str:pk>/", TenantDetailApi.as_view(), name="tenant-detail"),
+    path("api/tenants/<str:pk>/history/", TenantHistoryApi.as_view(), name="tenant-history"),
+    path(
+        "api/tenants/<str:pk>/retry-provisioning/",
+        TenantRetryProvisioningApi.as_view(),
+        name="tenant-retry-provisioning",
+    ),
+    path("api/tenants/<str:pk>/deprovision/", TenantDeprovisionApi.as_view(), name="tenant-deprovision"),
+    path("api/tenants/<str:pk>/resync/", TenantResyncApi.as_view(), name="tenant-resync"),
+    path("api/tiers/", TierCollectionApi.as_view(), name="tiers"),
+    path("api/tiers/<str:name>/", TierDetailApi.as_view(), name="tier-detail"),
+    path("api/builds/", BuildCollectionApi.as_view(), name="builds"),
+    path("api/builds/<int:pk>/", BuildDetailApi.as_view(), name="build-detail"),
+]

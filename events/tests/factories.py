@@ -23,6 +23,20 @@ class StaffFactory(UserFactory):
     is_staff = True
 
 
+class OperatorFactory(StaffFactory):
+    """Staff allowed to replay events (what the "Operators" group grants)."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def replay_permission(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            from django.contrib.auth.models import Permission
+
+            self.user_permissions.add(Permission.objects.get(codename="replay_receivedevent"))
+
+
 class ReceivedEventFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ReceivedEvent

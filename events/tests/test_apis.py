@@ -11,7 +11,7 @@ from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, ReceivedEvent
 from events.services import event_process
 
-from .factories import ReceivedEventFactory, StaffFactory, UserFactory
+from .factories import OperatorFactory, ReceivedEventFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client():
     client = APIClient()
-    client.force_authenticate(StaffFactory())
+    client.force_authenticate(OperatorFactory())
     return client
 
 
@@ -73,7 +73,7 @@ def test_missing_event_is_404(staff_client):
 
 
 def test_replay_runs_the_handler_again_as_a_new_attempt_by_the_user(recorder, django_capture_on_commit_callbacks):
-    staff = StaffFactory()
+    staff = OperatorFactory()
     client = APIClient()
     client.force_authenticate(staff)
     recorder.errors[DetailType.TENANT_DEPROVISIONING] = RuntimeError("down")

@@ -39,3 +39,20 @@ def test_send_sample_event_unreachable_intake_is_an_error():
 
     with pytest.raises(CommandError, match="Could not reach"):
         call_command("send_sample_event", DetailType.TENANT_DEPROVISIONING, "--url", f"http://127.0.0.1:{free_port()}/")
+
+
+def test_provisioning_sample_is_a_new_local_tenant_each_time(live_server, recorder, capsys):
+    url = f"{live_server.url}/api/events/"
+
+    call_command("send_sample_event", DetailType.TENANT_PROVISIONING, "--url", url)
+    call_command("send_sample_event", DetailType.TENANT_PROVISIONING, "--url", url)
+
+    events = list(ReceivedEvent.objects.order_by("id"))
+    assert len(events) == 2
+    tenants = [event.detail["tenant"] for event in events]
+    assert tenants[0]["id"] != tenants[1]["id"]
+    assert tenants[0]["key"] != tenants[1]["key"]
+    assert all(event.detail["builderConfig"]["type"] == "LOCAL" for event in events)
+    override_tenant = events[0].detail["builderConfig"]["config"]["environmentOverride"]["tenant"]
+    assert f'"id":"{tenants[0]["id"]}"' in override_tenant
+    assert "/admin/tenants/tenant/" in capsys.readouterr().out

@@ -363,13 +363,26 @@ class LiveStack:
         self.processes[name] = process
         return process
 
-    def manage(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    def start_process(
+        self, name: str, command: list[str], *, env: dict[str, str] | None = None, port: int | None = None
+    ) -> ManagedProcess:
+        """Any other process of the scenario (e.g. the demo receiver), cleaned up with the stack; with
+        ``port``, waits until it listens there. Its RSS is sampled under ``name``."""
+        process = self._add(name, command, env={**self.env, **(env or {})}).start()
+        self.sampler.watch(name, process)
+        if port is not None:
+            wait_for_port(port, timeout=30, process=process.popen)
+        return process
+
+    def manage(
+        self, *args: str, timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         """Run ``manage.py`` with the stack's environment (e.g. ``migrate``, ``bootstrap_aws``); with
         ``check`` a non-zero exit raises ``RuntimeError`` with the output."""
         result = subprocess.run(
             [PYTHON, "manage.py", *args],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -623,8 +636,9 @@ class PrivatePostgres:
     PostgreSQL refuses to run as root: when we are root, the cluster runs as the ``postgres`` user.
     """
 
-    def __init__(self, *, database: str = "orchestrator") -> None:
+    def __init__(self, *, database: str = "orchestrator", options: dict[str, str] | None = None) -> None:
         bindir = postgres_bin_dir()
+        self.options = dict(options or {})
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
         self.bindir = bindir
@@ -650,6 +664,18 @@ class PrivatePostgres:
     def url(self) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
 
+    def execute(self, *statements: str, database: str | None = None) -> list[tuple]:
+        """Run SQL as the superuser (autocommit); the rows of the last statement."""
+        import psycopg
+
+        url = f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"
+        rows: list[tuple] = []
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+            for statement in statements:
+                cursor = connection.execute(statement)
+                rows = cursor.fetchall() if cursor.description else []
+        return rows
+
     def _run(self, command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         if self._user:
             command = ["runuser", "-u", self._user, "--", *command]
@@ -663,6 +689,7 @@ class PrivatePostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+        options += "".join(f" -c {name}={value}" for name, value in self.options.items())
         self._run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"]
         )

@@ -33,6 +33,7 @@ from tenants.models import (
     TenantStatus,
     Tier,
 )
+from tenants.selectors import tier_get
 from tenants.services.environment import EnvVar, build_environment, environment_masked
 from tenants.services.lifecycle import history_record, tenant_transition
 
@@ -47,10 +48,6 @@ PURPOSE_STATUSES = {
 
 def idempotency_token(*, tenant_id: str, purpose: str, attempt: int) -> str:
     return f"{tenant_id}:{purpose}:{attempt}"
-
-
-def tier_get(*, name: str) -> Tier | None:
-    return Tier.objects.filter(name=name).prefetch_related("variables").first()
 
 
 def environment_for(*, tenant: Tenant, tier: Tier) -> list[EnvVar]:

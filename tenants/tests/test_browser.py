@@ -1,0 +1,169 @@
+"""The staff portal in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+An operator opens a tenant whose deployment callback failed against a live receiver on 127.0.0.1, sees
+the failure in the timeline, clicks "Retry failed callbacks" and, after a reload, sees the delivery
+succeed; a read-only user sees no action buttons. Screenshots go to the test artifacts folder.
+
+Skips (with the reason) when the ``playwright`` package or ``/usr/bin/chromium`` is missing; never
+downloads a browser.
+"""
+
+import json
+import os
+import urllib.request
+import uuid
+
+import pytest
+
+from events.catalogue import DetailType
+from events.samples import sample_envelope
+from tenants.models import TenantStatus
+from tenants.tests.staff import PASSWORD, staff_user
+from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
+from webhooks.tests.factories import TenantFactory, deployment_detail
+from webhooks.tests.receivers import Receiver, Reply
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _missing() -> str:
+    if sync_playwright is None:
+        return "the playwright package is not installed (pip install playwright; no browser download needed)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are synchronous.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            try:
+                chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            except Exception as error:  # noqa: BLE001 - any launch failure is a reason to skip
+                pytest.skip(f"Chromium did not start: {error}")
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def log_in(browser, live_server, user):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    expect(page.locator("#portal-dashboard")).to_be_visible()
+    return page
+
+
+def send_deployment_event(live_server, tenant, base: str) -> None:
+    """TENANT_DEPLOYMENT through the real intake over HTTP; the chain runs in the server (eager tasks)."""
+    body = sample_envelope(DetailType.TENANT_DEPLOYMENT)
+    body["id"] = str(uuid.uuid4())
+    body["detail"] = deployment_detail(tenant, base)
+    request = urllib.request.Request(  # noqa: S310 - the live server on 127.0.0.1
+        f"{live_server.url}/api/events/",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "x-api-key": "test-intake-key"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        assert response.status == 202
+
+
+@pytest.fixture
+def failed_deployment(aws, live_server, receiver, settings):
+    """A tenant whose control-plane webhook answered 500 (no automatic retries), then 204 from now on."""
+    settings.WEBHOOK_RETRY_SCHEDULE = []
+    settings.WEBHOOK_RETRY_WINDOW = 0
+    receiver.script("/webhook", Reply(500, body=b"control plane unavailable"))
+    tenant = TenantFactory(key="acme", name="Acme Inc", status=TenantStatus.DEPLOYING)
+    send_deployment_event(live_server, tenant, receiver.url(""))
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.DEPLOY_FAILED
+    return tenant
+
+
+def test_operator_retries_a_failed_callback_and_sees_it_succeed(
+    browser, live_server, receiver, failed_deployment, artifacts_dir
+):
+    tenant = failed_deployment
+    page = log_in(browser, live_server, staff_user("operator", username="olivia"))
+    expect(page.locator('[data-figure="failed-deliveries"]')).to_have_text("1")
+    page.screenshot(path=str(artifacts_dir / "portal-dashboard.png"), full_page=True)
+
+    # the failure is in the tenant's timeline
+    page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")
+    failure = page.locator("li.entry.tone-red[data-kind=callback]", has_text="Control-plane webhook")
+    expect(failure).to_contain_text("failed for good")
+    expect(failure).to_contain_text("HTTP 500")
+    expect(page.locator("#tenant-summary [data-status=DEPLOY_FAILED]")).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "portal-tenant-failed.png"), full_page=True)
+
+    # click retry; the receiver answers 204 now
+    with page.expect_navigation():
+        page.click("button[data-action=retry_callbacks]")
+    expect(page.locator("ul.messagelist")).to_contain_text("queued")
+    page.reload()
+
+    success = page.locator("li.entry.tone-green[data-kind=callback]", has_text="Control-plane webhook")
+    expect(success).to_contain_text("delivered (HTTP 204)")
+    expect(page.locator("li.entry[data-kind=staff_action]")).to_contain_text("by olivia")
+    expect(page.locator("#tenant-summary [data-status=ACTIVE]")).to_be_visible()
+    expect(page.locator("button[data-action=retry_callbacks]")).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "portal-tenant.png"), full_page=True)
+    page.context.close()
+
+    delivery = WebhookDelivery.objects.get(tenant=tenant, step=DeliveryStep.CONTROL_PLANE_WEBHOOK)
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [request.path for request in receiver.requests].count("/webhook") == 2
+
+
+def test_read_only_staff_see_the_story_but_no_action_buttons(browser, live_server, failed_deployment, artifacts_dir):
+    tenant = failed_deployment
+    page = log_in(browser, live_server, staff_user("read_only", username="rita"))
+
+    page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")
+
+    expect(page.locator("li.entry.tone-red[data-kind=callback]")).to_have_count(1)
+    expect(page.locator("#tenant-actions button")).to_have_count(0)
+    expect(page.locator("#tenant-actions")).to_contain_text("Read-only access")
+    page.screenshot(path=str(artifacts_dir / "portal-tenant-read-only.png"), full_page=True)
+    page.context.close()

@@ -28,6 +28,7 @@ from events.serializers import (
     IntakeResponseSerializer,
 )
 from events.services import event_receive, event_replay
+from orchestrator import api_examples
 from orchestrator.errors import ApplicationError
 from orchestrator.permissions import action_permission
 
@@ -117,7 +118,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
             "another body 409. Authenticate with the connection's API key header or HTTP Basic."
         ),
         request=openapi.EVENT_REQUEST,
-        examples=openapi.event_examples(),
+        examples=[*openapi.event_examples(), *api_examples.EVENT_INTAKE],
         responses=INTAKE_RESPONSES,
     )
     def post(self, request: Request) -> Response:
@@ -125,6 +126,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
 
     @extend_schema(
         operation_id="events_list",
+        examples=api_examples.EVENTS_LIST,
         tags=["events"],
         summary="List received events (staff)",
         description=(
@@ -170,7 +172,7 @@ class OriginalIntakeApi(APIView):
             )
         ],
         request=openapi.EVENT_REQUEST,
-        examples=openapi.event_examples(),
+        examples=[*openapi.event_examples(), *api_examples.EVENT_INTAKE],
         responses=INTAKE_RESPONSES,
     )
     def post(self, request: Request, eventType: str) -> Response:
@@ -180,6 +182,7 @@ class OriginalIntakeApi(APIView):
 class EventDetailApi(APIView):
     @extend_schema(
         operation_id="events_retrieve",
+        examples=api_examples.EVENT_DETAIL,
         tags=["events"],
         summary="One received event with its attempts (staff)",
         responses={
@@ -198,6 +201,7 @@ class EventReplayApi(APIView):
 
     @extend_schema(
         operation_id="events_replay",
+        examples=api_examples.EVENT_REPLAY,
         tags=["events"],
         summary="Run a stored event through its handler again (staff)",
         description=(

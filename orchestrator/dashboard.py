@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import EventStatus, ReceivedEvent
-from tenants.models import Build, BuildStatus, Tenant, TenantStatus
 from orchestrator.timeline import FAILED_TENANT_STATUSES
+from tenants.models import Build, BuildStatus, Tenant, TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
 RECENT_FAILURES = 10

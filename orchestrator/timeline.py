@@ -167,4 +167,3 @@ def tenant_timeline(*, tenant_id: str, limit: int = TIMELINE_LIMIT) -> Timeline:
     truncated = len(newest) > limit
     entries = list(reversed(newest[:limit]))
     return Timeline(entries=timeline_complete(entries), total_shown=len(entries), truncated=truncated)
-

@@ -6,6 +6,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from orchestrator import api_examples
 from orchestrator.health import run_checks
 
 _check = inline_serializer(
@@ -17,6 +18,7 @@ _check = inline_serializer(
 @extend_schema(
     tags=["status"],
     summary="Dependency health",
+    examples=api_examples.STATUS,
     description="One entry per dependency; 200 when all are ok, 503 otherwise. No authentication.",
     responses={
         200: inline_serializer(

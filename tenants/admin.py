@@ -516,8 +516,11 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Build]:
         # The tenant's key only (not its documents) for the list.
-        return super().get_queryset(request).select_related("tenant").defer(
-            "environment", "tenant__document", "tenant__plan", "tenant__builder_config", "tenant__app_config"
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tenant")
+            .defer("environment", "tenant__document", "tenant__plan", "tenant__builder_config", "tenant__app_config")
         )
 
     @admin.display(description="tenant", ordering="tenant__key")

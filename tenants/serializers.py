@@ -273,4 +273,3 @@ class BuildDetailSerializer(BuildSerializer):
     class Meta(BuildSerializer.Meta):
         fields = [*BuildSerializer.Meta.fields, "environment"]
         read_only_fields = fields
-

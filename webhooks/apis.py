@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator import api_examples
 from webhooks.selectors import delivery_get, delivery_list, endpoint_get, endpoint_list
 from webhooks.serializers import (
     DeliveryFilterSerializer,
@@ -59,6 +60,7 @@ class EndpointCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_list",
+        examples=api_examples.ENDPOINTS_LIST,
         tags=[TAG_ENDPOINTS],
         summary="List subscriber endpoints",
         description="Secrets are never returned; custom header values with secret-like names are masked.",
@@ -70,6 +72,7 @@ class EndpointCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_create",
+        examples=api_examples.ENDPOINT_CREATE,
         tags=[TAG_ENDPOINTS],
         summary="Create a subscriber endpoint",
         description=(
@@ -95,6 +98,7 @@ class EndpointDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_retrieve",
+        examples=api_examples.ENDPOINT_DETAIL,
         tags=[TAG_ENDPOINTS],
         summary="One subscriber endpoint",
         responses={200: WebhookEndpointSerializer, 404: _error("No such endpoint."), **AUTH_ERRORS},
@@ -104,6 +108,7 @@ class EndpointDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_update",
+        examples=api_examples.ENDPOINT_UPDATE,
         tags=[TAG_ENDPOINTS],
         summary="Change a subscriber endpoint (not its secret)",
         description="Fields not sent are left as they are. Re-activating clears the disabled reason.",
@@ -124,6 +129,7 @@ class EndpointDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_delete",
+        examples=api_examples.ENDPOINT_DELETE,
         tags=[TAG_ENDPOINTS],
         summary="Delete a subscriber endpoint",
         description="Past deliveries are kept; queued ones are cancelled.",
@@ -141,6 +147,7 @@ class EndpointRotateSecretApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_rotate_secret",
+        examples=api_examples.ENDPOINT_ROTATE,
         tags=[TAG_ENDPOINTS],
         summary="Rotate an endpoint's signing secret",
         description=(
@@ -173,6 +180,7 @@ class DeliveryCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_deliveries_list",
+        examples=api_examples.DELIVERIES_LIST,
         tags=[TAG_DELIVERIES],
         summary="List deliveries (chain steps and subscriber calls), newest first",
         parameters=[DeliveryFilterSerializer],
@@ -188,6 +196,7 @@ class DeliveryCollectionApi(GenericAPIView):
 class DeliveryDetailApi(APIView):
     @extend_schema(
         operation_id="webhook_deliveries_retrieve",
+        examples=api_examples.DELIVERY_DETAIL,
         tags=[TAG_DELIVERIES],
         summary="One delivery with its attempts",
         description="The payload is shown with secret values masked; signature headers are masked too.",
@@ -202,6 +211,7 @@ class DeliveryRetryApi(APIView):
 
     @extend_schema(
         operation_id="webhook_deliveries_retry",
+        examples=api_examples.DELIVERY_RETRY,
         tags=[TAG_DELIVERIES],
         summary="Send a delivery again now (staff)",
         description=(

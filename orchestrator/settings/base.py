@@ -283,7 +283,10 @@ LOCAL_BUILD_POST_ATTEMPTS = env.int("LOCAL_BUILD_POST_ATTEMPTS", default=5)
 LOCAL_BUILD_PASSTHROUGH_ENV = env.list(
     "LOCAL_BUILD_PASSTHROUGH_ENV", default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DEMO_RECEIVER_URL"]
 )
-CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {"task": "tenants.poll_builds", "schedule": float(BUILD_POLL_INTERVAL_SECONDS)}
+CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {
+    "task": "tenants.poll_builds",
+    "schedule": float(BUILD_POLL_INTERVAL_SECONDS),
+}
 CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
     "task": "tenants.sync_pending",
     "schedule": float(DYNAMODB_SYNC_SWEEP_SECONDS),

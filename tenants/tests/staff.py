@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from orchestrator.staff import OPERATORS_GROUP, READ_ONLY_GROUP, staff_groups_ensure
 
-PASSWORD = "portal-test-pw"  # noqa: S105 - a test user's password
+PASSWORD = "portal-test-pw"
 LEVELS = ("anonymous", "read_only", "operator", "superuser")
 
 

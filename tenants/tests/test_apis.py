@@ -264,7 +264,7 @@ def test_history_is_the_timeline_in_time_order_with_what_each_entry_refers_to(op
         "attempts": 3,
         "last_status_code": 500,
     }
-    assert note_row["event"] is None and note_row["build"] is None and note_row["delivery"] is None
+    assert (note_row["event"], note_row["build"], note_row["delivery"]) == (None, None, None)
 
 
 def test_retry_provisioning_starts_a_new_build_recorded_with_the_caller(operator, codebuild_tier, send_event):
@@ -414,7 +414,11 @@ def test_tier_errors(superuser):
     )
     duplicate_vars = superuser.post(
         "/api/tiers/",
-        {"name": "X", "provision_project": "p", "variables": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]},
+        {
+            "name": "X",
+            "provision_project": "p",
+            "variables": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}],
+        },
         format="json",
     )
     exists = superuser.post("/api/tiers/", {"name": "BASIC", "provision_project": "p"}, format="json")
@@ -482,7 +486,9 @@ def test_history_query_budget_is_constant(operator, django_assert_max_num_querie
     for n in range(rows):
         delivery = make_delivery(endpoint, tenant=tenant, dedupe_key=f"budget:{n}")
         build = BuildFactory(tenant=tenant, attempt=n + 1)
-        TenantHistory.objects.create(tenant=tenant, kind="callback", summary="x", ref_type="delivery", ref_id=delivery.pk)
+        TenantHistory.objects.create(
+            tenant=tenant, kind="callback", summary="x", ref_type="delivery", ref_id=delivery.pk
+        )
         TenantHistory.objects.create(tenant=tenant, kind="build", summary="x", ref_type="build", ref_id=build.pk)
 
     with django_assert_max_num_queries(7):  # permissions (2), tenant, count, page, deliveries, builds

@@ -63,7 +63,7 @@ def browser():
         with sync_playwright() as playwright:
             try:
                 chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            except Exception as error:  # noqa: BLE001 - any launch failure is a reason to skip
+            except Exception as error:
                 pytest.skip(f"Chromium did not start: {error}")
             yield chromium
             chromium.close()
@@ -98,13 +98,13 @@ def send_deployment_event(live_server, tenant, base: str) -> None:
     body = sample_envelope(DetailType.TENANT_DEPLOYMENT)
     body["id"] = str(uuid.uuid4())
     body["detail"] = deployment_detail(tenant, base)
-    request = urllib.request.Request(  # noqa: S310 - the live server on 127.0.0.1
+    request = urllib.request.Request(
         f"{live_server.url}/api/events/",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "x-api-key": "test-intake-key"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202
 
 
@@ -128,6 +128,10 @@ def test_operator_retries_a_failed_callback_and_sees_it_succeed(
     page = log_in(browser, live_server, staff_user("operator", username="olivia"))
     expect(page.locator('[data-figure="failed-deliveries"]')).to_have_text("1")
     page.screenshot(path=str(artifacts_dir / "portal-dashboard.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/admin/tenants/tenant/")
+    expect(page.locator("#result_list [data-status=DEPLOY_FAILED]")).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "portal-tenants.png"), full_page=True)
 
     # the failure is in the tenant's timeline
     page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")

@@ -253,8 +253,8 @@ def report(results: dict[str, Any]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", type=int, default=10, help="subscriber endpoints per scenario")
     parser.add_argument("--tenants", type=int, default=200, help="deliveries per endpoint")
-    parser.add_argument("--pool", default=os.environ.get("BENCH_WEBHOOK_POOL", "prefork"), help="celery pool")
-    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", 4)))
+    parser.add_argument("--pool", default=os.environ.get("BENCH_WEBHOOK_POOL", "threads"), help="celery pool")
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", 16)))
     parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per scenario")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker during the healthy run")

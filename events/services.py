@@ -23,13 +23,14 @@ import copy
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -58,59 +59,105 @@ class ReceiveResult:
     created: bool
 
 
+def _insert_unless_present(event: ReceivedEvent) -> int | None:
+    """``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING id``: the new pk, or None for a known id.
+
+    One statement (one round trip in autocommit) instead of a transaction with a savepoint: the intake's
+    hot path. Racing inserts of one id are decided by the unique index; the loser gets None.
+    """
+    meta = ReceivedEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    values = [field.get_db_prep_save(field.pre_save(event, add=True), connection) for field in fields]
+    # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('event_id').column)}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def event_receive(*, envelope: Envelope) -> ReceiveResult:
     """Store a validated event once; answer duplicates; refuse the same id with another body (409).
 
     Safe under concurrency: racing inserts of one id end with one row (the unique index decides) and the
-    losers read the winner's row.
+    losers read the winner's row. Processing is enqueued once the row is committed.
     """
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                event = ReceivedEvent.objects.create(
-                    event_id=envelope.event_id,
-                    detail_type=envelope.detail_type,
-                    source=envelope.source,
-                    account=envelope.account,
-                    region=envelope.region,
-                    time=envelope.time,
-                    resources=envelope.resources,
-                    detail=envelope.detail,
-                    envelope=envelope.raw,
-                    body_sha256=envelope.body_sha256,
-                    tenant_id=envelope.tenant_id,
-                )
-        except IntegrityError:
-            existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).first()
-            if existing is None:  # the unique violation came from elsewhere: not a duplicate
-                raise
-            if existing.body_sha256 != envelope.body_sha256:
-                raise ConflictError(
-                    "An event with this id was already received with a different body.",
-                    code="event_id_conflict",
-                    fields={"id": ["Already received with a different body."]},
-                ) from None
-            return ReceiveResult(event=existing, created=False)
-        event_enqueue(event_pk=event.pk)
-    logger.info(
-        "event accepted",
-        extra={"event_id": event.event_id, "detail_type": event.detail_type, "event_pk": event.pk},
+    event = ReceivedEvent(
+        event_id=envelope.event_id,
+        detail_type=envelope.detail_type,
+        source=envelope.source,
+        account=envelope.account,
+        region=envelope.region,
+        time=envelope.time,
+        resources=envelope.resources,
+        detail=envelope.detail,
+        envelope=envelope.raw,
+        body_sha256=envelope.body_sha256,
+        tenant_id=envelope.tenant_id,
     )
+    pk = _insert_unless_present(event)
+    if pk is None:
+        existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).first()
+        if existing is None:  # a conflicting insert that rolled back: nothing is stored, EventBridge retries
+            raise ConflictError("The event is being stored concurrently; retry.", code="event_in_flight")
+        if existing.body_sha256 != envelope.body_sha256:
+            raise ConflictError(
+                "An event with this id was already received with a different body.",
+                code="event_id_conflict",
+                fields={"id": ["Already received with a different body."]},
+            )
+        return ReceiveResult(event=existing, created=False)
+    event.pk = pk
+    event._state.adding = False
+    event_enqueue(event_pk=pk, from_intake=True)
+    logger.info("event accepted", extra={"event_id": event.event_id, "detail_type": event.detail_type, "event_pk": pk})
     return ReceiveResult(event=event, created=True)
 
 
-def event_enqueue(*, event_pk: int, countdown: float | None = None) -> None:
+class _BrokerBreaker:
+    """After a failed publish, skip publishing for a short while instead of waiting on a dead broker.
+
+    Without it every request would spend the broker's connect timeouts (about 2 s) before answering 202
+    during an outage; the rows are stored either way and the sweeper enqueues them once the broker is back.
+    """
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        self.open_until = time.monotonic() + settings.EVENT_PUBLISH_PAUSE_SECONDS
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+broker_breaker = _BrokerBreaker()
+
+
+def event_enqueue(*, event_pk: int, countdown: float | None = None, from_intake: bool = False) -> None:
     """Enqueue processing after the current transaction commits; a broker outage is logged, not raised.
 
     The row stays as it is, and the sweeper re-enqueues it later: accepting never depends on the broker.
+    The intake (``from_intake``) also respects the broker breaker; the sweeper always tries.
     """
 
     def send() -> None:
         from events.tasks import process_event
 
+        if from_intake and broker_breaker.is_open():
+            return
         try:
             process_event.apply_async(kwargs={"event_pk": event_pk}, countdown=countdown)
         except Exception as error:  # broker down: the sweeper will pick the event up
+            broker_breaker.trip()
             logger.warning(
                 "could not enqueue event processing; the sweeper will retry: %s",
                 error.__class__.__name__,

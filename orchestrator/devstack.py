@@ -201,22 +201,11 @@ def main() -> int:
             ],
             env,
         )
-        manager.start(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "-l",
-                "INFO",
-                "-c",
-                "2",
-                "-Q",
-                env.get("CELERY_QUEUES", "default,builds,webhooks"),
-            ],
-            env,
-        )
+        celery = [str(BIN / "celery"), "-A", "orchestrator", "worker", "-l", "INFO"]
+        manager.start("worker", [*celery, "-c", "2", "-Q", "default,builds", "-n", "main@%h"], env)
+        # Deliveries wait on the network, not the CPU: a thread pool keeps a slow receiver from holding up
+        # the others (no head-of-line blocking).
+        manager.start("hooks", [*celery, "-P", "threads", "-c", "16", "-Q", "webhooks", "-n", "hooks@%h"], env)
         manager.start("beat", [str(BIN / "celery"), "-A", "orchestrator", "beat", "-l", "WARNING"], env)
         manager.start("receiver", [PYTHON, "demo/receiver.py"], env)
         wait_for_port(web_port, process=manager.processes["web"])

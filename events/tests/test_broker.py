@@ -69,3 +69,21 @@ def test_broker_down_then_up_loses_nothing(intake, sample, recorder, live_servic
     # Then it was processed exactly once.
     assert processed
     assert recorder.count(event.pk) == 1
+
+
+def test_after_a_failed_publish_the_intake_stops_waiting_on_the_dead_broker(intake, sample, recorder):
+    from events.services import broker_breaker
+
+    first, second = sample(DetailType.TENANT_PROVISIONING), sample(DetailType.TENANT_PROVISIONING)
+    second["id"] = first["id"] + "-second"
+
+    with broker(f"redis://127.0.0.1:{free_port()}/0"):
+        assert intake(first).status_code == 202
+        assert broker_breaker.is_open()
+        started = time.monotonic()
+        assert intake(second).status_code == 202
+        paused_answer_seconds = time.monotonic() - started
+
+    # Both are stored for the sweeper; the second answer did not try the broker (no connect timeouts).
+    assert ReceivedEvent.objects.filter(status=EventStatus.ACCEPTED).count() == 2
+    assert paused_answer_seconds < 1.0

@@ -126,6 +126,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Connections are recycled by orchestrator.celery.recycle_database_connections (CONN_MAX_AGE, health checks);
+# this keeps Celery's Django fix-up from also closing them around every task.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -227,6 +230,8 @@ INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
 EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=5)
 # Events accepted but not finished after this many seconds are re-enqueued by the sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=120)
+# After a failed publish to the broker, the intake stops trying for this long (the sweeper enqueues).
+EVENT_PUBLISH_PAUSE_SECONDS = env.float("EVENT_PUBLISH_PAUSE_SECONDS", default=5.0)
 EVENT_SWEEP_INTERVAL_SECONDS = env.int("EVENT_SWEEP_INTERVAL_SECONDS", default=60)  # how often the sweeper runs
 # Handler retries: exponential backoff from this many seconds, with jitter, capped.
 EVENT_RETRY_BACKOFF_SECONDS = env.float("EVENT_RETRY_BACKOFF_SECONDS", default=10.0)

@@ -132,6 +132,15 @@ def aws(live_services: dict[str, str]) -> dict[str, str]:
     return live_services
 
 
+@pytest.fixture(autouse=True)
+def _closed_broker_breaker() -> Iterator[None]:
+    """A test that trips the intake's broker breaker must not pause publishing for the next test."""
+    yield
+    from events.services import broker_breaker
+
+    broker_breaker.reset()
+
+
 @pytest.fixture
 def artifacts_dir() -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS_DIR", "test-artifacts"))

@@ -36,14 +36,14 @@ def test_every_variable_the_app_services_set_is_read_by_the_settings():
 
 def test_app_services_are_web_worker_and_beat_with_the_project_entry_points():
     services = app_services()
-    assert set(services) == {"web", "worker", "beat"}
+    assert set(services) == {"web", "worker", "webhook-worker", "beat"}
     web = services["web"]["command"]
     assert "orchestrator.wsgi:application" in web
     assert "bootstrap_aws" in web
     assert "migrate" in web
-    for name in ("worker", "beat"):
+    for name in ("worker", "webhook-worker", "beat"):
         assert services[name]["command"][:3] == ["celery", "-A", "orchestrator"]
-        assert services[name]["command"][3] == name
+        assert services[name]["command"][3] == name.removeprefix("webhook-")
 
 
 def test_services_point_at_the_compose_backends():
@@ -61,7 +61,11 @@ def test_worker_consumes_every_queue_tasks_are_routed_to():
 
     app.loader.import_default_modules()
     routed = {task.queue for task in app.tasks.values() if getattr(task, "queue", None)}
-    worker = app_services()["worker"]["command"]
-    queues = set(worker[worker.index("-Q") + 1].split(","))
+    # Queues chosen at enqueue time (apply_async(queue=...)) come from settings.
+    routed |= {settings.WEBHOOK_QUEUE, settings.LOCAL_BUILD_QUEUE}
+    queues: set[str] = set()
+    for name in ("worker", "webhook-worker"):
+        command = app_services()[name]["command"]
+        queues |= set(command[command.index("-Q") + 1].split(","))
     assert routed <= queues, f"tasks routed to queues the worker does not consume: {routed - queues}"
     assert settings.CELERY_TASK_DEFAULT_QUEUE in queues

@@ -304,3 +304,30 @@ def tenant_attempt_start(
         event=event,
     )
     return build, environment
+
+
+def tenant_staff_attempt(
+    *, tenant: Tenant, purpose: str, request_summary: str, actor_user: AbstractBaseUser | None
+) -> ActionResult:
+    """A staff-requested attempt (retry provisioning, deprovision): recorded with the user, then started."""
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        history_record(
+            tenant=tenant,
+            kind=HistoryKind.STAFF_ACTION,
+            summary=request_summary,
+            details={"from": tenant.status},
+            actor_user=actor_user,
+        )
+        build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=None, actor_user=actor_user)
+    if build is not None:
+        build_start(build=build, environment=environment)
+    tenant.refresh_from_db()
+    attempt = tenant.provisioning_attempt if purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+    return ActionResult(
+        tenant=tenant,
+        changed=True,
+        message=f"{tenant.key}: {purpose}ing attempt {attempt} "
+        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
+        build=build,
+    )

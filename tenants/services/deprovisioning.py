@@ -13,12 +13,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from events.registry import EventRejected
-from tenants.models import Build, BuildPurpose, HistoryKind, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start
+from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
+from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.lifecycle import (
     event_already_applied,
-    history_record,
     history_record_event,
     tenant_transition,
 )
@@ -74,25 +73,9 @@ def tenant_deprovision(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -
         return ActionResult(tenant=tenant, changed=False, message=f"{tenant.key} is already inactive.")
     if tenant.status not in DEPROVISIONABLE:
         tenant_transition(tenant=tenant, to=TenantStatus.DEPROVISIONING, actor_user=actor_user)  # refused, recorded
-    with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
-        history_record(
-            tenant=tenant,
-            kind=HistoryKind.STAFF_ACTION,
-            summary="Deprovisioning requested",
-            details={"from": tenant.status},
-            actor_user=actor_user,
-        )
-        build, environment = tenant_attempt_start(
-            tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=None, actor_user=actor_user
-        )
-    if build is not None:
-        build_start(build=build, environment=environment)
-    tenant.refresh_from_db()
-    return ActionResult(
+    return tenant_staff_attempt(
         tenant=tenant,
-        changed=True,
-        message=f"{tenant.key}: deprovisioning attempt {tenant.deprovisioning_attempt} "
-        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
-        build=build,
+        purpose=BuildPurpose.DEPROVISION,
+        request_summary="Deprovisioning requested",
+        actor_user=actor_user,
     )

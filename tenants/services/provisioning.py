@@ -14,12 +14,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from events.registry import EventRejected
-from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start
+from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
+from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.lifecycle import (
     event_already_applied,
-    history_record,
     history_record_event,
     tenant_transition,
 )
@@ -106,25 +105,9 @@ def tenant_retry_provisioning(*, tenant: Tenant, actor_user: AbstractBaseUser | 
     if tenant.status not in PROVISIONABLE:
         # Refused by the state machine, which records the refusal (outside any transaction of ours).
         tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING, actor_user=actor_user)
-    with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
-        history_record(
-            tenant=tenant,
-            kind=HistoryKind.STAFF_ACTION,
-            summary="Retry provisioning requested",
-            details={"from": tenant.status},
-            actor_user=actor_user,
-        )
-        build, environment = tenant_attempt_start(
-            tenant=tenant, purpose=BuildPurpose.PROVISION, event=None, actor_user=actor_user
-        )
-    if build is not None:
-        build_start(build=build, environment=environment)
-    tenant.refresh_from_db()
-    return ActionResult(
+    return tenant_staff_attempt(
         tenant=tenant,
-        changed=True,
-        message=f"{tenant.key}: provisioning attempt {tenant.provisioning_attempt} "
-        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
-        build=build,
+        purpose=BuildPurpose.PROVISION,
+        request_summary="Retry provisioning requested",
+        actor_user=actor_user,
     )

@@ -1,0 +1,33 @@
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+CHECK = "import django; django.setup(); print('started')"
+
+
+def start_production(**environment: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "orchestrator.settings.production", **environment}
+    return subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        ({}, "DJANGO_SECRET_KEY must be set"),
+        ({"DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be off"),
+    ],
+)
+def test_production_refuses_to_start_misconfigured(environment, reason):
+    result = start_production(**environment)
+    assert result.returncode != 0
+    assert reason in result.stderr
+
+
+def test_production_starts_with_a_secret_key_and_debug_off():
+    result = start_production(DJANGO_SECRET_KEY="x" * 50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"

@@ -1,37 +1,17 @@
 """Admin for received events (read-only, with a POST-only Replay) and the outbox (read-only)."""
 
-import json
-from typing import Any
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
 
 from events.models import EventAttempt, OutboxEvent, ReceivedEvent
 from events.services import event_replay
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError
-from orchestrator.redaction import redact, redact_text
-
-
-def _pretty(value: Any) -> str:
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
-    )
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from orchestrator.redaction import redact_text
 
 
 class EventAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -102,15 +82,15 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="detail")
     def pretty_detail(self, event: ReceivedEvent) -> str:
-        return _pretty(event.detail)
+        return pretty_json(event.detail)
 
     @admin.display(description="envelope as received")
     def pretty_envelope(self, event: ReceivedEvent) -> str:
-        return _pretty(event.envelope)
+        return pretty_json(event.envelope)
 
     @admin.display(description="result")
     def pretty_result(self, event: ReceivedEvent) -> str:
-        return _pretty(event.result)
+        return pretty_json(event.result)
 
     @admin.display(description="last error")
     def masked_last_error(self, event: ReceivedEvent) -> str:
@@ -190,4 +170,4 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="detail (secrets masked)")
     def pretty_detail(self, entry: OutboxEvent) -> str:
-        return _pretty(entry.detail)
+        return pretty_json(entry.detail)

@@ -23,8 +23,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError
-from orchestrator.redaction import redact
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
 from orchestrator.templatetags.portal import badge_html
 from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
@@ -35,24 +35,6 @@ from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioni
 from tenants.services.sync import tenant_resync
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import delivery_retry
-
-
-def _pretty(value: Any) -> str:
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
-    )
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -196,19 +178,19 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="plan")
     def plan_pretty(self, tenant: Tenant) -> str:
-        return _pretty(tenant.plan)
+        return pretty_json(tenant.plan)
 
     @admin.display(description="tenant document")
     def document_pretty(self, tenant: Tenant) -> str:
-        return _pretty(tenant.document)
+        return pretty_json(tenant.document)
 
     @admin.display(description="builder config")
     def builder_config_pretty(self, tenant: Tenant) -> str:
-        return _pretty(tenant.builder_config)
+        return pretty_json(tenant.builder_config)
 
     @admin.display(description="app config")
     def app_config_pretty(self, tenant: Tenant) -> str:
-        return _pretty(tenant.app_config)
+        return pretty_json(tenant.app_config)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         return tenant_search(queryset, search_term), False
@@ -540,7 +522,7 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="environment sent (secrets masked)")
     def environment_pretty(self, build: Build) -> str:
-        return _pretty(build.environment)
+        return pretty_json(build.environment)
 
 
 @admin.register(TenantHistory)
@@ -557,4 +539,4 @@ class TenantHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="details")
     def details_pretty(self, entry: TenantHistory) -> str:
-        return _pretty(entry.details)
+        return pretty_json(entry.details)

@@ -4,7 +4,6 @@ Actions are POST-only (Django admin actions are form posts), permission-checked 
 services as the API. Secrets are never rendered except once, right after they were created or rotated.
 """
 
-import json
 from typing import Any
 
 from django import forms
@@ -13,8 +12,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
 
+from orchestrator.admin_helpers import pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks.models import (
@@ -36,10 +35,6 @@ from webhooks.services import (
 )
 
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
-
-
-def _pretty(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -170,7 +165,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
     @admin.display(description="Request headers")
     def headers_display(self, attempt: DeliveryAttempt) -> str:
-        return _pretty(masked_headers(attempt.request_headers))
+        return pretty_json(masked_headers(attempt.request_headers))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -239,7 +234,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Payload (secrets masked)")
     def payload_display(self, delivery: WebhookDelivery) -> str:
-        return _pretty(redact(delivery.payload))
+        return pretty_json(redact(delivery.payload))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,0 +1,29 @@
+"""Small pieces every app's admin shares."""
+
+import json
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from orchestrator.redaction import redact
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value as an indented, secret-masked block for a read-only admin field."""
+    return format_html(
+        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
+    )
+
+
+class ReadOnlyAdminMixin:
+    """Rows that are records (events, attempts, history, builds): shown, never added, changed or deleted."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -58,27 +58,8 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         ("Payload (secrets masked)", {"fields": ["pretty_detail", "pretty_envelope"]}),
     ]
-    readonly_fields = [
-        "event_id",
-        "detail_type",
-        "source",
-        "account",
-        "region",
-        "time",
-        "resources",
-        "tenant_id",
-        "status",
-        "attempts",
-        "masked_last_error",
-        "pretty_result",
-        "received_at",
-        "started_at",
-        "finished_at",
-        "next_attempt_at",
-        "replay_requested_by",
-        "pretty_detail",
-        "pretty_envelope",
-    ]
+    # Every field shown is read-only: derived from the fieldsets so the two lists cannot drift apart.
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
     @admin.display(description="detail")
     def pretty_detail(self, event: ReceivedEvent) -> str:

@@ -58,11 +58,17 @@ class Target:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+class StaleConnection(ConnectionError):
+    """A kept-alive connection the server had already closed: the request was not received, so it is sent
+    again on a new connection (what HTTP clients do), not counted as an error."""
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.open = True
+        self.answered = 0
 
     @classmethod
     async def connect(cls, target: Target) -> Connection:
@@ -71,11 +77,17 @@ class Connection:
 
     async def send(self, payload: bytes) -> int:
         """Send one request; return the status code after reading the whole answer."""
-        self.writer.write(payload)
-        await self.writer.drain()
-        status_line = await self.reader.readline()
+        try:
+            self.writer.write(payload)
+            await self.writer.drain()
+            status_line = await self.reader.readline()
+        except (ConnectionResetError, BrokenPipeError):
+            status_line = b""
         if not status_line:
+            if self.answered:
+                raise StaleConnection("idle connection closed by the server")
             raise ConnectionError("connection closed by the server")
+        self.answered += 1
         status = int(status_line.split(b" ", 2)[1])
         length = 0
         close = False
@@ -108,6 +120,7 @@ class Results:
     started: float = 0.0
     finished: float = 0.0
     connections_opened: int = 0
+    resent: int = 0  # requests sent again after a stale kept-alive connection (see StaleConnection)
 
     def summary(self, *, mode: str, **extra: object) -> dict[str, object]:
         elapsed = max(self.finished - self.started, 1e-9)
@@ -119,6 +132,7 @@ class Results:
             "requests": sum(self.statuses.values()) + sum(self.errors.values()),
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
             "errors": dict(self.errors),
+            "resent_after_stale_connection": self.resent,
             "elapsed_s": round(elapsed, 3),
             "accepted": accepted,
             "accepted_per_s": round(accepted / elapsed, 1),
@@ -147,11 +161,11 @@ async def run_open_loop(target: Target, *, rate: float, duration: float, max_con
     tasks: set[asyncio.Task] = set()
     loop = asyncio.get_running_loop()
 
-    async def acquire() -> Connection:
+    async def acquire(*, fresh: bool = False) -> Connection:
         nonlocal busy
         async with freed:
             while True:
-                while idle:
+                while idle and not fresh:
                     connection = idle.pop()
                     if connection.open:
                         busy += 1
@@ -178,9 +192,9 @@ async def run_open_loop(target: Target, *, rate: float, duration: float, max_con
                 idle.append(connection)
             freed.notify()
 
-    async def one(index: int, due: float) -> None:
+    async def one(index: int, due: float, *, fresh: bool = False) -> None:
         try:
-            connection = await acquire()
+            connection = await acquire(fresh=fresh)
         except OSError as error:
             results.errors[error.__class__.__name__] += 1
             return
@@ -188,11 +202,16 @@ async def run_open_loop(target: Target, *, rate: float, duration: float, max_con
             status = await connection.send(target.request(index))
             results.statuses[status] += 1
             results.latencies_ms.append((loop.time() - due) * 1000)
+        except StaleConnection:
+            connection.close()
+            await release(connection)
+            results.resent += 1
+            await one(index, due, fresh=True)  # latency still counts from the original due time
+            return
         except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as error:
             results.errors[error.__class__.__name__] += 1
             connection.close()
-        finally:
-            await release(connection)
+        await release(connection)
 
     start = loop.time() + 0.05
     results.started = time.monotonic() + 0.05

@@ -24,13 +24,14 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -59,35 +60,8 @@ class ReceiveResult:
     created: bool
 
 
-def _insert_unless_present(event: ReceivedEvent) -> int | None:
-    """``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING id``: the new pk, or None for a known id.
-
-    One statement (one round trip in autocommit) instead of a transaction with a savepoint: the intake's
-    hot path. Racing inserts of one id are decided by the unique index; the loser gets None.
-    """
-    meta = ReceivedEvent._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    values = [field.get_db_prep_save(field.pre_save(event, add=True), connection) for field in fields]
-    # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('event_id').column)}) DO NOTHING RETURNING {quote(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def event_receive(*, envelope: Envelope) -> ReceiveResult:
-    """Store a validated event once; answer duplicates; refuse the same id with another body (409).
-
-    Safe under concurrency: racing inserts of one id end with one row (the unique index decides) and the
-    losers read the winner's row. Processing is enqueued once the row is committed.
-    """
-    event = ReceivedEvent(
+def _event_row(envelope: Envelope) -> ReceivedEvent:
+    return ReceivedEvent(
         event_id=envelope.event_id,
         detail_type=envelope.detail_type,
         source=envelope.source,
@@ -100,7 +74,91 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
         body_sha256=envelope.body_sha256,
         tenant_id=envelope.tenant_id,
     )
-    pk = _insert_unless_present(event)
+
+
+def _insert_rows(head: str, rows: list[list[Any]], tail: str) -> list[tuple[Any, ...]]:
+    """Run ``{head} VALUES (row), (row), ... {tail}`` and return what it returns.
+
+    On PostgreSQL with native ``$n`` placeholders on a raw cursor: psycopg then neither escapes every
+    parameter in Python (Django's default client-side binding) nor parses the statement (which it cannot
+    cache beyond 50 parameters); those two were most of the cost of storing a batch of large JSON events.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    width = len(rows[0])
+    if db.vendor == "postgresql":
+        import psycopg
+
+        numbers = iter(range(1, width * len(rows) + 1))
+        values = ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in rows)
+        cursor = db.make_cursor(psycopg.RawCursor(db.connection))
+    else:
+        values = ", ".join([f"({', '.join(['%s'] * width)})"] * len(rows))
+        cursor = db.cursor()
+    with cursor:
+        cursor.execute(f"{head} VALUES {values} {tail}", [value for row in rows for value in row])
+        return cursor.fetchall()
+
+
+def events_store(events: Sequence[ReceivedEvent]) -> list[int | None]:
+    """Insert new events with one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING``.
+
+    Returns, per event, its new pk, or None when its id is already stored (or repeats an earlier event of
+    the same batch): the caller then decides between duplicate and conflict. Racing inserts of one id are
+    decided by the unique index. One statement for a whole batch is what makes group commit cheap.
+    """
+    first_of_id: dict[str, int] = {}
+    for index, event in enumerate(events):
+        first_of_id.setdefault(event.event_id, index)
+    db = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per use
+    meta = ReceivedEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    rows = [
+        [field.get_db_prep_save(field.pre_save(events[index], add=True), db) for field in fields]
+        for index in first_of_id.values()
+    ]
+    quote = db.ops.quote_name
+    event_id_column = quote(meta.get_field("event_id").column)
+    # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
+    returned = _insert_rows(
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})",
+        rows,
+        f"ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",
+    )
+    pk_of_id = {event_id: pk for pk, event_id in returned}
+    pks: list[int | None] = [None] * len(events)
+    for event_id, index in first_of_id.items():
+        pk = pk_of_id.get(event_id)
+        if pk is not None:
+            pks[index] = pk
+            events[index].pk = pk
+            events[index]._state.adding = False
+    if pk_of_id:  # one line per batch: under load a line per event costs more than storing it
+        logger.info(
+            "events accepted",
+            extra={"events": [{"event_id": event_id, "event_pk": pk} for event_id, pk in pk_of_id.items()]},
+        )
+    return pks
+
+
+def event_receive(*, envelope: Envelope) -> ReceiveResult:
+    """Store a validated event once; answer duplicates; refuse the same id with another body (409).
+
+    With INTAKE_GROUP_COMMIT the row is written by this process's group-commit writer together with the
+    events other requests are accepting at the same moment (one statement, one commit); either way this
+    returns only once the row is committed. Processing is dispatched after the commit.
+    Safe under concurrency: racing inserts of one id end with one row (the unique index decides) and the
+    losers read the winner's row.
+    """
+    event = _event_row(envelope)
+    if settings.INTAKE_GROUP_COMMIT:
+        from events.group_commit import intake_writer
+
+        pk = intake_writer.store(event)
+    else:
+        pk = events_store([event])[0]
+        if pk is not None:
+            transaction.on_commit(lambda: events_dispatch([pk], from_intake=True))
     if pk is None:
         existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).first()
         if existing is None:  # a conflicting insert that rolled back: nothing is stored, EventBridge retries
@@ -112,10 +170,6 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
                 fields={"id": ["Already received with a different body."]},
             )
         return ReceiveResult(event=existing, created=False)
-    event.pk = pk
-    event._state.adding = False
-    event_enqueue(event_pk=pk, from_intake=True)
-    logger.info("event accepted", extra={"event_id": event.event_id, "detail_type": event.detail_type, "event_pk": pk})
     return ReceiveResult(event=event, created=True)
 
 
@@ -142,29 +196,48 @@ class _BrokerBreaker:
 broker_breaker = _BrokerBreaker()
 
 
-def event_enqueue(*, event_pk: int, countdown: float | None = None, from_intake: bool = False) -> None:
-    """Enqueue processing after the current transaction commits; a broker outage is logged, not raised.
+def _publish(send: Callable[[], Any], *, from_intake: bool, what: str) -> None:
+    """Publish to the broker; an outage is logged, not raised (the rows stay as they are and the sweeper
+    re-enqueues them later: accepting never depends on the broker). The intake (``from_intake``) also
+    respects the broker breaker; the sweeper always tries."""
+    if from_intake and broker_breaker.is_open():
+        return
+    try:
+        send()
+    except Exception as error:  # broker down: the sweeper will pick the events up
+        broker_breaker.trip()
+        logger.warning("could not enqueue %s; the sweeper will retry: %s", what, error.__class__.__name__)
 
-    The row stays as it is, and the sweeper re-enqueues it later: accepting never depends on the broker.
-    The intake (``from_intake``) also respects the broker breaker; the sweeper always tries.
+
+def events_dispatch(event_pks: Sequence[int], *, from_intake: bool = False) -> None:
+    """Enqueue processing of committed events, EVENT_DISPATCH_BATCH ids per message.
+
+    One message per few events keeps the broker's per-message cost off the intake's hot path, while
+    separate messages still let several workers share a burst.
     """
+    from events.tasks import process_events
 
-    def send() -> None:
-        from events.tasks import process_event
+    size = max(1, settings.EVENT_DISPATCH_BATCH)
+    for start in range(0, len(event_pks), size):
+        chunk = list(event_pks[start : start + size])
+        _publish(
+            lambda chunk=chunk: process_events.apply_async(kwargs={"event_pks": chunk}),
+            from_intake=from_intake,
+            what=f"processing of events {chunk}",
+        )
 
-        if from_intake and broker_breaker.is_open():
-            return
-        try:
-            process_event.apply_async(kwargs={"event_pk": event_pk}, countdown=countdown)
-        except Exception as error:  # broker down: the sweeper will pick the event up
-            broker_breaker.trip()
-            logger.warning(
-                "could not enqueue event processing; the sweeper will retry: %s",
-                error.__class__.__name__,
-                extra={"event_pk": event_pk},
-            )
 
-    transaction.on_commit(send)
+def event_enqueue(*, event_pk: int, countdown: float | None = None) -> None:
+    """Enqueue processing of one event after the current transaction commits (retries, replays)."""
+    from events.tasks import process_event
+
+    transaction.on_commit(
+        lambda: _publish(
+            lambda: process_event.apply_async(kwargs={"event_pk": event_pk}, countdown=countdown),
+            from_intake=False,
+            what=f"processing of event {event_pk}",
+        )
+    )
 
 
 # --- Processing -----------------------------------------------------------------------------------
@@ -337,6 +410,14 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     return ProcessOutcome("succeeded", attempt=attempt.number)
 
 
+def event_run(*, event_pk: int) -> ProcessOutcome:
+    """``event_process``, then schedule the next attempt when the handler failed and may retry."""
+    outcome = event_process(event_pk=event_pk)
+    if outcome.retry_in is not None:
+        event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
+    return outcome
+
+
 # --- Replay and sweeping --------------------------------------------------------------------------
 
 
@@ -403,8 +484,7 @@ def events_sweep_stale(*, limit: int = 500) -> list[int]:
         ReceivedEvent.objects.filter(pk__in=pks, status=EventStatus.RETRYING).update(
             next_attempt_at=now, updated_at=now
         )
-        for pk in pks:
-            event_enqueue(event_pk=pk)
+        transaction.on_commit(lambda: events_dispatch(pks))
     logger.info("sweeper re-enqueued %d events", len(pks))
     return pks
 

@@ -12,24 +12,30 @@ logger = logging.getLogger(__name__)
 _DB_DOWN = (OperationalError, InterfaceError)
 
 
-@shared_task(
-    name="events.process_event",
-    bind=True,
-    acks_late=True,
-    autoretry_for=_DB_DOWN,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
-def process_event(self, *, event_pk: int) -> str:  # noqa: ANN001
-    """Run one received event through its handler (idempotent; skips what is done or not yet due)."""
-    from events.services import event_enqueue, event_process
+_RETRY_WHILE_DB_DOWN = {
+    "acks_late": True,
+    "autoretry_for": _DB_DOWN,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
 
-    outcome = event_process(event_pk=event_pk)
-    if outcome.retry_in is not None:
-        event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
-    return outcome.outcome
+
+@shared_task(name="events.process_event", **_RETRY_WHILE_DB_DOWN)
+def process_event(*, event_pk: int) -> str:
+    """Run one received event through its handler (idempotent; skips what is done or not yet due)."""
+    from events.services import event_run
+
+    return event_run(event_pk=event_pk).outcome
+
+
+@shared_task(name="events.process_events", **_RETRY_WHILE_DB_DOWN)
+def process_events(*, event_pks: list[int]) -> list[str]:
+    """Run a few events accepted together, in order (each one idempotent, as ``process_event``)."""
+    from events.services import event_run
+
+    return [event_run(event_pk=event_pk).outcome for event_pk in event_pks]
 
 
 @shared_task(name="events.sweep_stale_events", acks_late=True)
@@ -40,16 +46,8 @@ def sweep_stale_events() -> int:
     return len(events_sweep_stale())
 
 
-@shared_task(
-    name="events.publish_outbox",
-    bind=True,
-    acks_late=True,
-    autoretry_for=_DB_DOWN,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=10,
-)
-def publish_outbox(self, *, outbox_pk: int) -> str:  # noqa: ANN001
+@shared_task(name="events.publish_outbox", **_RETRY_WHILE_DB_DOWN)
+def publish_outbox(*, outbox_pk: int) -> str:
     """Send one pending outbox row to EventBridge (retries transient AWS errors with backoff)."""
     from events.publisher import outbox_send
 

@@ -227,6 +227,15 @@ INTAKE_API_KEY_HEADER = env("INTAKE_API_KEY_HEADER", default="x-api-key")
 INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 INTAKE_BASIC_AUTH = env.list("INTAKE_BASIC_AUTH", default=[])
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
+# Group commit (events/group_commit.py): events accepted at the same moment by one web process share one
+# INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
+INTAKE_GROUP_COMMIT = env.bool("INTAKE_GROUP_COMMIT", default=True)
+INTAKE_GROUP_COMMIT_MAX_BATCH = env.int("INTAKE_GROUP_COMMIT_MAX_BATCH", default=200)
+INTAKE_STORE_TIMEOUT_SECONDS = env.float("INTAKE_STORE_TIMEOUT_SECONDS", default=10.0)
+# Accepted events are dispatched to the workers up to this many ids per message; a web process sends at
+# most one dispatch per interval (the first event after a quiet spell goes at once).
+EVENT_DISPATCH_BATCH = env.int("EVENT_DISPATCH_BATCH", default=25)
+EVENT_DISPATCH_INTERVAL_SECONDS = env.float("EVENT_DISPATCH_INTERVAL_SECONDS", default=0.05)
 EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=5)
 # Events accepted but not finished after this many seconds are re-enqueued by the sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=120)

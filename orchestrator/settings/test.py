@@ -17,6 +17,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 INTAKE_API_KEYS = ["test-intake-key", "test-intake-key-next"]
 INTAKE_BASIC_AUTH = ["eventbridge:test-basic-password"]
+# Tests run inside a transaction per test, which a writer thread's own connection cannot share: the
+# intake stores in the request's transaction unless a (transactional) test switches group commit on.
+INTAKE_GROUP_COMMIT = False
 WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 LOG_FORMAT = "console"
 LOGGING["handlers"]["stdout"]["formatter"] = "console"  # noqa: F405

@@ -1,0 +1,212 @@
+"""Group commit for the intake: the events a web process accepts at the same moment share one INSERT
+and one COMMIT.
+
+Every accepted event has to be durable before its 202, and one transaction per event costs a round trip,
+a WAL flush and the statement's overhead each time. Here request threads hand their row to one writer
+thread per process and wait; the writer takes everything queued (up to INTAKE_GROUP_COMMIT_MAX_BATCH),
+stores it with ``events_store`` in one statement, wakes each request with its pk, and hands the new pks
+to a dispatcher thread that enqueues their processing. There is no waiting for a batch to fill: under
+light load a batch is one event (the latency of a plain insert); under heavy load batches grow by
+themselves while the previous commit is running.
+
+Failures stay per request: if the batch's database is unreachable, every request in it gets the
+database error (503, EventBridge retries); if one row is refused, the batch is retried row by row so
+only that request fails. A request is answered only after its own row is committed, or with an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
+
+from events.models import ReceivedEvent
+from orchestrator.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
+class StoreTimeout(ApplicationError):
+    def __init__(self) -> None:
+        super().__init__("The event could not be stored in time; retry.", code="store_timeout", status_code=503)
+
+
+@dataclass
+class _Submission:
+    event: ReceivedEvent
+    done: threading.Event = field(default_factory=threading.Event)
+    pk: int | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _CloseConnections:
+    """Asks a writer or dispatcher thread to close its database connections (and says when it has)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        connections.close_all()
+        self.done.set()
+
+
+class GroupCommitWriter:
+    """One writer thread per process (started on first use, and again after a fork), plus its dispatcher."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._queue: queue.SimpleQueue[_Submission | _CloseConnections] = queue.SimpleQueue()
+        self._committed: queue.SimpleQueue[list[int] | _CloseConnections] = queue.SimpleQueue()
+
+    def store(self, event: ReceivedEvent) -> int | None:
+        """Store ``event`` with the next batch; its pk, or None when its id was already stored."""
+        submission = _Submission(event)
+        self._start_once_per_process()
+        self._queue.put(submission)
+        if not submission.done.wait(settings.INTAKE_STORE_TIMEOUT_SECONDS):
+            # It may still be committed later: EventBridge's retry then gets "duplicate", never a loss.
+            raise StoreTimeout
+        if submission.error is not None:
+            raise submission.error
+        return submission.pk
+
+    def close_connections(self, *, timeout: float = 10.0) -> None:
+        """Have both threads close their database connections, e.g. before a test database is dropped;
+        they reconnect when work arrives again."""
+        if self._pid != os.getpid():
+            return
+        requests = [_CloseConnections(), _CloseConnections()]
+        self._queue.put(requests[0])
+        self._committed.put(requests[1])
+        for request in requests:
+            request.done.wait(timeout)
+
+    def _start_once_per_process(self) -> None:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():  # a fresh process (or a forked child): no threads yet
+                    self._queue, self._committed = queue.SimpleQueue(), queue.SimpleQueue()
+                    for target, name in ((self._write_forever, "commit"), (self._dispatch_forever, "dispatch")):
+                        threading.Thread(target=target, name=f"intake-{name}", daemon=True).start()
+                    self._pid = os.getpid()
+
+    def _write_forever(self) -> None:
+        while True:
+            batch, close = _drain(self._queue, limit=settings.INTAKE_GROUP_COMMIT_MAX_BATCH)
+            if batch:
+                new = self._write_safely(batch)
+                if new:
+                    self._committed.put(new)
+            if close:
+                close.run()
+
+    def _dispatch_forever(self) -> None:
+        """Send processing of committed events to the broker, in its own thread so a publish never delays the
+        next commit: at once after a quiet spell, at most once per interval under load, so a busy process
+        sends many ids per broker message instead of one message per event."""
+        from events.services import events_dispatch
+
+        last_dispatch = 0.0
+        while True:
+            chunks, close = _drain(self._committed, limit=None)
+            wait = last_dispatch + settings.EVENT_DISPATCH_INTERVAL_SECONDS - time.monotonic()
+            if chunks and not close and wait > 0:
+                time.sleep(wait)
+                later, close = _drain(self._committed, limit=None, block=False)
+                chunks += later
+            pks = [pk for chunk in chunks for pk in chunk]
+            if pks:
+                try:
+                    events_dispatch(pks, from_intake=True)
+                except Exception:  # the rows are committed: the sweeper dispatches them later
+                    logger.exception("dispatching accepted events failed")
+                last_dispatch = time.monotonic()
+            if close:
+                close.run()
+
+    def _write_safely(self, batch: list[_Submission]) -> list[int]:
+        try:
+            return self._write(batch)
+        except BaseException as error:  # never leave a request waiting, whatever happened
+            logger.exception("group commit failed unexpectedly")
+            _fail([submission for submission in batch if not submission.done.is_set()], error)
+            return []
+
+    def _write(self, batch: list[_Submission]) -> list[int]:
+        """Commit the batch and wake its requests; the pks of the new rows."""
+        try:
+            pks = _commit([submission.event for submission in batch])
+        except _CONNECTION_ERRORS as error:
+            _fail(batch, error)
+            return []
+        except DatabaseError as error:
+            if len(batch) == 1:
+                _fail(batch, error)
+                return []
+            # One refused row must not fail the others: each alone.
+            return [pk for submission in batch for pk in self._write([submission])]
+        for submission, pk in zip(batch, pks, strict=True):
+            submission.pk = pk
+            submission.done.set()
+        return [pk for pk in pks if pk is not None]
+
+
+Item = TypeVar("Item")
+
+
+def _drain(
+    items: queue.SimpleQueue[Item | _CloseConnections], *, limit: int | None, block: bool = True
+) -> tuple[list[Item], _CloseConnections | None]:
+    """Take what is queued (waiting for a first item if ``block``), up to ``limit``, stopping at a close
+    request."""
+    taken: list[Item] = []
+    try:
+        item = items.get(block=block)
+        while True:
+            if isinstance(item, _CloseConnections):
+                return taken, item
+            taken.append(item)
+            if limit is not None and len(taken) >= limit:
+                return taken, None
+            item = items.get_nowait()
+    except queue.Empty:
+        return taken, None
+
+
+def _fail(batch: list[_Submission], error: BaseException) -> None:
+    for submission in batch:
+        # Each waiting request raises its own copy: one exception object must not be raised in many threads.
+        submission.error = error if len(batch) == 1 else error.__class__(*error.args)
+        submission.done.set()
+
+
+def _commit(events: list[ReceivedEvent]) -> list[int | None]:
+    """Store in one statement (autocommit: its own transaction, one round trip); once more on a new
+    connection if the kept one was broken (the server restarted since the last batch). Repeating a commit
+    whose answer was lost is harmless: its rows come back as already stored, and their requests answer
+    "duplicate"."""
+    from events.services import events_store
+
+    connection.close_if_unusable_or_obsolete()  # CONN_MAX_AGE and broken connections, as a request would
+    try:
+        return events_store(events)
+    except _CONNECTION_ERRORS:
+        connection.close()
+    try:
+        return events_store(events)
+    except _CONNECTION_ERRORS:
+        connection.close()
+        raise
+
+
+intake_writer = GroupCommitWriter()

@@ -78,13 +78,18 @@ def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet(fernets)
 
 
+@functools.cache
+def _fernet_for_secret_key(secret_key: str) -> MultiFernet:
+    return _fernet_for((_derive(secret_key).decode(),))
+
+
 def _fernet() -> MultiFernet:
     keys = tuple(k for k in getattr(settings, "WEBHOOK_SECRET_KEYS", []) if k)
-    if not keys:
-        if not settings.SECRET_KEY:
-            raise ImproperlyConfigured("WEBHOOK_SECRET_KEYS or DJANGO_SECRET_KEY is needed to store webhook secrets")
-        keys = (_derive(settings.SECRET_KEY).decode(),)
-    return _fernet_for(keys)
+    if keys:
+        return _fernet_for(keys)
+    if not settings.SECRET_KEY:
+        raise ImproperlyConfigured("WEBHOOK_SECRET_KEYS or DJANGO_SECRET_KEY is needed to store webhook secrets")
+    return _fernet_for_secret_key(settings.SECRET_KEY)  # derived once, not per secret decrypted
 
 
 def secret_encrypt(plaintext: str) -> str:

@@ -391,6 +391,19 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT + 30)
 
 
+# What another worker or staff may change while an attempt's request is in flight (retry, settle, cancel).
+_CHANGED_MEANWHILE = ("status", "status_reason", "attempts", "round_attempts", "next_attempt_at", "finished_at")
+
+
+def _relock(delivery: WebhookDelivery) -> WebhookDelivery:
+    """Lock the row again and refresh what may have changed since it was loaded, keeping its endpoint and
+    tenant: much cheaper than loading the row, its relations and its encrypted fields once more."""
+    current = _locked(WebhookDelivery.objects.filter(pk=delivery.pk)).values(*_CHANGED_MEANWHILE).get()
+    for name, value in current.items():
+        setattr(delivery, name, value)
+    return delivery
+
+
 def _known_secrets(delivery: WebhookDelivery) -> list[str]:
     secrets = [delivery.signing_secret.reveal(), delivery.signing_context.reveal()]
     if delivery.endpoint is not None:
@@ -409,7 +422,7 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(of=("self",))
-            .select_related("endpoint")
+            .select_related("endpoint", "tenant")
             .filter(pk=delivery_id)
             .first()
         )
@@ -417,10 +430,11 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
             return None
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_TOLERANCE:
             return None
-        in_flight = delivery.attempt_log.filter(outcome=AttemptOutcome.RUNNING)
-        if in_flight.filter(started_at__gt=now - _lease()).exists():
-            return None
-        in_flight.update(outcome=AttemptOutcome.INTERRUPTED, error="the worker was lost mid-request; sent again")
+        if delivery.attempts:  # an attempt may be in flight (or its worker lost) only once one was made
+            in_flight = delivery.attempt_log.filter(outcome=AttemptOutcome.RUNNING)
+            if in_flight.filter(started_at__gt=now - _lease()).exists():
+                return None
+            in_flight.update(outcome=AttemptOutcome.INTERRUPTED, error="the worker was lost mid-request; sent again")
         if delivery.step == DeliveryStep.SUBSCRIBER and (delivery.endpoint is None or not delivery.endpoint.is_active):
             _delivery_finish(
                 delivery=delivery,
@@ -461,11 +475,7 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
     verdict = verdict_for_response(response) if response is not None else verdict_for_error(error)
 
     with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(of=("self",))
-            .select_related("endpoint", "tenant")
-            .get(pk=delivery_id)
-        )
+        delivery = _relock(delivery)
         attempt.duration_ms = (
             response.duration_ms if response is not None else int((timezone.now() - now).total_seconds() * 1000)
         )
@@ -489,11 +499,23 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
     return attempt
 
 
+# What an attempt learns once the answer (or the error) is in; the request side was stored at its start.
+ATTEMPT_RESULT_FIELDS = [
+    "duration_ms",
+    "status_code",
+    "response_body",
+    "response_truncated",
+    "error",
+    "outcome",
+    "retry_at",
+]
+
+
 def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, verdict: Verdict) -> None:
     current = delivery.status in SENDABLE_STATUSES  # else another worker or staff already settled it
     if verdict.kind == "succeeded":
         attempt.outcome = AttemptOutcome.SUCCEEDED
-        attempt.save()
+        attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
         if current:
             _delivery_finish(delivery=delivery, status=DeliveryStatus.SUCCEEDED, reason=verdict.reason, attempt=attempt)
         return
@@ -503,7 +525,7 @@ def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, v
             retry_at = timezone.now() + timedelta(seconds=delay)
             attempt.outcome = AttemptOutcome.RETRY
             attempt.retry_at = retry_at
-            attempt.save()
+            attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
             if current:
                 first_failure = delivery.status != DeliveryStatus.RETRYING
                 delivery.status = DeliveryStatus.RETRYING
@@ -520,7 +542,7 @@ def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, v
             return
         verdict = Verdict("failed", f"gave up after {delivery.round_attempts} attempts; last: {verdict.reason}")
     attempt.outcome = AttemptOutcome.REFUSED if verdict.reason.startswith("refused") else AttemptOutcome.FAILED
-    attempt.save()
+    attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
     if not current:
         return
     if verdict.kind == "gone" and delivery.endpoint is not None:

@@ -71,8 +71,10 @@ def scenario_urls(*, endpoints: int, receiver: str, down_port: int, slow: int, d
 def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants: int, args: argparse.Namespace) -> dict:
     import redis
 
-    if "worker" in stack.processes and stack.processes["worker"].running:
-        stack.processes["worker"].stop()
+    workers = worker_names(args.processes)
+    for worker in workers:
+        if worker in stack.processes and stack.processes[worker].running:
+            stack.processes[worker].stop()
     redis.Redis.from_url(stack.redis_url).flushdb()
     run_id = f"w{uuid.uuid4().hex[:6]}"
     log(f"[{name}] writing {len(urls)} endpoints x {tenants} tenants = {len(urls) * tenants} deliveries")
@@ -88,9 +90,14 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
     healthy_ids = [pk for pk, kind in kinds.items() if kind == "ok"]
     stack.sampler.reset()
     started = time.time()
-    stack.start_worker(
-        queues=["webhooks"], concurrency=args.concurrency, pool=args.pool, extra_args=["--prefetch-multiplier", "1"]
-    )
+    for worker in workers:
+        stack.start_worker(
+            worker,
+            queues=["webhooks"],
+            concurrency=args.concurrency,
+            pool=args.pool,
+            extra_args=["--prefetch-multiplier", "1"],
+        )
     ready = time.time()
     profiler = None
     if args.profile and name == "healthy":
@@ -98,10 +105,10 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
 
         from bench.intake import profile_web
 
-        worker = stack.processes["worker"]
-        profiler = profile_web(
-            worker.children() or [worker.pid], duration=args.profile_seconds, out_dir=Path(tempfile.mkdtemp())
-        )
+        pids = [
+            pid for worker in workers for pid in (stack.processes[worker].children() or [stack.processes[worker].pid])
+        ]
+        profiler = profile_web(pids, duration=args.profile_seconds, out_dir=Path(tempfile.mkdtemp()))
     healthy_total = len(healthy_ids) * tenants
     deadline = time.monotonic() + args.timeout
     done = 0
@@ -149,7 +156,7 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             "max": round(max(since_start), 2) if since_start else None,
         },
         "unhealthy_statuses": others,
-        "memory": stack.sampler.report().get("worker"),
+        "memory": {worker: stack.sampler.report().get(worker) for worker in workers},
     }
     if profiler and "files" in profiler:
         from bench.intake import summarise_profile
@@ -157,9 +164,14 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
         for _, process in profiler["files"]:
             process.wait(timeout=args.profile_seconds + 60)
         result["profile"] = summarise_profile([path for path, _ in profiler["files"]])
-    stack.processes["worker"].stop()
+    for worker in workers:
+        stack.processes[worker].stop()
     log(f"[{name}] {result['healthy_deliveries_per_s']} healthy deliveries/s ({done}/{healthy_total})")
     return result
+
+
+def worker_names(processes: int) -> list[str]:
+    return ["worker"] + [f"worker-{index}" for index in range(2, processes + 1)]
 
 
 def _count(stack: Any, endpoint_ids: list[int], status: str) -> int:
@@ -192,7 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             receiver = f"http://127.0.0.1:{receiver_port}"
             down_port = free_port()  # nothing listens there
-            results["worker"] = {"queue": "webhooks", "pool": args.pool, "concurrency": args.concurrency}
+            results["worker"] = {
+                "queue": "webhooks",
+                "pool": args.pool,
+                "concurrency": args.concurrency,
+                "processes": args.processes,
+            }
             tenth = max(1, args.endpoints // 10)
             scenarios = {
                 "healthy": scenario_urls(
@@ -229,7 +246,7 @@ def report(results: dict[str, Any]) -> None:
     worker = results["worker"]
     rows = [
         ("machine", f"{machine['nproc']} CPU ({machine['cpu']}), {machine['memory']}"),
-        ("worker", f"celery -Q webhooks -P {worker['pool']} -c {worker['concurrency']}"),
+        ("worker", f"{worker['processes']} x celery -Q webhooks -P {worker['pool']} -c {worker['concurrency']}"),
     ]
     for name, scenario in results["scenarios"].items():
         endpoints = scenario["endpoints"]
@@ -244,8 +261,9 @@ def report(results: dict[str, Any]) -> None:
         )
         if scenario["unhealthy_statuses"]:
             rows.append(("", f"unhealthy deliveries at the end: {scenario['unhealthy_statuses']}"))
-        if scenario.get("memory"):
-            rows.append(("", f"peak RSS worker {scenario['memory']['peak_total_rss_mb']} MB"))
+        peaks = [memory["peak_total_rss_mb"] for memory in (scenario.get("memory") or {}).values() if memory]
+        if peaks:
+            rows.append(("", f"peak RSS workers {' + '.join(f'{peak} MB' for peak in peaks)}"))
     rows.append(("target", "healthy >= 300 deliveries/s; slow/down endpoints must not slow the healthy ones"))
     print_table("bench webhooks", rows)
 
@@ -254,7 +272,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", type=int, default=10, help="subscriber endpoints per scenario")
     parser.add_argument("--tenants", type=int, default=200, help="deliveries per endpoint")
     parser.add_argument("--pool", default=os.environ.get("BENCH_WEBHOOK_POOL", "threads"), help="celery pool")
-    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", 16)))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=int(os.environ.get("BENCH_WEBHOOK_PROCESSES", 2)),
+        help="delivery worker processes (one per core, as deployed)",
+    )
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", 8)))
     parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per scenario")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker during the healthy run")

@@ -32,6 +32,7 @@ from orchestrator.redaction import redact, redact_text
 from tenants.models import HistoryKind, Tenant, TenantStatus
 from tenants.services.lifecycle import TransitionRefused, history_record, tenant_transition
 from webhooks import payloads
+from webhooks.concurrency import busy_delay, slot_acquire, slot_release
 from webhooks.delivery import (
     Verdict,
     payload_bytes,
@@ -442,6 +443,13 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
                 reason="the endpoint was disabled or deleted; not sent",
             )
             return None
+        endpoint_id = delivery.endpoint_id
+        if endpoint_id is not None and not slot_acquire(
+            endpoint_id=endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
+        ):
+            # The endpoint already has its share of requests in flight: come back later, keep no thread waiting.
+            delivery_enqueue(delivery_id=delivery.pk, countdown=busy_delay())
+            return None
         refusal: OutboundRefused | None = None
         request = None
         try:
@@ -464,14 +472,17 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
 
     response = None
     error: Exception | None = refusal
-    if request is not None:
-        try:
+    try:
+        if request is not None:
             response = http_post(request.url, body=request.body, headers=request.headers)
-        except (OutboundRefused, OutboundError) as failure:
-            error = failure
-        except Exception as failure:  # an unexpected client bug must still be recorded, then retried
-            logger.exception("delivery %s: unexpected error while sending", delivery_id)
-            error = failure
+    except (OutboundRefused, OutboundError) as failure:
+        error = failure
+    except Exception as failure:  # an unexpected client bug must still be recorded, then retried
+        logger.exception("delivery %s: unexpected error while sending", delivery_id)
+        error = failure
+    finally:
+        if endpoint_id is not None:
+            slot_release(endpoint_id=endpoint_id, delivery_id=delivery_id)
     verdict = verdict_for_response(response) if response is not None else verdict_for_error(error)
 
     with transaction.atomic():

@@ -332,6 +332,11 @@ WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
 WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
 # Celery queue for deliveries (run a worker with -Q default,webhooks).
 WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default="webhooks")
+# Requests in flight to one subscriber endpoint at most, across all workers (0: no limit), and the delay
+# (jittered) before a delivery whose endpoint is busy is tried again: a slow endpoint cannot hold every
+# delivery thread (webhooks/concurrency.py).
+WEBHOOK_ENDPOINT_MAX_IN_FLIGHT = env.int("WEBHOOK_ENDPOINT_MAX_IN_FLIGHT", default=4)
+WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = env.float("WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS", default=2.0)
 # Due deliveries whose task was lost are re-enqueued by the sweeper after this many seconds.
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
 
@@ -76,14 +77,13 @@ def _event_row(envelope: Envelope) -> ReceivedEvent:
     )
 
 
-def _insert_rows(head: str, rows: list[list[Any]], tail: str) -> list[tuple[Any, ...]]:
+def _insert_rows(db: BaseDatabaseWrapper, head: str, rows: list[list[Any]], tail: str) -> list[tuple[Any, ...]]:
     """Run ``{head} VALUES (row), (row), ... {tail}`` and return what it returns.
 
     On PostgreSQL with native ``$n`` placeholders on a raw cursor: psycopg then neither escapes every
     parameter in Python (Django's default client-side binding) nor parses the statement (which it cannot
     cache beyond 50 parameters); those two were most of the cost of storing a batch of large JSON events.
     """
-    db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
     width = len(rows[0])
     if db.vendor == "postgresql":
@@ -121,6 +121,7 @@ def events_store(events: Sequence[ReceivedEvent]) -> list[int | None]:
     event_id_column = quote(meta.get_field("event_id").column)
     # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
     returned = _insert_rows(
+        db,
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})",
         rows,
         f"ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",

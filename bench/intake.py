@@ -353,7 +353,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stack.sampler.reset()
                 profiler = None
                 if args.profile:
-                    profiler = profile_web(stack.processes["web"].children(), duration=args.duration, out_dir=Path(tmp))
+                    web_pids = stack.processes["web"].children()
+                    profiler = profile_web(web_pids, duration=args.duration, out_dir=Path(args.profile_dir or tmp))
                 log(f"(a) maximum throughput, intake: {args.duration:.0f} s, {args.connections} connections")
                 rows_before = scalar(resources.database_url, "SELECT count(*) FROM events_receivedevent")
                 intake_max = max_throughput(
@@ -488,4 +489,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python closed-loop generator")
     parser.add_argument("--profile", action="store_true", help="sample the web workers with py-spy during (a)")
+    parser.add_argument("--profile-dir", help="keep py-spy's raw stacks there (default: a temporary directory)")
     parser.add_argument("--log-level", default="INFO", help="the server's LOG_LEVEL (production default INFO)")

@@ -3,8 +3,9 @@
 Setup: PostgreSQL (a dedicated database), Redis (a dedicated db), a Celery worker consuming only the
 ``webhooks`` queue, and a local asyncio receiver (``bench.receiver``). For each scenario the deliveries are
 written first through the real service (``subscribers_notify``: one delivery per subscribed endpoint,
-body signed per attempt, each sent by its own task), with the worker stopped; then the worker starts and
-the bench measures how fast it drains them (rows' ``finished_at``, the worker's clock).
+body signed per attempt; one notification's deliveries are one task, sent in parallel), with the worker
+stopped; then the worker starts and the bench measures how fast it drains them (rows' ``finished_at``,
+the worker's clock).
 
 Scenarios (same number of endpoints and tenants each time):
 - healthy: every endpoint answers 200 at once;

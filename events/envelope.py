@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from events import registry
 from events.catalogue import DETAIL_SCHEMAS, DetailType, tenant_id_of
+from events.detail_validation import CompiledSchema, compile_schema
 from orchestrator.errors import ApplicationError, flatten_errors
 
 ACCOUNT = re.compile(r"^\d{12}$")
@@ -131,13 +132,13 @@ def _time(data: dict[str, Any], errors: dict[str, list[str]]) -> datetime | None
 
 
 @cache
-def detail_validator(schema: type[serializers.Serializer]) -> serializers.Serializer:
-    """One reusable instance per detail schema.
+def detail_validator(schema: type[serializers.Serializer]) -> CompiledSchema:
+    """One compiled validator per detail schema (``events.detail_validation``), built on first use.
 
-    Validation (``run_validation``) keeps no state on the instance, while building a fresh serializer deep-copies
-    every nested field: reusing one instance makes the intake's validation about five times cheaper.
+    Validation keeps no state on the schema instance, so one instance serves every request (a fresh
+    serializer per request would deep-copy all its nested fields each time).
     """
-    return schema()
+    return compile_schema(schema())
 
 
 def envelope_validate(data: Any, *, path_event_type: str | None = None) -> Envelope:
@@ -179,7 +180,7 @@ def envelope_validate(data: Any, *, path_event_type: str | None = None) -> Envel
         event_type = registry.get(detail_type)
         schema = event_type.schema if event_type else DETAIL_SCHEMAS[detail_type]
         try:
-            detail = dict(detail_validator(schema).run_validation(raw_detail))
+            detail = dict(detail_validator(schema)(raw_detail))
         except serializers.ValidationError as error:
             errors.update(flatten_errors(error.detail, "detail"))
 

@@ -9,8 +9,9 @@ chain stops (later steps BLOCKED, tenant DEPLOY_FAILED) until staff retry it (``
 import base64
 import binascii
 import logging
+import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -27,7 +28,7 @@ from events.models import ReceivedEvent
 from events.registry import EventRejected
 from events.services import outbox_publish
 from orchestrator.errors import ApplicationError, ConflictError
-from orchestrator.http import OutboundError, OutboundRefused, http_post, url_check
+from orchestrator.http import OutboundError, OutboundRefused, url_check
 from orchestrator.redaction import redact, redact_text
 from tenants.models import HistoryKind, Tenant, TenantStatus
 from tenants.services.lifecycle import TransitionRefused, history_record, tenant_transition
@@ -57,6 +58,7 @@ from webhooks.models import (
     WebhookEventType,
 )
 from webhooks.secrets import STANDARD_SECRET_PREFIX, secret_generate
+from webhooks.sending import InFlight, Sent, sent_in_groups
 from webhooks.signing import RESERVED_HEADERS
 
 logger = logging.getLogger(__name__)
@@ -99,21 +101,66 @@ def chain_steps() -> list[str]:
 
 
 def delivery_enqueue(*, delivery_id: int, countdown: float = 0.0) -> None:
-    """Send the delivery's task after the current transaction commits (now, or after ``countdown``)."""
+    """Queue the delivery's attempt once the current transaction commits (now, or after ``countdown``).
 
-    def send() -> None:
-        from webhooks.tasks import deliver
+    Deliveries due now that one transaction enqueues (a fan-out to every subscriber) go out as tasks of up
+    to WEBHOOK_DELIVERY_BATCH deliveries, sent in parallel by one worker; a countdown is one task each.
+    """
+    if countdown > 0:
+        transaction.on_commit(lambda: deliveries_publish([delivery_id], countdown=countdown))
+        return
+    _due_now.add(delivery_id)
 
+
+class _DueNow:
+    """The ids a thread's open transaction enqueued, published together when it commits."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def add(self, delivery_id: int) -> None:
+        batch: list[int] | None = getattr(self._local, "batch", None)
+        if batch is not None and self._registered(batch):
+            batch.append(delivery_id)
+            return
+        batch = self._local.batch = [delivery_id]
+
+        def publish() -> None:  # outside a transaction Django runs it at once: the batch is this one id
+            self._publish(batch)
+
+        publish.delivery_batch = batch  # type: ignore[attr-defined]
+        transaction.on_commit(publish)
+
+    def _registered(self, batch: list[int]) -> bool:
+        """Whether ``batch``'s commit hook is still waiting (a rollback discards hooks with their ids)."""
+        hooks = transaction.get_connection().run_on_commit
+        return any(getattr(hook, "delivery_batch", None) is batch for _, hook, _ in hooks)
+
+    def _publish(self, batch: list[int]) -> None:
+        if getattr(self._local, "batch", None) is batch:
+            self._local.batch = None
+        deliveries_publish(batch)
+
+
+_due_now = _DueNow()
+
+
+def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> None:
+    """Send tasks for these deliveries now, WEBHOOK_DELIVERY_BATCH per task. A broker outage is logged only:
+    the deliveries are stored, and the sweeper enqueues them once it is back."""
+    from webhooks.tasks import deliver_many
+
+    size = max(1, settings.WEBHOOK_DELIVERY_BATCH)
+    for start in range(0, len(delivery_ids), size):
+        chunk = delivery_ids[start : start + size]
         try:
-            deliver.apply_async(
-                kwargs={"delivery_pk": delivery_id},
+            deliver_many.apply_async(
+                kwargs={"delivery_pks": chunk},
                 countdown=countdown if countdown > 0 else None,
                 queue=settings.WEBHOOK_QUEUE,
             )
-        except (KombuOperationalError, OSError) as error:  # broker down: stored; the sweeper enqueues it later
-            logger.warning("delivery %s not enqueued (%r); the sweeper will retry", delivery_id, error)
-
-    transaction.on_commit(send)
+        except (KombuOperationalError, OSError) as error:
+            logger.warning("deliveries %s not enqueued (%r); the sweeper will retry", chunk, error)
 
 
 # --- Deployment chain --------------------------------------------------------------------------
@@ -413,101 +460,161 @@ def _known_secrets(delivery: WebhookDelivery) -> list[str]:
 
 
 def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
-    """Send one attempt of a delivery if it is due; record it; schedule a retry or move the chain on.
+    """One attempt of one delivery (``deliveries_attempt`` for one id): the attempt, or None if not sent."""
+    attempts = deliveries_attempt(delivery_ids=[delivery_id])
+    return attempts[0] if attempts else None
+
+
+def deliveries_attempt(*, delivery_ids: list[int]) -> list[DeliveryAttempt]:
+    """Send one attempt of each delivery that is due; record them; schedule retries or move chains on.
 
     Idempotent: a delivery that is done, not yet due, or being sent by another worker is left alone, so a
     duplicate or early task is harmless. An attempt left RUNNING by a killed worker is marked interrupted
-    and the delivery is re-sent with the same ``webhook-id``.
+    and the delivery is re-sent with the same ``webhook-id``. The requests go out in parallel and their
+    answers are recorded in groups as they arrive (``webhooks.sending``).
     """
-    now = timezone.now()
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(of=("self",))
-            .select_related("endpoint", "tenant")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None or delivery.status not in SENDABLE_STATUSES:
-            return None
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_TOLERANCE:
-            return None
-        if delivery.attempts:  # an attempt may be in flight (or its worker lost) only once one was made
-            in_flight = delivery.attempt_log.filter(outcome=AttemptOutcome.RUNNING)
-            if in_flight.filter(started_at__gt=now - _lease()).exists():
-                return None
-            in_flight.update(outcome=AttemptOutcome.INTERRUPTED, error="the worker was lost mid-request; sent again")
-        if delivery.step == DeliveryStep.SUBSCRIBER and (delivery.endpoint is None or not delivery.endpoint.is_active):
-            _delivery_finish(
-                delivery=delivery,
-                status=DeliveryStatus.CANCELLED,
-                reason="the endpoint was disabled or deleted; not sent",
-            )
-            return None
-        endpoint_id = delivery.endpoint_id
-        if endpoint_id is not None and not slot_acquire(
-            endpoint_id=endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
-        ):
-            # The endpoint already has its share of requests in flight: come back later, keep no thread waiting.
-            delivery_enqueue(delivery_id=delivery.pk, countdown=busy_delay())
-            return None
-        refusal: OutboundRefused | None = None
-        request = None
-        try:
-            request = request_build(delivery=delivery, now=now)
-        except OutboundRefused as error:
-            refusal = error
-        number = delivery.attempts + 1
-        attempt = DeliveryAttempt.objects.create(
-            delivery=delivery,
-            number=number,
-            url=delivery.url,
-            request_headers=request.headers_for_display() if request else {},
-            started_at=now,
-        )
-        delivery.attempts = number
-        delivery.round_attempts += 1
-        delivery.last_attempt_at = now
-        delivery.save(update_fields=["attempts", "round_attempts", "last_attempt_at", "updated_at"])
-        secrets = _known_secrets(delivery)
+    flights = _attempts_start(delivery_ids=delivery_ids, now=timezone.now())
+    for group in sent_in_groups(flights):
+        _attempts_conclude(group)
+    return [flight.attempt for flight in flights]
 
-    response = None
-    error: Exception | None = refusal
-    try:
-        if request is not None:
-            response = http_post(request.url, body=request.body, headers=request.headers)
-    except (OutboundRefused, OutboundError) as failure:
-        error = failure
-    except Exception as failure:  # an unexpected client bug must still be recorded, then retried
-        logger.exception("delivery %s: unexpected error while sending", delivery_id)
-        error = failure
-    finally:
-        if endpoint_id is not None:
-            slot_release(endpoint_id=endpoint_id, delivery_id=delivery_id)
-    verdict = verdict_for_response(response) if response is not None else verdict_for_error(error)
 
-    with transaction.atomic():
-        delivery = _relock(delivery)
-        attempt.duration_ms = (
-            response.duration_ms if response is not None else int((timezone.now() - now).total_seconds() * 1000)
-        )
-        if response is not None:
-            attempt.status_code = response.status
-            attempt.response_body = response_text(response, secrets=secrets)
-            attempt.response_truncated = response.truncated
-            delivery.last_status_code = response.status
-        if error is not None:
-            attempt.error = redact_text(str(error), secrets)[:2000]
-        _delivery_conclude(delivery=delivery, attempt=attempt, verdict=verdict)
-    logger.info(
-        "delivery %s (%s to %s) attempt %s: %s -> %s",
-        delivery.pk,
-        delivery.step,
-        url_display(delivery.url),
-        attempt.number,
-        verdict.reason,
-        delivery.status,
+def _in_flight_elsewhere(deliveries: list[WebhookDelivery], now: datetime) -> set[int]:
+    """Deliveries whose attempt another worker is sending (within its lease); older RUNNING attempts were
+    lost with their worker and are marked interrupted. Only a delivery attempted before can have one."""
+    tried = [delivery.pk for delivery in deliveries if delivery.attempts]
+    if not tried:
+        return set()
+    running = DeliveryAttempt.objects.filter(delivery_id__in=tried, outcome=AttemptOutcome.RUNNING)
+    busy = set(running.filter(started_at__gt=now - _lease()).values_list("delivery_id", flat=True))
+    running.exclude(delivery_id__in=busy).update(
+        outcome=AttemptOutcome.INTERRUPTED, error="the worker was lost mid-request; sent again"
     )
-    return attempt
+    return busy
+
+
+def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]:
+    """In one transaction: lock the deliveries, pick those to send now, record their attempts as started."""
+    flights: list[InFlight] = []
+    try:
+        with transaction.atomic():
+            deliveries = list(
+                _locked(WebhookDelivery.objects.select_related("endpoint", "tenant"))
+                .filter(pk__in=delivery_ids)
+                .order_by("pk")  # one lock order for every worker: no deadlocks between overlapping batches
+            )
+            due = [
+                delivery
+                for delivery in deliveries
+                if delivery.status in SENDABLE_STATUSES
+                and (delivery.next_attempt_at is None or delivery.next_attempt_at <= now + EARLY_TOLERANCE)
+            ]
+            busy = _in_flight_elsewhere(due, now)
+            for delivery in due:
+                if delivery.pk not in busy:
+                    flight = _attempt_prepare(delivery=delivery, now=now)
+                    if flight is not None:
+                        flights.append(flight)
+            if flights:
+                DeliveryAttempt.objects.bulk_create([flight.attempt for flight in flights])
+                WebhookDelivery.objects.filter(pk__in=[flight.delivery.pk for flight in flights]).update(
+                    attempts=F("attempts") + 1,
+                    round_attempts=F("round_attempts") + 1,
+                    last_attempt_at=now,
+                    updated_at=now,
+                )
+    except BaseException:
+        for flight in flights:  # nothing was recorded: free the endpoints' slots at once
+            if flight.holds_slot:
+                slot_release(endpoint_id=flight.delivery.endpoint_id, delivery_id=flight.delivery.pk)
+        raise
+    return flights
+
+
+def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight | None:
+    """The attempt to record for a due delivery, or None when it is not to be sent now."""
+    if delivery.step == DeliveryStep.SUBSCRIBER and (delivery.endpoint is None or not delivery.endpoint.is_active):
+        _delivery_finish(
+            delivery=delivery, status=DeliveryStatus.CANCELLED, reason="the endpoint was disabled or deleted; not sent"
+        )
+        return None
+    holds_slot = delivery.endpoint_id is not None
+    if holds_slot and not slot_acquire(
+        endpoint_id=delivery.endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
+    ):
+        # The endpoint already has its share of requests in flight: come back later, keep no thread waiting.
+        delivery_enqueue(delivery_id=delivery.pk, countdown=busy_delay())
+        return None
+    refusal: OutboundRefused | None = None
+    request = None
+    try:
+        request = request_build(delivery=delivery, now=now)
+    except OutboundRefused as error:
+        refusal = error
+    delivery.attempts += 1
+    delivery.round_attempts += 1
+    delivery.last_attempt_at = now
+    attempt = DeliveryAttempt(
+        delivery=delivery,
+        number=delivery.attempts,
+        url=delivery.url,
+        request_headers=request.headers_for_display() if request else {},
+        started_at=now,
+    )
+    return InFlight(delivery, attempt, request, refusal, _known_secrets(delivery), now, holds_slot)
+
+
+def _attempts_conclude(group: list[Sent]) -> None:
+    """Record a group of answers in one transaction: each attempt's result and its delivery's next state."""
+    group = sorted(group, key=lambda sent: sent.flight.delivery.pk)  # the lock order of _attempts_start
+    with transaction.atomic():
+        changed = {
+            row.pop("pk"): row
+            for row in _locked(WebhookDelivery.objects.filter(pk__in=[sent.flight.delivery.pk for sent in group]))
+            .order_by("pk")
+            .values("pk", *_CHANGED_MEANWHILE)
+        }
+        stale = False  # a chain moved on or an endpoint was disabled: other rows may have changed too
+        verdicts = []
+        for sent in group:
+            delivery = sent.flight.delivery
+            if stale:
+                _relock(delivery)
+            else:
+                for name, value in changed.get(delivery.pk, {}).items():
+                    setattr(delivery, name, value)
+            verdict = _attempt_result(sent)
+            verdicts.append(verdict)
+            _delivery_conclude(delivery=delivery, attempt=sent.flight.attempt, verdict=verdict)
+            stale = stale or delivery.deployment_id is not None or verdict.kind == "gone"
+        DeliveryAttempt.objects.bulk_update([sent.flight.attempt for sent in group], ATTEMPT_RESULT_FIELDS)
+    for sent, verdict in zip(group, verdicts, strict=True):
+        delivery, attempt = sent.flight.delivery, sent.flight.attempt
+        logger.info(
+            "delivery %s (%s to %s) attempt %s: %s -> %s",
+            delivery.pk,
+            delivery.step,
+            url_display(delivery.url),
+            attempt.number,
+            verdict.reason,
+            delivery.status,
+        )
+
+
+def _attempt_result(sent: Sent) -> Verdict:
+    """Fill the attempt's result fields from the answer (or the error); the verdict on it."""
+    attempt, response, error = sent.flight.attempt, sent.response, sent.error
+    if response is not None:
+        attempt.duration_ms = response.duration_ms
+        attempt.status_code = response.status
+        attempt.response_body = response_text(response, secrets=sent.flight.secrets)
+        attempt.response_truncated = response.truncated
+        sent.flight.delivery.last_status_code = response.status
+    else:
+        attempt.duration_ms = int((timezone.now() - sent.flight.started_at).total_seconds() * 1000)
+    if error is not None:
+        attempt.error = redact_text(str(error), sent.flight.secrets)[:2000]
+    return verdict_for_response(response) if response is not None else verdict_for_error(error)
 
 
 # What an attempt learns once the answer (or the error) is in; the request side was stored at its start.
@@ -523,10 +630,10 @@ ATTEMPT_RESULT_FIELDS = [
 
 
 def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, verdict: Verdict) -> None:
+    """Set the attempt's outcome (saved by the caller) and move the delivery on, if it is still current."""
     current = delivery.status in SENDABLE_STATUSES  # else another worker or staff already settled it
     if verdict.kind == "succeeded":
         attempt.outcome = AttemptOutcome.SUCCEEDED
-        attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
         if current:
             _delivery_finish(delivery=delivery, status=DeliveryStatus.SUCCEEDED, reason=verdict.reason, attempt=attempt)
         return
@@ -536,7 +643,6 @@ def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, v
             retry_at = timezone.now() + timedelta(seconds=delay)
             attempt.outcome = AttemptOutcome.RETRY
             attempt.retry_at = retry_at
-            attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
             if current:
                 first_failure = delivery.status != DeliveryStatus.RETRYING
                 delivery.status = DeliveryStatus.RETRYING
@@ -553,7 +659,6 @@ def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, v
             return
         verdict = Verdict("failed", f"gave up after {delivery.round_attempts} attempts; last: {verdict.reason}")
     attempt.outcome = AttemptOutcome.REFUSED if verdict.reason.startswith("refused") else AttemptOutcome.FAILED
-    attempt.save(update_fields=ATTEMPT_RESULT_FIELDS)
     if not current:
         return
     if verdict.kind == "gone" and delivery.endpoint is not None:
@@ -610,11 +715,9 @@ def deliveries_sweep() -> int:
     """Re-enqueue due deliveries whose task was lost (broker down at enqueue time, worker gone)."""
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
     due = WebhookDelivery.objects.filter(status__in=SENDABLE_STATUSES, next_attempt_at__lte=cutoff)
-    count = 0
-    for delivery_id in due.values_list("pk", flat=True)[:500]:
-        delivery_enqueue(delivery_id=delivery_id)
-        count += 1
-    return count
+    delivery_ids = list(due.values_list("pk", flat=True)[:500])
+    deliveries_publish(delivery_ids)
+    return len(delivery_ids)
 
 
 # --- Staff retry -------------------------------------------------------------------------------

@@ -1,25 +1,35 @@
 """Celery tasks for webhooks: ids in, one service call.
 
-Deliveries are sent to the WEBHOOK_QUEUE queue (``apply_async(queue=...)`` in ``delivery_enqueue``; beat
+Deliveries are sent to the WEBHOOK_QUEUE queue (``apply_async(queue=...)`` in ``deliveries_publish``; beat
 routes the sweeper there too), so a backlog of slow receivers never delays event processing.
 """
 
 from celery import shared_task
 from django.db import DatabaseError
 
+# A lost database connection is retried with backoff; an HTTP failure is the service's business (a new
+# task with a countdown), so a slow receiver never holds a worker asleep. Re-running a task is harmless.
+_DELIVERY_TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": True,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
-@shared_task(
-    name="webhooks.deliver",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=8,
-)
+
+@shared_task(name="webhooks.deliver_many", **_DELIVERY_TASK_OPTIONS)
+def deliver_many(*, delivery_pks: list[int]) -> None:
+    """One attempt of each delivery, sent in parallel."""
+    from webhooks.services import deliveries_attempt
+
+    deliveries_attempt(delivery_ids=delivery_pks)
+
+
+@shared_task(name="webhooks.deliver", **_DELIVERY_TASK_OPTIONS)
 def deliver(*, delivery_pk: int) -> None:
-    """One attempt of one delivery. Retries of the HTTP call are new tasks scheduled by the service
-    (countdown), so a slow receiver never holds a worker asleep; a re-run of this task is harmless."""
+    """One attempt of one delivery (messages queued before deliveries were batched)."""
     from webhooks.services import delivery_attempt
 
     delivery_attempt(delivery_id=delivery_pk)

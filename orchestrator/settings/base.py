@@ -337,6 +337,10 @@ WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default="webhooks")
 # delivery thread (webhooks/concurrency.py).
 WEBHOOK_ENDPOINT_MAX_IN_FLIGHT = env.int("WEBHOOK_ENDPOINT_MAX_IN_FLIGHT", default=4)
 WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = env.float("WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS", default=2.0)
+# Deliveries per task when many are due at once (a fan-out to subscribers, the sweeper), and the threads
+# per worker process that send their requests in parallel (webhooks/sending.py).
+WEBHOOK_DELIVERY_BATCH = env.int("WEBHOOK_DELIVERY_BATCH", default=20)
+WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
 # Due deliveries whose task was lost are re-enqueued by the sweeper after this many seconds.
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {

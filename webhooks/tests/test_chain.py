@@ -91,11 +91,11 @@ def test_full_chain_runs_in_order_signed_and_activates_the_tenant(receiver, run_
 
 def test_deliveries_are_written_before_anything_is_sent(receiver, run_deployment, monkeypatch):
     # given a spy on the HTTP client that counts stored rows when the first request goes out
-    from webhooks import services
+    from webhooks import sending
     from webhooks.models import AttemptOutcome, DeliveryAttempt
 
     seen = []
-    real_post = services.http_post
+    real_post = sending.http_post
 
     def spy(url, **kwargs):
         seen.append(
@@ -106,7 +106,7 @@ def test_deliveries_are_written_before_anything_is_sent(receiver, run_deployment
         )
         return real_post(url, **kwargs)
 
-    monkeypatch.setattr(services, "http_post", spy)
+    monkeypatch.setattr(sending, "http_post", spy)
     WebhookEndpointFactory(url=receiver.url("/subscriber"))
 
     # when the chain runs

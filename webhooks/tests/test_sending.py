@@ -1,0 +1,125 @@
+"""Deliveries in batches: one task per fan-out, requests in parallel, answers recorded as they arrive."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from webhooks import services
+from webhooks.models import AttemptOutcome, DeliveryStatus, WebhookDelivery
+from webhooks.services import deliveries_attempt, delivery_enqueue, subscribers_notify
+from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
+from webhooks.tests.receivers import Reply
+from webhooks.tests.test_delivery import make_delivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def endpoint_at(receiver):
+    return lambda path: WebhookEndpointFactory(url=receiver.url(path))
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """The task messages sent, as (delivery ids, countdown), instead of running them."""
+    from webhooks.tasks import deliver_many
+
+    sent = []
+    monkeypatch.setattr(
+        deliver_many,
+        "apply_async",
+        lambda *, kwargs, countdown=None, queue=None: sent.append((kwargs["delivery_pks"], countdown)),
+    )
+    return sent
+
+
+def test_a_fan_out_is_published_as_tasks_of_a_batch_each(receiver, published, settings, committed):
+    # given seven subscribed endpoints and batches of three
+    settings.WEBHOOK_DELIVERY_BATCH = 3
+    for index in range(7):
+        WebhookEndpointFactory(url=receiver.url(f"/hook{index}"), events=["tenant.deployed"])
+
+    # when one notification fans out in one transaction
+    tenant = TenantFactory()
+
+    def notify():
+        with transaction.atomic():
+            return subscribers_notify(tenant=tenant, event_type="tenant.deployed", dedupe_prefix="fan", data={})
+
+    deliveries = committed(notify)
+
+    # then three messages carry the seven deliveries, due at once
+    assert [len(ids) for ids, _ in published] == [3, 3, 1]
+    assert sorted(pk for ids, _ in published for pk in ids) == sorted(delivery.pk for delivery in deliveries)
+    assert {countdown for _, countdown in published} == {None}
+
+
+def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, published, committed):
+    # given a delivery enqueued in a transaction that rolls back
+    first, second = make_delivery(endpoint_at("/a")), make_delivery(endpoint_at("/b"))
+
+    def rolled_back():
+        with transaction.atomic():
+            delivery_enqueue(delivery_id=first.pk)
+            transaction.set_rollback(True)
+
+    def enqueued():
+        with transaction.atomic():
+            delivery_enqueue(delivery_id=second.pk)
+
+    # when the next transaction enqueues another
+    committed(rolled_back)
+    committed(enqueued)
+
+    # then only the committed one is published
+    assert published == [([second.pk], None)]
+
+
+def test_a_countdown_is_one_task_per_delivery(endpoint_at, published, committed):
+    delivery = make_delivery(endpoint_at("/a"))
+
+    committed(delivery_enqueue, delivery_id=delivery.pk, countdown=30)
+
+    assert published == [([delivery.pk], 30)]
+
+
+def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch):
+    # given four fast endpoints and one that holds its answer
+    hold = threading.Event()
+    receiver.script("/slow", Reply(204, hold=hold))
+    fast = [make_delivery(endpoint_at(f"/fast{index}")) for index in range(4)]
+    slow = make_delivery(endpoint_at("/slow"))
+    groups = []
+    conclude = services._attempts_conclude
+
+    def spy(group):
+        groups.append((sorted(sent.flight.delivery.pk for sent in group), hold.is_set()))
+        conclude(group)
+        hold.set()  # the slow receiver answers only after the fast ones were recorded
+
+    monkeypatch.setattr(services, "_attempts_conclude", spy)
+
+    # when one batch sends all five
+    attempts = deliveries_attempt(delivery_ids=[slow.pk, *(delivery.pk for delivery in fast)])
+
+    # then the fast answers were recorded together while the slow one was still out, then the slow one
+    assert groups == [(sorted(delivery.pk for delivery in fast), False), ([slow.pk], True)]
+    assert {attempt.outcome for attempt in attempts} == {AttemptOutcome.SUCCEEDED}
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+    assert len(receiver.requests) == 5
+
+
+def test_a_batch_costs_a_few_statements_per_delivery(endpoint_at):
+    # given ten due deliveries to fast receivers
+    deliveries = [make_delivery(endpoint_at(f"/hook{index}")) for index in range(10)]
+
+    # when one batch sends them
+    with CaptureQueriesContext(connection) as queries:
+        attempts = deliveries_attempt(delivery_ids=[delivery.pk for delivery in deliveries])
+
+    # then all were delivered with one statement each (the delivery's new state) plus a fixed number for
+    # the whole batch (locks, attempts inserted and updated together), where one at a time took nine each
+    assert [attempt.outcome for attempt in attempts] == [AttemptOutcome.SUCCEEDED] * 10
+    assert len(queries) <= 10 + 10, [query["sql"][:80] for query in queries]

@@ -82,6 +82,29 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     sys.stdout.flush()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time these processes (all their threads) have used so far, from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (the bench's database runs there)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
 def fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "n/a"

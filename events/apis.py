@@ -82,8 +82,8 @@ def _intake(request: Request, *, path_event_type: str | None) -> Response:
     envelope = envelope_validate(data, path_event_type=path_event_type)
     result = event_receive(envelope=envelope)
     if result.created:
-        return Response({"id": result.event.event_id, "status": "accepted"}, status=status.HTTP_202_ACCEPTED)
-    return Response({"id": result.event.event_id, "status": "duplicate"}, status=status.HTTP_200_OK)
+        return Response({"id": result.event_id, "status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+    return Response({"id": result.event_id, "status": "duplicate"}, status=status.HTTP_200_OK)
 
 
 class _MethodAuthMixin:

@@ -36,6 +36,9 @@ class Envelope:
     resources: list[str]
     detail: dict[str, Any]
     raw: dict[str, Any]
+    # ``raw`` as canonical JSON text (sorted keys, no spaces): hashed for duplicate detection, and stored
+    # as the envelope column as it is, so the intake encodes the envelope once.
+    canonical_json: str
     body_sha256: str
     tenant_id: str
 
@@ -89,13 +92,18 @@ def body_parse(raw: bytes) -> Any:
         if isinstance(error, json.JSONDecodeError):
             reason = f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
         raise ApplicationError(reason, code="malformed_json") from None
-    _check_storable(data)
+    if "\\u" in text:  # only a \u escape can put NUL or a lone surrogate in a string of valid UTF-8 JSON
+        _check_storable(data)
     return data
 
 
-def canonical_sha256(data: Any) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_sha256(data: Any, *, text: str | None = None) -> str:
+    """SHA-256 of ``data`` as canonical JSON (pass ``text`` when it is already encoded)."""
+    return hashlib.sha256((canonical_json(data) if text is None else text).encode("utf-8")).hexdigest()
 
 
 def _string(data: dict[str, Any], name: str, errors: dict[str, list[str]], *, blank: bool = False) -> str:
@@ -190,6 +198,7 @@ def envelope_validate(data: Any, *, path_event_type: str | None = None) -> Envel
             message = f"Unsupported detail-type; supported: {', '.join(supported)}."
         raise invalid(errors, message)
     del version  # validated, kept in the raw envelope
+    text = canonical_json(data)
     return Envelope(
         event_id=event_id,
         detail_type=detail_type,
@@ -200,6 +209,7 @@ def envelope_validate(data: Any, *, path_event_type: str | None = None) -> Envel
         resources=list(resources),  # type: ignore[arg-type]
         detail=detail,
         raw=data,
-        body_sha256=canonical_sha256(data),
+        canonical_json=text,
+        body_sha256=canonical_sha256(data, text=text),
         tenant_id=tenant_id_of(detail_type, detail),
     )

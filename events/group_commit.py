@@ -27,7 +27,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
 
-from events.models import ReceivedEvent
+from events.envelope import Envelope
 from orchestrator.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class StoreTimeout(ApplicationError):
 
 @dataclass
 class _Submission:
-    event: ReceivedEvent
+    envelope: Envelope
     done: threading.Event = field(default_factory=threading.Event)
     pk: int | None = None
     error: BaseException | None = None
@@ -64,14 +64,16 @@ class GroupCommitWriter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._started = False
+        os.register_at_fork(after_in_child=self._forget_threads)
         self._queue: queue.SimpleQueue[_Submission | _CloseConnections] = queue.SimpleQueue()
         self._committed: queue.SimpleQueue[list[int] | _CloseConnections] = queue.SimpleQueue()
 
-    def store(self, event: ReceivedEvent) -> int | None:
-        """Store ``event`` with the next batch; its pk, or None when its id was already stored."""
-        submission = _Submission(event)
-        self._start_once_per_process()
+    def store(self, envelope: Envelope) -> int | None:
+        """Store the event with the next batch; its pk, or None when its id was already stored."""
+        submission = _Submission(envelope)
+        if not self._started:
+            self._start()
         self._queue.put(submission)
         if not submission.done.wait(settings.INTAKE_STORE_TIMEOUT_SECONDS):
             # It may still be committed later: EventBridge's retry then gets "duplicate", never a loss.
@@ -83,7 +85,7 @@ class GroupCommitWriter:
     def close_connections(self, *, timeout: float = 10.0) -> None:
         """Have both threads close their database connections, e.g. before a test database is dropped;
         they reconnect when work arrives again."""
-        if self._pid != os.getpid():
+        if not self._started:
             return
         requests = [_CloseConnections(), _CloseConnections()]
         self._queue.put(requests[0])
@@ -91,14 +93,18 @@ class GroupCommitWriter:
         for request in requests:
             request.done.wait(timeout)
 
-    def _start_once_per_process(self) -> None:
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():  # a fresh process (or a forked child): no threads yet
-                    self._queue, self._committed = queue.SimpleQueue(), queue.SimpleQueue()
-                    for target, name in ((self._write_forever, "commit"), (self._dispatch_forever, "dispatch")):
-                        threading.Thread(target=target, name=f"intake-{name}", daemon=True).start()
-                    self._pid = os.getpid()
+    def _start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._queue, self._committed = queue.SimpleQueue(), queue.SimpleQueue()
+                for target, name in ((self._write_forever, "commit"), (self._dispatch_forever, "dispatch")):
+                    threading.Thread(target=target, name=f"intake-{name}", daemon=True).start()
+                self._started = True
+
+    def _forget_threads(self) -> None:
+        """A forked child (a gunicorn worker) has none of its parent's threads: it starts its own."""
+        self._lock = threading.Lock()
+        self._started = False
 
     def _write_forever(self) -> None:
         while True:
@@ -145,7 +151,7 @@ class GroupCommitWriter:
     def _write(self, batch: list[_Submission]) -> list[int]:
         """Commit the batch and wake its requests; the pks of the new rows."""
         try:
-            pks = _commit([submission.event for submission in batch])
+            pks = _commit([submission.envelope for submission in batch])
         except _CONNECTION_ERRORS as error:
             _fail(batch, error)
             return []
@@ -190,7 +196,7 @@ def _fail(batch: list[_Submission], error: BaseException) -> None:
         submission.done.set()
 
 
-def _commit(events: list[ReceivedEvent]) -> list[int | None]:
+def _commit(envelopes: list[Envelope]) -> list[int | None]:
     """Store in one statement (autocommit: its own transaction, one round trip); once more on a new
     connection if the kept one was broken (the server restarted since the last batch). Repeating a commit
     whose answer was lost is harmless: its rows come back as already stored, and their requests answer
@@ -199,11 +205,11 @@ def _commit(events: list[ReceivedEvent]) -> list[int | None]:
 
     connection.close_if_unusable_or_obsolete()  # CONN_MAX_AGE and broken connections, as a request would
     try:
-        return events_store(events)
+        return events_store(envelopes)
     except _CONNECTION_ERRORS:
         connection.close()
     try:
-        return events_store(events)
+        return events_store(envelopes)
     except _CONNECTION_ERRORS:
         connection.close()
         raise

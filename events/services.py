@@ -57,24 +57,57 @@ DUE_TOLERANCE = timedelta(seconds=2)
 
 @dataclass(frozen=True)
 class ReceiveResult:
-    event: ReceivedEvent
+    event_id: str
+    pk: int
     created: bool
 
 
-def _event_row(envelope: Envelope) -> ReceivedEvent:
-    return ReceivedEvent(
-        event_id=envelope.event_id,
-        detail_type=envelope.detail_type,
-        source=envelope.source,
-        account=envelope.account,
-        region=envelope.region,
-        time=envelope.time,
-        resources=envelope.resources,
-        detail=envelope.detail,
-        envelope=envelope.raw,
-        body_sha256=envelope.body_sha256,
-        tenant_id=envelope.tenant_id,
-    )
+# What the intake writes from the envelope; every other column of ReceivedEvent takes its default.
+_ENVELOPE_COLUMNS = (
+    "event_id",
+    "detail_type",
+    "source",
+    "account",
+    "region",
+    "time",
+    "resources",
+    "detail",
+    "envelope",
+    "body_sha256",
+    "tenant_id",
+)
+
+
+def _verbatim(text: str) -> str:
+    return text
+
+
+def _json_text_param(db: BaseDatabaseWrapper, text: str) -> Any:
+    """A JSON column's parameter from text that is already JSON (no second encoding)."""
+    if db.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(text, dumps=_verbatim)
+    return text
+
+
+def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
+    """The ``_ENVELOPE_COLUMNS`` of one event, ready to be parameters."""
+    json_param = db.ops.adapt_json_value
+    time_field = ReceivedEvent._meta.get_field("time")
+    return [
+        envelope.event_id,
+        envelope.detail_type,
+        envelope.source,
+        envelope.account,
+        envelope.region,
+        time_field.get_db_prep_save(envelope.time, db),
+        json_param(envelope.resources, None),
+        json_param(envelope.detail, None),
+        _json_text_param(db, envelope.canonical_json),
+        envelope.body_sha256,
+        envelope.tenant_id,
+    ]
 
 
 def _insert_rows(db: BaseDatabaseWrapper, head: str, rows: list[list[Any]], tail: str) -> list[tuple[Any, ...]]:
@@ -100,40 +133,39 @@ def _insert_rows(db: BaseDatabaseWrapper, head: str, rows: list[list[Any]], tail
         return cursor.fetchall()
 
 
-def events_store(events: Sequence[ReceivedEvent]) -> list[int | None]:
+def events_store(envelopes: Sequence[Envelope]) -> list[int | None]:
     """Insert new events with one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING``.
 
-    Returns, per event, its new pk, or None when its id is already stored (or repeats an earlier event of
-    the same batch): the caller then decides between duplicate and conflict. Racing inserts of one id are
-    decided by the unique index. One statement for a whole batch is what makes group commit cheap.
+    Returns, per envelope, the new row's pk, or None when its id is already stored (or repeats an earlier
+    envelope of the same batch): the caller then decides between duplicate and conflict. Racing inserts of
+    one id are decided by the unique index. One statement for a whole batch is what makes group commit
+    cheap; the columns the envelope does not give take their model defaults, computed once per batch.
     """
     first_of_id: dict[str, int] = {}
-    for index, event in enumerate(events):
-        first_of_id.setdefault(event.event_id, index)
+    for index, envelope in enumerate(envelopes):
+        first_of_id.setdefault(envelope.event_id, index)
     db = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per use
     meta = ReceivedEvent._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    rows = [
-        [field.get_db_prep_save(field.pre_save(events[index], add=True), db) for field in fields]
-        for index in first_of_id.values()
+    template = ReceivedEvent()
+    defaulted = [
+        field for field in meta.concrete_fields if not field.primary_key and field.name not in _ENVELOPE_COLUMNS
     ]
+    defaults = [field.get_db_prep_save(field.pre_save(template, add=True), db) for field in defaulted]
+    rows = [_event_values(envelopes[index], db) + defaults for index in first_of_id.values()]
     quote = db.ops.quote_name
+    columns = [meta.get_field(name).column for name in _ENVELOPE_COLUMNS] + [field.column for field in defaulted]
     event_id_column = quote(meta.get_field("event_id").column)
     # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
     returned = _insert_rows(
         db,
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})",
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)})",
         rows,
         f"ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",
     )
     pk_of_id = {event_id: pk for pk, event_id in returned}
-    pks: list[int | None] = [None] * len(events)
+    pks: list[int | None] = [None] * len(envelopes)
     for event_id, index in first_of_id.items():
-        pk = pk_of_id.get(event_id)
-        if pk is not None:
-            pks[index] = pk
-            events[index].pk = pk
-            events[index]._state.adding = False
+        pks[index] = pk_of_id.get(event_id)
     if pk_of_id:  # one line per batch: under load a line per event costs more than storing it
         logger.info(
             "events accepted",
@@ -151,27 +183,26 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
     Safe under concurrency: racing inserts of one id end with one row (the unique index decides) and the
     losers read the winner's row.
     """
-    event = _event_row(envelope)
     if settings.INTAKE_GROUP_COMMIT:
         from events.group_commit import intake_writer
 
-        pk = intake_writer.store(event)
+        pk = intake_writer.store(envelope)
     else:
-        pk = events_store([event])[0]
+        pk = events_store([envelope])[0]
         if pk is not None:
             transaction.on_commit(lambda: events_dispatch([pk], from_intake=True))
-    if pk is None:
-        existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).first()
-        if existing is None:  # a conflicting insert that rolled back: nothing is stored, EventBridge retries
-            raise ConflictError("The event is being stored concurrently; retry.", code="event_in_flight")
-        if existing.body_sha256 != envelope.body_sha256:
-            raise ConflictError(
-                "An event with this id was already received with a different body.",
-                code="event_id_conflict",
-                fields={"id": ["Already received with a different body."]},
-            )
-        return ReceiveResult(event=existing, created=False)
-    return ReceiveResult(event=event, created=True)
+    if pk is not None:
+        return ReceiveResult(event_id=envelope.event_id, pk=pk, created=True)
+    existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).values("pk", "body_sha256").first()
+    if existing is None:  # a conflicting insert that rolled back: nothing is stored, EventBridge retries
+        raise ConflictError("The event is being stored concurrently; retry.", code="event_in_flight")
+    if existing["body_sha256"] != envelope.body_sha256:
+        raise ConflictError(
+            "An event with this id was already received with a different body.",
+            code="event_id_conflict",
+            fields={"id": ["Already received with a different body."]},
+        )
+    return ReceiveResult(event_id=envelope.event_id, pk=existing["pk"], created=False)
 
 
 class _BrokerBreaker:

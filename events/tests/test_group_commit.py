@@ -2,6 +2,7 @@
 arrive together share one statement, each still answers only after its own row is committed, and a
 failure stays with the request it belongs to."""
 
+import dataclasses
 import logging
 import threading
 import time
@@ -14,10 +15,10 @@ from django.db import DataError, connections
 from django.test import Client
 
 from events.catalogue import DetailType
-from events.envelope import envelope_validate
+from events.envelope import Envelope, envelope_validate
 from events.group_commit import intake_writer
 from events.models import ReceivedEvent
-from events.services import _event_row, events_dispatch
+from events.services import events_dispatch
 
 from .conftest import post_event
 
@@ -134,16 +135,16 @@ def test_concurrent_senders_without_a_lock_all_get_their_answer(sample, recorder
 
 
 def test_a_refused_row_fails_alone_and_the_rest_of_its_batch_is_stored(sample):
-    good = [_event_row(envelope_validate(body)) for body in distinct_events(sample, 3)]
-    bad = _event_row(envelope_validate(sample(DetailType.TENANT_PROVISIONING)))
-    bad.account = "x" * 40  # longer than the column: the database refuses the row
+    good = [envelope_validate(body) for body in distinct_events(sample, 3)]
+    # longer than the column: the database refuses the row
+    bad = dataclasses.replace(envelope_validate(sample(DetailType.TENANT_PROVISIONING)), account="x" * 40)
     outcomes: dict[str, object] = {}
 
-    def store(event: ReceivedEvent) -> None:
+    def store(envelope: Envelope) -> None:
         try:
-            outcomes[event.event_id] = intake_writer.store(event)
+            outcomes[envelope.event_id] = intake_writer.store(envelope)
         except Exception as error:
-            outcomes[event.event_id] = error
+            outcomes[envelope.event_id] = error
         finally:
             connections.close_all()
 

@@ -361,11 +361,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 body_file.write_bytes(body_template())
                 results["body_bytes"] = len(body_template())
 
+                def maximum(url: str, label: str, duration: float = args.duration) -> dict:
+                    return max_throughput(
+                        wrk, url=url, body_file=body_file, duration=duration, connections=args.connections, label=label
+                    )
+
                 log("warming up (3 s each)")
                 for url, label in ((intake_url, "warm"), (echo_url, "warmecho")):
-                    max_throughput(
-                        wrk, url=url, body_file=body_file, duration=3, connections=args.connections, label=label
-                    )
+                    maximum(url, label, duration=3)
 
                 stack.sampler.reset()
                 profiler = None
@@ -374,17 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     profiler = profile_web(web_pids, duration=args.duration, out_dir=Path(args.profile_dir or tmp))
                 log(f"(a) maximum throughput, intake: {args.duration:.0f} s, {args.connections} connections")
                 rows_before = scalar(resources.database_url, "SELECT count(*) FROM events_receivedevent")
-                intake_max = measured_cpu(
-                    stack,
-                    lambda: max_throughput(
-                        wrk,
-                        url=intake_url,
-                        body_file=body_file,
-                        duration=args.duration,
-                        connections=args.connections,
-                        label="max",
-                    ),
-                )
+                intake_max = measured_cpu(stack, lambda: maximum(intake_url, "max"))
                 rows_after = scalar(resources.database_url, "SELECT count(*) FROM events_receivedevent")
                 intake_max["rows_stored"] = rows_after - rows_before
                 # wrk stops counting at the deadline; requests in flight then are stored but not counted as 202.
@@ -396,17 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 log(f"    {intake_max['accepted_per_s']:.0f} accepted/s")
 
                 log(f"(c) maximum throughput, bare endpoint: {args.duration:.0f} s")
-                echo_max = measured_cpu(
-                    stack,
-                    lambda: max_throughput(
-                        wrk,
-                        url=echo_url,
-                        body_file=body_file,
-                        duration=args.duration,
-                        connections=args.connections,
-                        label="echo",
-                    ),
-                )
+                echo_max = measured_cpu(stack, lambda: maximum(echo_url, "echo"))
                 log(f"    {echo_max.get('accepted_per_s', 0):.0f} answers/s")
 
                 log(f"(b) latency at {args.rate:.0f}/s, intake: {args.latency_duration:.0f} s open loop")

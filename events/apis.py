@@ -30,6 +30,7 @@ from events.serializers import (
 from events.services import event_receive, event_replay
 from orchestrator import api_examples
 from orchestrator.errors import ApplicationError
+from orchestrator.pagination import filtered_page
 from orchestrator.permissions import action_permission
 
 JSON_TYPES = ("application/json",)
@@ -142,11 +143,9 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response:
-        filters = EventFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        queryset = event_list(filters=filters.validated_data)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        return filtered_page(
+            self, request, filters=EventFilterSerializer, select=event_list, serializer=EventSerializer
+        )
 
 
 class OriginalIntakeApi(APIView):

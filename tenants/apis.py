@@ -4,6 +4,7 @@ Permissions are the admin's: reading needs the model's view permission (``Read-o
 its own permission (``Operators``), tier writes a superuser. Actions call the same services as the admin.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.errors import ApplicationError, ConflictError
+from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
@@ -226,10 +228,9 @@ class TenantCollectionApi(GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response:
-        filters = TenantFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(tenant_list(filters=filters.validated_data))
-        return self.get_paginated_response(TenantSerializer(page, many=True).data)
+        return filtered_page(
+            self, request, filters=TenantFilterSerializer, select=tenant_list, serializer=TenantSerializer
+        )
 
 
 class TenantDetailApi(GenericAPIView):
@@ -301,96 +302,89 @@ def _action_response(result: ActionResult | str, tenant: Tenant) -> Response:
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-class TenantRetryProvisioningApi(APIView):
-    permission_classes = [action_permission(PERM_RETRY_PROVISIONING)]
+def _tenant_action_api(
+    name: str,
+    *,
+    permission: str,
+    action: Callable[..., Any],
+    operation_id: str,
+    summary: str,
+    description: str,
+    examples: list[OpenApiExample],
+    errors: dict[int, OpenApiResponse] = ACTION_ERRORS,
+) -> type[APIView]:
+    """A staff action on one tenant: ``POST`` runs ``action(tenant=..., actor_user=...)`` and answers 202."""
 
     @extend_schema(
-        operation_id="tenants_retry_provisioning",
+        operation_id=operation_id,
         tags=[TAG_TENANTS],
-        summary="Retry provisioning: a new attempt and a new build",
-        description=(
-            "For a tenant pending or whose provisioning failed. Idempotent: a tenant already provisioning "
-            "answers `changed: false`. Recorded in the tenant's history with the caller."
-        ),
+        summary=summary,
+        description=description,
         parameters=[TENANT_ID],
         request=None,
-        responses={
-            202: OpenApiResponse(
-                TenantActionResultSerializer,
-                examples=[
-                    _action_example(
-                        "acme: provisioning attempt 2 started (orchestrator-basic-provision:3f1d0c55).",
-                        "PROVISIONING",
-                        build="orchestrator-basic-provision:3f1d0c55",
-                    ),
-                    _action_example("acme is already provisioning.", "PROVISIONING", changed=False),
-                ],
-            ),
-            **ACTION_ERRORS,
-        },
+        responses={202: OpenApiResponse(TenantActionResultSerializer, examples=examples), **errors},
     )
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self: APIView, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
-        return _action_response(tenant_retry_provisioning(tenant=tenant, actor_user=request.user), tenant)
+        return _action_response(action(tenant=tenant, actor_user=request.user), tenant)
+
+    attributes = {"__module__": __name__, "__doc__": summary, "post": post}
+    return type(name, (APIView,), {**attributes, "permission_classes": [action_permission(permission)]})
 
 
-class TenantDeprovisionApi(APIView):
-    permission_classes = [action_permission(PERM_DEPROVISION)]
-
-    @extend_schema(
-        operation_id="tenants_deprovision",
-        tags=[TAG_TENANTS],
-        summary="Deprovision an active tenant (or retry a failed deprovisioning)",
-        description=(
-            "Starts the tier's deprovisioning build. Idempotent: a tenant already deprovisioning or inactive "
-            "answers `changed: false`. Recorded in the tenant's history with the caller."
+TenantRetryProvisioningApi = _tenant_action_api(
+    "TenantRetryProvisioningApi",
+    permission=PERM_RETRY_PROVISIONING,
+    action=tenant_retry_provisioning,
+    operation_id="tenants_retry_provisioning",
+    summary="Retry provisioning: a new attempt and a new build",
+    description=(
+        "For a tenant pending or whose provisioning failed. Idempotent: a tenant already provisioning "
+        "answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=[
+        _action_example(
+            "acme: provisioning attempt 2 started (orchestrator-basic-provision:3f1d0c55).",
+            "PROVISIONING",
+            build="orchestrator-basic-provision:3f1d0c55",
         ),
-        parameters=[TENANT_ID],
-        request=None,
-        responses={
-            202: OpenApiResponse(
-                TenantActionResultSerializer,
-                examples=[
-                    _action_example(
-                        "acme: deprovisioning attempt 1 started (orchestrator-basic-deprovision:9a0e).",
-                        "DEPROVISIONING",
-                        build="orchestrator-basic-deprovision:9a0e",
-                    ),
-                    _action_example("acme is already inactive.", "INACTIVE", changed=False),
-                ],
-            ),
-            **ACTION_ERRORS,
-        },
-    )
-    def post(self, request: Request, pk: str) -> Response:
-        tenant = tenant_get(pk=pk)
-        return _action_response(tenant_deprovision(tenant=tenant, actor_user=request.user), tenant)
+        _action_example("acme is already provisioning.", "PROVISIONING", changed=False),
+    ],
+)
 
-
-class TenantResyncApi(APIView):
-    permission_classes = [action_permission(PERM_RESYNC)]
-
-    @extend_schema(
-        operation_id="tenants_resync",
-        tags=[TAG_TENANTS],
-        summary="Write the tenant to DynamoDB again",
-        description=(
-            "Bumps the version and schedules the conditional write, so it wins over whatever DynamoDB holds. "
-            "Recorded in the tenant's history with the caller."
+TenantDeprovisionApi = _tenant_action_api(
+    "TenantDeprovisionApi",
+    permission=PERM_DEPROVISION,
+    action=tenant_deprovision,
+    operation_id="tenants_deprovision",
+    summary="Deprovision an active tenant (or retry a failed deprovisioning)",
+    description=(
+        "Starts the tier's deprovisioning build. Idempotent: a tenant already deprovisioning or inactive "
+        "answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=[
+        _action_example(
+            "acme: deprovisioning attempt 1 started (orchestrator-basic-deprovision:9a0e).",
+            "DEPROVISIONING",
+            build="orchestrator-basic-deprovision:9a0e",
         ),
-        parameters=[TENANT_ID],
-        request=None,
-        responses={
-            202: OpenApiResponse(
-                TenantActionResultSerializer,
-                examples=[_action_example("acme: DynamoDB write of version 8 scheduled.", "ACTIVE")],
-            ),
-            **{code: response for code, response in ACTION_ERRORS.items() if code != 409},
-        },
-    )
-    def post(self, request: Request, pk: str) -> Response:
-        tenant = tenant_get(pk=pk)
-        return _action_response(tenant_resync(tenant=tenant, actor_user=request.user), tenant)
+        _action_example("acme is already inactive.", "INACTIVE", changed=False),
+    ],
+)
+
+TenantResyncApi = _tenant_action_api(
+    "TenantResyncApi",
+    permission=PERM_RESYNC,
+    action=tenant_resync,
+    operation_id="tenants_resync",
+    summary="Write the tenant to DynamoDB again",
+    description=(
+        "Bumps the version and schedules the conditional write, so it wins over whatever DynamoDB holds. "
+        "Recorded in the tenant's history with the caller."
+    ),
+    examples=[_action_example("acme: DynamoDB write of version 8 scheduled.", "ACTIVE")],
+    errors={code: response for code, response in ACTION_ERRORS.items() if code != 409},
+)
 
 
 # --- Tiers ------------------------------------------------------------------------------------------
@@ -599,10 +593,9 @@ class BuildCollectionApi(GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response:
-        filters = BuildFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(build_list(filters=filters.validated_data))
-        return self.get_paginated_response(BuildSerializer(page, many=True).data)
+        return filtered_page(
+            self, request, filters=BuildFilterSerializer, select=build_list, serializer=BuildSerializer
+        )
 
 
 class BuildDetailApi(GenericAPIView):

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator import api_examples
+from orchestrator.pagination import filtered_page
 from webhooks.selectors import delivery_get, delivery_list, endpoint_get, endpoint_list
 from webhooks.serializers import (
     DeliveryFilterSerializer,
@@ -187,10 +188,9 @@ class DeliveryCollectionApi(GenericAPIView):
         responses={200: WebhookDeliverySerializer(many=True), 400: _error("Invalid filter."), **AUTH_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        filters = DeliveryFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(delivery_list(filters=filters.validated_data))
-        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+        return filtered_page(
+            self, request, filters=DeliveryFilterSerializer, select=delivery_list, serializer=WebhookDeliverySerializer
+        )
 
 
 class DeliveryDetailApi(APIView):

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from orchestrator.sealing import SealedJSONField
+
 
 class EventStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"  # stored, task enqueued (or waiting for the sweeper)
@@ -21,9 +23,10 @@ class ReceivedEvent(models.Model):
     region = models.CharField(max_length=64)
     time = models.DateTimeField()
     resources = models.JSONField(default=list)
-    detail = models.JSONField(default=dict)
+    # Secret-named values (the build's secret, API keys) are sealed in the database (orchestrator.sealing).
+    detail = SealedJSONField(default=dict)
     # The whole envelope as received, unknown fields included.
-    envelope = models.JSONField(default=dict)
+    envelope = SealedJSONField(default=dict)
     # SHA-256 of the canonical envelope: a redelivery must match it, a different body is a conflict.
     body_sha256 = models.CharField(max_length=64)
     tenant_id = models.CharField(max_length=64, blank=True, db_index=True)
@@ -99,7 +102,7 @@ class OutboxEvent(models.Model):
 
     detail_type = models.CharField(max_length=128)
     source = models.CharField(max_length=256)
-    detail = models.JSONField(default=dict)
+    detail = SealedJSONField(default=dict)  # e.g. the build's secret for TENANT_DEPLOYMENT: sealed at rest
     event_bus = models.CharField(max_length=256)
     tenant_id = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)

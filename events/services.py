@@ -41,6 +41,7 @@ from events.envelope import Envelope
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact_text
+from orchestrator.sealing import seal
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -92,9 +93,18 @@ def _json_text_param(db: BaseDatabaseWrapper, text: str) -> Any:
 
 
 def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
-    """The ``_ENVELOPE_COLUMNS`` of one event, ready to be parameters."""
+    """The ``_ENVELOPE_COLUMNS`` of one event, ready to be parameters, secrets sealed as the model's
+    ``SealedJSONField`` would (this insert does not go through the fields)."""
     json_param = db.ops.adapt_json_value
     time_field = ReceivedEvent._meta.get_field("time")
+    sealed_envelope = seal(envelope.raw)
+    if sealed_envelope is envelope.raw:  # nothing secret: store the canonical text already encoded
+        stored_envelope, sealed_detail = _json_text_param(db, envelope.canonical_json), envelope.detail
+    else:
+        stored_envelope = json_param(sealed_envelope, None)
+        # Validation usually returns the detail as received: then its sealed copy is the envelope's.
+        same = envelope.detail == envelope.raw.get("detail")
+        sealed_detail = sealed_envelope["detail"] if same else seal(envelope.detail)
     return [
         envelope.event_id,
         envelope.detail_type,
@@ -103,8 +113,8 @@ def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
         envelope.region,
         time_field.get_db_prep_save(envelope.time, db),
         json_param(envelope.resources, None),
-        json_param(envelope.detail, None),
-        _json_text_param(db, envelope.canonical_json),
+        json_param(sealed_detail, None),
+        stored_envelope,
         envelope.body_sha256,
         envelope.tenant_id,
     ]

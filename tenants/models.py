@@ -5,6 +5,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from orchestrator.sealing import SealedJSONField
+
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Attributes of a tier item in DynamoDB that are not variables.
@@ -43,11 +45,13 @@ class Tenant(models.Model):
     id = models.CharField(primary_key=True, max_length=64)
     key = models.CharField(max_length=63, unique=True)
     name = models.CharField(max_length=255, blank=True)
-    # The tenant document as the control plane sent it (contacts, address, ...).
-    document = models.JSONField(default=dict)
-    plan = models.JSONField(default=dict)
-    builder_config = models.JSONField(default=dict)
-    app_config = models.JSONField(default=dict, blank=True)
+    # The tenant document as the control plane sent it (contacts, address, ...). These four carry what the
+    # control plane sent, secrets included (environment overrides): secret-named values are sealed in the
+    # database (orchestrator.sealing) and read back in plain.
+    document = SealedJSONField(default=dict)
+    plan = SealedJSONField(default=dict)
+    builder_config = SealedJSONField(default=dict)
+    app_config = SealedJSONField(default=dict, blank=True)
     tier = models.CharField(max_length=128, db_index=True, blank=True)
     status = models.CharField(
         max_length=32, choices=TenantStatus.choices, default=TenantStatus.PENDING_PROVISION, db_index=True

@@ -102,3 +102,25 @@ def test_database_down_is_503_not_500(intake, sample, recorder):
     assert response["Retry-After"]
     assert "Traceback" not in response.content.decode()
     assert ReceivedEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_secrets_of_an_event_are_sealed_in_the_database_and_reach_the_handler_plain(
+    intake, sample, recorder, django_capture_on_commit_callbacks
+):
+    body = sample(DetailType.TENANT_PROVISIONING_SUCCESS)
+    secret = body["detail"]["secret"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert intake(body).status_code == 202
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT detail, envelope FROM events_receivedevent WHERE event_id = %s", [body["id"]])
+        stored = " ".join(str(column) for column in cursor.fetchone())
+    assert secret not in stored
+    assert "sealed:v1:" in stored
+    event = ReceivedEvent.objects.get(event_id=body["id"])
+    assert event.detail["secret"] == secret
+    assert event.envelope == body
+    assert recorder.calls[0][2]["secret"] == secret
+    assert intake(body).json()["status"] == "duplicate"  # the redelivery still matches what was stored

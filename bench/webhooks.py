@@ -1,11 +1,11 @@
 """``python -m bench webhooks``: signed subscriber deliveries per second, and head-of-line blocking.
 
-Setup: PostgreSQL (a dedicated database), Redis (a dedicated db), a Celery worker consuming only the
-``webhooks`` queue, and a local asyncio receiver (``bench.receiver``). For each scenario the deliveries are
-written first through the real service (``subscribers_notify``: one delivery per subscribed endpoint,
-body signed per attempt; one notification's deliveries are one task, sent in parallel), with the worker
-stopped; then the worker starts and the bench measures how fast it drains them (rows' ``finished_at``,
-the worker's clock).
+Setup: PostgreSQL (a dedicated database), Redis (a dedicated db), Celery beat (it queues retries once
+due), Celery workers consuming only the ``webhooks`` queue, and a local asyncio receiver
+(``bench.receiver``). For each scenario the deliveries are written first through the real service
+(``subscribers_notify``: one delivery per subscribed endpoint, body signed per attempt; one notification's
+deliveries are one task, sent in parallel), with the workers stopped; then the workers start and the bench
+measures how fast they drain them (rows' ``finished_at``, the workers' clock).
 
 Scenarios (same number of endpoints and tenants each time):
 - healthy: every endpoint answers 200 at once;
@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             extra_env={"LOG_LEVEL": "WARNING", "WEBHOOK_CONNECT_TIMEOUT": "2", "WEBHOOK_READ_TIMEOUT": "10"},
         ) as stack:
             stack.manage("migrate", "--no-input", "-v", "0")
+            stack.start_beat()  # as in production: it queues retries once they are due
             receiver_port = free_port()
             stack.start_process(
                 "receiver",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -100,16 +100,20 @@ def chain_steps() -> list[str]:
 # --- Enqueueing --------------------------------------------------------------------------------
 
 
-def delivery_enqueue(*, delivery_id: int, countdown: float = 0.0) -> None:
-    """Queue the delivery's attempt once the current transaction commits (now, or after ``countdown``).
+def delivery_enqueue(*, delivery_id: int) -> None:
+    """Queue the delivery's attempt once the current transaction commits.
 
-    Deliveries due now that one transaction enqueues (a fan-out to every subscriber) go out as tasks of up
-    to WEBHOOK_DELIVERY_BATCH deliveries, sent in parallel by one worker; a countdown is one task each.
+    Deliveries one transaction enqueues (a fan-out to every subscriber) go out as tasks of up to
+    WEBHOOK_DELIVERY_BATCH deliveries, sent in parallel by one worker. A delivery due later (a retry) is
+    not enqueued: its ``next_attempt_at`` is enough, the dispatcher queues it once due.
     """
-    if countdown > 0:
-        transaction.on_commit(lambda: deliveries_publish([delivery_id], countdown=countdown))
-        return
     _due_now.add(delivery_id)
+
+
+def _enqueue_if_due(delivery: WebhookDelivery) -> None:
+    """Queue at once what is already due (a retry without delay); later ones are the dispatcher's."""
+    if delivery.next_attempt_at is None or delivery.next_attempt_at <= timezone.now() + EARLY_TOLERANCE:
+        delivery_enqueue(delivery_id=delivery.pk)
 
 
 class _DueNow:
@@ -146,8 +150,9 @@ _due_now = _DueNow()
 
 
 def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> None:
-    """Send tasks for these deliveries now, WEBHOOK_DELIVERY_BATCH per task. A broker outage is logged only:
-    the deliveries are stored, and the sweeper enqueues them once it is back."""
+    """Send tasks for these deliveries (after ``countdown`` seconds), WEBHOOK_DELIVERY_BATCH per task, and
+    note them as queued. A broker outage is logged only: the deliveries are stored, and the dispatcher or
+    the sweeper queues them once it is back."""
     from webhooks.tasks import deliver_many
 
     size = max(1, settings.WEBHOOK_DELIVERY_BATCH)
@@ -155,12 +160,25 @@ def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> No
         chunk = delivery_ids[start : start + size]
         try:
             deliver_many.apply_async(
-                kwargs={"delivery_pks": chunk},
-                countdown=countdown if countdown > 0 else None,
-                queue=settings.WEBHOOK_QUEUE,
+                kwargs={"delivery_pks": chunk}, countdown=countdown or None, queue=settings.WEBHOOK_QUEUE
             )
         except (KombuOperationalError, OSError) as error:
-            logger.warning("deliveries %s not enqueued (%r); the sweeper will retry", chunk, error)
+            logger.warning("deliveries %s not enqueued (%r); they are queued again later", chunk, error)
+            continue
+        WebhookDelivery.objects.filter(pk__in=chunk).update(queued_at=timezone.now())
+
+
+def deliveries_dispatch_due(*, limit: int = 2000) -> int:
+    """Queue the deliveries that are due and were not queued since they became due (retries, deliveries
+    put back from a busy endpoint); run by beat every WEBHOOK_DISPATCH_INTERVAL_SECONDS."""
+    due = (
+        WebhookDelivery.objects.filter(status__in=SENDABLE_STATUSES, next_attempt_at__lte=timezone.now())
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=F("next_attempt_at")))
+        .order_by("next_attempt_at")
+    )
+    delivery_ids = list(due.values_list("pk", flat=True)[:limit])
+    deliveries_publish(delivery_ids)
+    return len(delivery_ids)
 
 
 # --- Deployment chain --------------------------------------------------------------------------
@@ -542,8 +560,11 @@ def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight | 
     if holds_slot and not slot_acquire(
         endpoint_id=delivery.endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
     ):
-        # The endpoint already has its share of requests in flight: come back later, keep no thread waiting.
-        delivery_enqueue(delivery_id=delivery.pk, countdown=busy_delay())
+        # The endpoint already has its share of requests in flight: come back in a moment (a short delayed
+        # message, which spreads them out; the dispatcher's batches would meet the busy endpoint again),
+        # keep no thread waiting.
+        delay = busy_delay()
+        transaction.on_commit(lambda: deliveries_publish([delivery.pk], countdown=delay))
         return None
     refusal: OutboundRefused | None = None
     request = None
@@ -651,11 +672,11 @@ def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, v
                 )
                 delivery.next_attempt_at = retry_at
                 delivery.save(update_fields=["status", "status_reason", "next_attempt_at", "updated_at"])
+                _enqueue_if_due(delivery)
                 if first_failure:
                     _delivery_history(
                         delivery=delivery, summary=f"failed ({verdict.reason}); retrying", attempt=attempt
                     )
-                delivery_enqueue(delivery_id=delivery.pk, countdown=delay)
             return
         verdict = Verdict("failed", f"gave up after {delivery.round_attempts} attempts; last: {verdict.reason}")
     attempt.outcome = AttemptOutcome.REFUSED if verdict.reason.startswith("refused") else AttemptOutcome.FAILED

@@ -7,8 +7,9 @@ routes the sweeper there too), so a backlog of slow receivers never delays event
 from celery import shared_task
 from django.db import DatabaseError
 
-# A lost database connection is retried with backoff; an HTTP failure is the service's business (a new
-# task with a countdown), so a slow receiver never holds a worker asleep. Re-running a task is harmless.
+# A lost database connection is retried with backoff; an HTTP failure is the service's business (the
+# delivery is due again later and the dispatcher queues it then), so a slow receiver never holds a worker
+# asleep. Re-running a task is harmless.
 _DELIVERY_TASK_OPTIONS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -41,3 +42,11 @@ def sweep() -> int:
     from webhooks.services import deliveries_sweep
 
     return deliveries_sweep()
+
+
+@shared_task(name="webhooks.dispatch_due")
+def dispatch_due() -> int:
+    """Queue the deliveries that became due (run by beat every WEBHOOK_DISPATCH_INTERVAL_SECONDS)."""
+    from webhooks.services import deliveries_dispatch_due
+
+    return deliveries_dispatch_due()

@@ -341,6 +341,15 @@ WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = env.float("WEBHOOK_ENDPOINT_BUSY_DELAY_SEC
 # per worker process that send their requests in parallel (webhooks/sending.py).
 WEBHOOK_DELIVERY_BATCH = env.int("WEBHOOK_DELIVERY_BATCH", default=20)
 WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
+# How often beat queues the deliveries that became due (retries, deliveries put back from a busy endpoint):
+# they wait in the database, not as delayed messages in the broker.
+WEBHOOK_DISPATCH_INTERVAL_SECONDS = env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE["webhooks-dispatch-due"] = {
+    "task": "webhooks.dispatch_due",
+    "schedule": WEBHOOK_DISPATCH_INTERVAL_SECONDS,
+    # A pass nobody ran in time is replaced by the next one, not piled up behind a stopped worker.
+    "options": {"queue": WEBHOOK_QUEUE, "expires": WEBHOOK_DISPATCH_INTERVAL_SECONDS * 5},
+}
 # Due deliveries whose task was lost are re-enqueued by the sweeper after this many seconds.
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {

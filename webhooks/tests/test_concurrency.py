@@ -23,15 +23,6 @@ def one_request_per_endpoint(settings):
         client.delete(key)
 
 
-@pytest.fixture
-def requeued(monkeypatch) -> list[tuple[int, float]]:
-    calls: list[tuple[int, float]] = []
-    monkeypatch.setattr(
-        services, "delivery_enqueue", lambda *, delivery_id, countdown=0.0: calls.append((delivery_id, countdown))
-    )
-    return calls
-
-
 def test_slots_are_limited_per_endpoint_and_reentrant_for_the_same_delivery():
     assert slot_acquire(endpoint_id=1, delivery_id=10, lease_seconds=60)
     assert not slot_acquire(endpoint_id=1, delivery_id=11, lease_seconds=60)
@@ -49,18 +40,22 @@ def test_a_slot_whose_lease_ran_out_is_free_again():
     assert slot_acquire(endpoint_id=3, delivery_id=11, lease_seconds=60)
 
 
-def test_a_delivery_to_a_busy_endpoint_is_put_back_without_an_attempt(receiver, requeued, settings):
+def test_a_delivery_to_a_busy_endpoint_is_put_back_without_an_attempt(receiver, settings, monkeypatch, committed):
     settings.WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = 2.0
+    published = []
+    monkeypatch.setattr(
+        services, "deliveries_publish", lambda ids, countdown=0.0: published.append((list(ids), countdown))
+    )
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
     delivery = make_delivery(endpoint)
     assert slot_acquire(endpoint_id=endpoint.pk, delivery_id=999, lease_seconds=60)  # another delivery is sending
 
-    assert services.delivery_attempt(delivery_id=delivery.pk) is None
+    assert committed(services.delivery_attempt, delivery_id=delivery.pk) is None
 
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 0
     assert receiver.requests == []
-    [(delivery_id, countdown)] = requeued
-    assert delivery_id == delivery.pk
+    [(ids, countdown)] = published
+    assert ids == [delivery.pk]
     assert 1.0 <= countdown <= 3.0  # jittered around the busy delay
 
     slot_release(endpoint_id=endpoint.pk, delivery_id=999)
@@ -72,7 +67,7 @@ def test_a_delivery_to_a_busy_endpoint_is_put_back_without_an_attempt(receiver, 
     assert len(receiver.requests) == 1
 
 
-def test_the_slot_is_given_back_after_a_failed_send(requeued, settings):
+def test_the_slot_is_given_back_after_a_failed_send(settings):
     settings.WEBHOOK_RETRY_SCHEDULE = [60]
     endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/hook")  # nothing listens: connection refused
     first, second = make_delivery(endpoint), make_delivery(endpoint)

@@ -1,14 +1,16 @@
 """Deliveries in batches: one task per fan-out, requests in parallel, answers recorded as they arrive."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from webhooks import services
 from webhooks.models import AttemptOutcome, DeliveryStatus, WebhookDelivery
-from webhooks.services import deliveries_attempt, delivery_enqueue, subscribers_notify
+from webhooks.services import deliveries_attempt, deliveries_dispatch_due, delivery_enqueue, subscribers_notify
 from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
 from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
@@ -23,14 +25,12 @@ def endpoint_at(receiver):
 
 @pytest.fixture
 def published(monkeypatch):
-    """The task messages sent, as (delivery ids, countdown), instead of running them."""
+    """The delivery ids of each task message sent, instead of running them."""
     from webhooks.tasks import deliver_many
 
     sent = []
     monkeypatch.setattr(
-        deliver_many,
-        "apply_async",
-        lambda *, kwargs, countdown=None, queue=None: sent.append((kwargs["delivery_pks"], countdown)),
+        deliver_many, "apply_async", lambda *, kwargs, countdown=None, queue=None: sent.append(kwargs["delivery_pks"])
     )
     return sent
 
@@ -50,10 +50,10 @@ def test_a_fan_out_is_published_as_tasks_of_a_batch_each(receiver, published, se
 
     deliveries = committed(notify)
 
-    # then three messages carry the seven deliveries, due at once
-    assert [len(ids) for ids, _ in published] == [3, 3, 1]
-    assert sorted(pk for ids, _ in published for pk in ids) == sorted(delivery.pk for delivery in deliveries)
-    assert {countdown for _, countdown in published} == {None}
+    # then three messages carry the seven deliveries, noted as queued
+    assert [len(ids) for ids in published] == [3, 3, 1]
+    assert sorted(pk for ids in published for pk in ids) == sorted(delivery.pk for delivery in deliveries)
+    assert not WebhookDelivery.objects.filter(queued_at__isnull=True).exists()
 
 
 def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, published, committed):
@@ -74,15 +74,39 @@ def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, publish
     committed(enqueued)
 
     # then only the committed one is published
-    assert published == [([second.pk], None)]
+    assert published == [[second.pk]]
 
 
-def test_a_countdown_is_one_task_per_delivery(endpoint_at, published, committed):
-    delivery = make_delivery(endpoint_at("/a"))
+def test_a_retry_waits_in_the_database_and_the_dispatcher_queues_it_once_when_due(published, settings, committed):
+    # given a receiver that refuses connections and a first retry a minute later
+    settings.WEBHOOK_RETRY_SCHEDULE = [60]
+    endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/hook")
+    delivery = make_delivery(endpoint)
+    committed(deliveries_attempt, delivery_ids=[delivery.pk])
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.RETRYING
 
-    committed(delivery_enqueue, delivery_id=delivery.pk, countdown=30)
+    # when the dispatcher passes before and after the retry is due
+    before = committed(deliveries_dispatch_due)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())  # the minute passed
+    due = committed(deliveries_dispatch_due)
+    again = committed(deliveries_dispatch_due)
 
-    assert published == [([delivery.pk], 30)]
+    # then nothing was queued for the retry until it was due, and then once
+    assert (before, due, again) == (0, 1, 0)
+    assert published == [[delivery.pk]]
+
+
+def test_the_dispatcher_leaves_deliveries_queued_since_they_became_due(endpoint_at, published):
+    became_due = timezone.now() - timedelta(seconds=5)
+    queued = make_delivery(endpoint_at("/a"), next_attempt_at=became_due, queued_at=became_due + timedelta(seconds=1))
+    waiting = make_delivery(endpoint_at("/b"), next_attempt_at=became_due, queued_at=became_due - timedelta(hours=1))
+    make_delivery(endpoint_at("/c"), status=DeliveryStatus.SUCCEEDED, next_attempt_at=None)
+
+    assert deliveries_dispatch_due() == 1
+
+    assert published == [[waiting.pk]]
+    assert queued.pk not in published[0]
 
 
 def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch):
@@ -119,7 +143,9 @@ def test_a_batch_costs_a_few_statements_per_delivery(endpoint_at):
     with CaptureQueriesContext(connection) as queries:
         attempts = deliveries_attempt(delivery_ids=[delivery.pk for delivery in deliveries])
 
-    # then all were delivered with one statement each (the delivery's new state) plus a fixed number for
-    # the whole batch (locks, attempts inserted and updated together), where one at a time took nine each
+    # then all were delivered with one statement each (the delivery's new state) besides a fixed few per
+    # transaction (the start, and one per group of answers: savepoint, lock, attempts written, release),
+    # where one delivery at a time took nine each
     assert [attempt.outcome for attempt in attempts] == [AttemptOutcome.SUCCEEDED] * 10
-    assert len(queries) <= 10 + 10, [query["sql"][:80] for query in queries]
+    transactions = sum(query["sql"].startswith("SAVEPOINT") for query in queries)
+    assert len(queries) <= 10 + 5 * transactions, [query["sql"][:80] for query in queries]

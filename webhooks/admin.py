@@ -9,15 +9,19 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
 from orchestrator.admin_helpers import pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks.models import (
     DeliveryAttempt,
+    DeliveryStatus,
     Deployment,
     SigningScheme,
     WebhookDelivery,
@@ -35,6 +39,8 @@ from webhooks.services import (
 )
 
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
+# Deliveries a staff retry can send again now (``delivery_retry`` explains a refusal for the others).
+RETRYABLE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliveryStatus.CANCELLED)
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -209,6 +215,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
     actions = ["retry_selected"]
+    change_form_template = "admin/webhooks/webhookdelivery/change_form.html"
     fields = (
         "message_id",
         "tenant",
@@ -247,6 +254,40 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("webhooks.retry_webhookdelivery")
+
+    # --- one delivery's page: a Retry button (POST, permission-checked), same service as the API
+
+    def get_urls(self) -> list[URLPattern]:
+        retry = path(
+            "<path:object_id>/retry/",
+            self.admin_site.admin_view(self.retry_view),
+            name="webhooks_webhookdelivery_retry",
+        )
+        return [retry, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        delivery = WebhookDelivery.objects.filter(pk=object_id).only("status").first()
+        retry_url = None
+        if delivery is not None and delivery.status in RETRYABLE_STATUSES and self.has_retry_permission(request):
+            retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[delivery.pk])
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "retry_url": retry_url})
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        delivery = get_object_or_404(WebhookDelivery, pk=object_id)
+        try:
+            result = delivery_retry(delivery=delivery, actor_user=request.user)
+        except ApplicationError as error:
+            self.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
+        else:
+            level = messages.SUCCESS if result.queued else messages.INFO
+            self.message_user(request, f"Delivery #{delivery.pk}: {result.message}.", level)
+        return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
 
     @admin.action(description="Retry selected deliveries", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:

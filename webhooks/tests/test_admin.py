@@ -141,3 +141,47 @@ def test_delivery_pages_show_attempts_and_mask_secrets(staff_client, receiver):
     listing = staff_client.get(reverse("admin:webhooks_webhookdelivery_changelist"), {"status__exact": "succeeded"})
     assert listing.status_code == 200
     assert str(delivery.url) in listing.content.decode()
+
+
+def test_a_failed_delivery_page_has_a_retry_button_that_sends_it_again(
+    staff_client, receiver, django_capture_on_commit_callbacks
+):
+    # given a failed delivery and a delivered one
+    endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
+    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=TenantFactory())
+    done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED)
+    retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[failed.pk])
+
+    # then only the failed one offers the button
+    assert retry_url in staff_client.get(reverse("admin:webhooks_webhookdelivery_change", args=[failed.pk])).text
+    page = staff_client.get(reverse("admin:webhooks_webhookdelivery_change", args=[done.pk])).text
+    assert 'data-action="retry"' not in page
+
+    # when staff press it
+    assert staff_client.get(retry_url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(retry_url, follow=True)
+
+    # then it was sent again and delivered, with the staff member on record
+    failed.refresh_from_db()
+    assert failed.status == DeliveryStatus.SUCCEEDED
+    assert [request.headers["webhook-id"] for request in receiver.at("/hook")] == [failed.message_id]
+    assert any("queued" in str(message) for message in response.context["messages"])
+    assert TenantHistory.objects.filter(tenant=failed.tenant, actor_user=staff_client.user).exists()
+
+
+def test_the_retry_button_needs_the_permission(client, receiver):
+    from django.contrib.auth.models import Permission
+
+    from webhooks.tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
+    client.force_login(user)
+    delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)
+    retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[delivery.pk])
+
+    assert retry_url not in client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk])).text
+    assert client.post(retry_url).status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED

@@ -1,9 +1,10 @@
 """Writes for the webhook engine: deployment chains, deliveries, staff retries, endpoints.
 
 The shape of a chain: ``deployment_start`` writes every delivery (one per step, one per subscriber)
-before anything is sent, then ``deployment_advance`` starts the first step. Each delivery is sent by
-its own task (``delivery_attempt``); when one succeeds the chain advances, when one fails for good the
-chain stops (later steps BLOCKED, tenant DEPLOY_FAILED) until staff retry it (``delivery_retry``).
+before anything is sent, then ``deployment_advance`` starts the first step. Deliveries are sent by
+delivery tasks (``deliveries_attempt``, several in parallel); when one succeeds the chain advances, when
+one fails for good the chain stops (later steps BLOCKED, tenant DEPLOY_FAILED) until staff retry it
+(``delivery_retry``). A retry waits in the database until beat's dispatcher queues it.
 """
 
 import base64
@@ -830,7 +831,8 @@ def delivery_retry(*, delivery: WebhookDelivery, actor_user: AbstractBaseUser) -
 def subscribers_notify(
     *, tenant: Tenant, event_type: str, dedupe_prefix: str, data: dict[str, Any], event: ReceivedEvent | None = None
 ) -> list[WebhookDelivery]:
-    """One delivery per active endpoint subscribed to ``event_type``; each sent by its own task."""
+    """One delivery per active endpoint subscribed to ``event_type``; sent together, in parallel, once the
+    transaction commits."""
     payload = payloads.subscriber_payload(event_type=event_type, at=timezone.now(), data=data)
     body = payload_bytes(payload).decode()
     created = []

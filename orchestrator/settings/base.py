@@ -337,12 +337,14 @@ WEBHOOK_QUEUE = env("WEBHOOK_QUEUE", default="webhooks")
 # delivery thread (webhooks/concurrency.py).
 WEBHOOK_ENDPOINT_MAX_IN_FLIGHT = env.int("WEBHOOK_ENDPOINT_MAX_IN_FLIGHT", default=4)
 WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = env.float("WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS", default=2.0)
-# Deliveries per task when many are due at once (a fan-out to subscribers, the sweeper), and the threads
-# per worker process that send their requests in parallel (webhooks/sending.py).
+# Deliveries per task when many are due at once (a fan-out to subscribers, the dispatcher, the sweeper), and
+# the threads per worker process that send their requests in parallel (webhooks/sending.py).
 WEBHOOK_DELIVERY_BATCH = env.int("WEBHOOK_DELIVERY_BATCH", default=20)
-WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
-# How often beat queues the deliveries that became due (retries, deliveries put back from a busy endpoint):
-# they wait in the database, not as delayed messages in the broker.
+# Sender threads are started on demand and reused; with fewer than (worker threads x batch) a batch's requests
+# could wait behind other batches' slow receivers, so the default covers 8 worker threads of full batches.
+WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=8 * WEBHOOK_DELIVERY_BATCH)
+# How often beat queues the deliveries that became due (retries): they wait in the database, not as
+# delayed messages in the broker.
 WEBHOOK_DISPATCH_INTERVAL_SECONDS = env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE["webhooks-dispatch-due"] = {
     "task": "webhooks.dispatch_due",

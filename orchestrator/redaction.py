@@ -1,5 +1,6 @@
 """One place that decides what a secret looks like, used by logs, the admin and API output."""
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,7 @@ _TEXT_PATTERNS = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys come back in every event: a lookup, not a regex
 def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY_PATTERN.search(key))
 

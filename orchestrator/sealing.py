@@ -41,13 +41,14 @@ def seal(value: Any) -> Any:
     """``value`` with every non-empty value under a secret-named key sealed; the very same object when
     there is nothing to seal (callers use ``is`` to skip work)."""
     if isinstance(value, dict):
-        sealed = {}
+        sealed, changed = {}, False
         for key, item in value.items():
-            if item not in (None, "") and not _is_sealed(item) and is_secret_key(str(key)):
-                sealed[key] = _sealed(item)
+            if is_secret_key(str(key)) and item not in (None, "") and not _is_sealed(item):
+                new = _sealed(item)
             else:
-                sealed[key] = seal(item)
-        changed = any(sealed[key] is not item for key, item in value.items())
+                new = seal(item)
+            sealed[key] = new
+            changed = changed or new is not item
         return sealed if changed else value
     if isinstance(value, list):
         items = [seal(item) for item in value]

@@ -194,8 +194,8 @@ class WebhookDelivery(models.Model):
     # Attempts since the last (re)start: indexes the retry schedule; a staff retry starts a new round.
     round_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # When a task for it was last queued. A delivery due later (a retry, a busy endpoint) is queued by the
-    # dispatcher once due and not queued since then: retries wait in the database, not in the broker.
+    # When the dispatcher last queued it: a retry waits in the database and is queued once it is due and was
+    # not queued since (webhooks.services.deliveries_dispatch_due).
     queued_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -150,13 +150,14 @@ class _DueNow:
 _due_now = _DueNow()
 
 
-def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> None:
-    """Send tasks for these deliveries (after ``countdown`` seconds), WEBHOOK_DELIVERY_BATCH per task, and
-    note them as queued. A broker outage is logged only: the deliveries are stored, and the dispatcher or
-    the sweeper queues them once it is back."""
+def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> list[int]:
+    """Send tasks for these deliveries (after ``countdown`` seconds), WEBHOOK_DELIVERY_BATCH per task; the
+    ids sent. A broker outage is logged only: the deliveries are stored, and the dispatcher (retries) or the
+    sweeper (everything due for a while) queues them once it is back."""
     from webhooks.tasks import deliver_many
 
     size = max(1, settings.WEBHOOK_DELIVERY_BATCH)
+    published: list[int] = []
     for start in range(0, len(delivery_ids), size):
         chunk = delivery_ids[start : start + size]
         try:
@@ -166,20 +167,22 @@ def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> No
         except (KombuOperationalError, OSError) as error:
             logger.warning("deliveries %s not enqueued (%r); they are queued again later", chunk, error)
             continue
-        WebhookDelivery.objects.filter(pk__in=chunk).update(queued_at=timezone.now())
+        published += chunk
+    return published
 
 
 def deliveries_dispatch_due(*, limit: int = 2000) -> int:
-    """Queue the deliveries that are due and were not queued since they became due (retries, deliveries
-    put back from a busy endpoint); run by beat every WEBHOOK_DISPATCH_INTERVAL_SECONDS."""
+    """Queue the retries that are due and were not queued since they became due; run by beat every
+    WEBHOOK_DISPATCH_INTERVAL_SECONDS. (Every other delivery is queued when it becomes due: when it is
+    created, its chain step starts or staff retry it.)"""
     due = (
-        WebhookDelivery.objects.filter(status__in=SENDABLE_STATUSES, next_attempt_at__lte=timezone.now())
+        WebhookDelivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=timezone.now())
         .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=F("next_attempt_at")))
         .order_by("next_attempt_at")
     )
-    delivery_ids = list(due.values_list("pk", flat=True)[:limit])
-    deliveries_publish(delivery_ids)
-    return len(delivery_ids)
+    published = deliveries_publish(list(due.values_list("pk", flat=True)[:limit]))
+    WebhookDelivery.objects.filter(pk__in=published).update(queued_at=timezone.now())
+    return len(published)
 
 
 # --- Deployment chain --------------------------------------------------------------------------

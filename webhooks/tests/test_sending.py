@@ -50,10 +50,9 @@ def test_a_fan_out_is_published_as_tasks_of_a_batch_each(receiver, published, se
 
     deliveries = committed(notify)
 
-    # then three messages carry the seven deliveries, noted as queued
+    # then three messages carry the seven deliveries
     assert [len(ids) for ids in published] == [3, 3, 1]
     assert sorted(pk for ids in published for pk in ids) == sorted(delivery.pk for delivery in deliveries)
-    assert not WebhookDelivery.objects.filter(queued_at__isnull=True).exists()
 
 
 def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, published, committed):
@@ -97,16 +96,20 @@ def test_a_retry_waits_in_the_database_and_the_dispatcher_queues_it_once_when_du
     assert published == [[delivery.pk]]
 
 
-def test_the_dispatcher_leaves_deliveries_queued_since_they_became_due(endpoint_at, published):
+def test_the_dispatcher_queues_only_retries_not_queued_since_they_became_due(endpoint_at, published):
     became_due = timezone.now() - timedelta(seconds=5)
-    queued = make_delivery(endpoint_at("/a"), next_attempt_at=became_due, queued_at=became_due + timedelta(seconds=1))
-    waiting = make_delivery(endpoint_at("/b"), next_attempt_at=became_due, queued_at=became_due - timedelta(hours=1))
-    make_delivery(endpoint_at("/c"), status=DeliveryStatus.SUCCEEDED, next_attempt_at=None)
+    retrying = {"status": DeliveryStatus.RETRYING, "next_attempt_at": became_due}
+    queued = make_delivery(endpoint_at("/a"), **retrying, queued_at=became_due + timedelta(seconds=1))
+    waiting = make_delivery(endpoint_at("/b"), **retrying, queued_at=became_due - timedelta(hours=1))
+    make_delivery(endpoint_at("/c"), next_attempt_at=became_due)  # pending: queued when it was created
+    make_delivery(endpoint_at("/d"), status=DeliveryStatus.RETRYING, next_attempt_at=timezone.now() + timedelta(60))
 
     assert deliveries_dispatch_due() == 1
 
     assert published == [[waiting.pk]]
     assert queued.pk not in published[0]
+    waiting.refresh_from_db()
+    assert waiting.queued_at >= waiting.next_attempt_at
 
 
 def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch):

@@ -40,10 +40,33 @@ class StoreTimeout(ApplicationError):
         super().__init__("The event could not be stored in time; retry.", code="store_timeout", status_code=503)
 
 
+class _Signal:
+    """A one-shot ``threading.Event`` for exactly one waiter: a bare lock, held until ``set``. An Event builds
+    a Condition and a waiter lock per wait, a noticeable cost at one per accepted event."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        return self._set or self._lock.acquire(timeout=timeout)
+
+
 @dataclass
 class _Submission:
     envelope: Envelope
-    done: threading.Event = field(default_factory=threading.Event)
+    done: _Signal = field(default_factory=_Signal)
     pk: int | None = None
     error: BaseException | None = None
 

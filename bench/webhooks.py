@@ -25,7 +25,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import bench_resources, fmt, log, machine_info, percentile, print_table, query, write_results
+from bench.common import (
+    bench_resources,
+    cpu_seconds,
+    fmt,
+    log,
+    machine_info,
+    percentile,
+    postgres_pids,
+    print_table,
+    query,
+    write_results,
+)
 
 SETUP = """
 import json, os
@@ -100,6 +111,10 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             extra_args=["--prefetch-multiplier", "1"],
         )
     ready = time.time()
+    processes = [stack.processes[worker] for worker in workers]
+    worker_pids = [pid for process in processes for pid in (process.pid, *process.children())]
+    database_pids = postgres_pids()
+    cpu_before = (cpu_seconds(worker_pids), cpu_seconds(database_pids))
     profiler = None
     if args.profile and name == "healthy":
         import tempfile
@@ -119,6 +134,7 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             break
         time.sleep(0.5)
     finished = time.time()
+    cpu_used = (cpu_seconds(worker_pids) - cpu_before[0], cpu_seconds(database_pids) - cpu_before[1])
     healthy_times = [
         float(value)
         for (value,) in query(
@@ -157,6 +173,10 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             "max": round(max(since_start), 2) if since_start else None,
         },
         "unhealthy_statuses": others,
+        # All the workers' and PostgreSQL's CPU until the healthy deliveries were done, per healthy delivery
+        # (with slow or down receivers it includes what their deliveries cost meanwhile).
+        "worker_cpu_ms_per_delivery": round(cpu_used[0] * 1000 / done, 3) if done else None,
+        "postgres_cpu_ms_per_delivery": round(cpu_used[1] * 1000 / done, 3) if done else None,
         "memory": {worker: stack.sampler.report().get(worker) for worker in workers},
     }
     if profiler and "files" in profiler:
@@ -259,6 +279,13 @@ def report(results: dict[str, Any]) -> None:
                 f"({scenario['healthy_succeeded']}/{scenario['healthy_deliveries']} "
                 f"in {scenario['healthy_elapsed_s']} s; "
                 f"x{scenario['healthy_rate_vs_baseline']} of healthy run) endpoints {endpoints}",
+            )
+        )
+        rows.append(
+            (
+                "",
+                f"CPU per healthy delivery: workers {scenario['worker_cpu_ms_per_delivery']} ms, "
+                f"PostgreSQL {scenario['postgres_cpu_ms_per_delivery']} ms",
             )
         )
         if scenario["unhealthy_statuses"]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -612,7 +612,7 @@ def _attempts_conclude(group: list[Sent]) -> None:
             verdicts.append(verdict)
             _delivery_conclude(delivery=delivery, attempt=sent.flight.attempt, verdict=verdict)
             stale = stale or delivery.deployment_id is not None or verdict.kind == "gone"
-        DeliveryAttempt.objects.bulk_update([sent.flight.attempt for sent in group], ATTEMPT_RESULT_FIELDS)
+        _attempt_results_save([sent.flight.attempt for sent in group])
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
         logger.info(
@@ -652,6 +652,34 @@ ATTEMPT_RESULT_FIELDS = [
     "outcome",
     "retry_at",
 ]
+
+
+def _attempt_results_save(attempts: list[DeliveryAttempt]) -> None:
+    """Write the results of a group of attempts. On PostgreSQL with one ``UPDATE ... FROM (VALUES ...)``:
+    Django's ``bulk_update`` builds a CASE expression per field and row, which took a quarter of a delivery
+    worker's CPU."""
+    if len(attempts) == 1:
+        attempts[0].save(update_fields=ATTEMPT_RESULT_FIELDS)
+        return
+    if connection.vendor != "postgresql":
+        DeliveryAttempt.objects.bulk_update(attempts, ATTEMPT_RESULT_FIELDS)
+        return
+    meta = DeliveryAttempt._meta
+    fields = [meta.pk, *(meta.get_field(name) for name in ATTEMPT_RESULT_FIELDS)]
+    columns = [connection.ops.quote_name(field.column) for field in fields]
+    row = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"
+    assignments = ", ".join(f"{column} = v.{column}" for column in columns[1:])
+    # Identifiers and types come from the model's metadata, values are parameters: nothing user-supplied is spliced.
+    sql = (
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} AS attempt SET {assignments} "  # noqa: S608
+        f"FROM (VALUES {', '.join([row] * len(attempts))}) AS v({', '.join(columns)}) "
+        f"WHERE attempt.{columns[0]} = v.{columns[0]}"
+    )
+    params = [
+        field.get_db_prep_save(getattr(attempt, field.attname), connection) for attempt in attempts for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _delivery_conclude(*, delivery: WebhookDelivery, attempt: DeliveryAttempt, verdict: Verdict) -> None:

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from webhooks import services
-from webhooks.models import AttemptOutcome, DeliveryStatus, WebhookDelivery
+from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery
 from webhooks.services import deliveries_attempt, deliveries_dispatch_due, delivery_enqueue, subscribers_notify
 from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
 from webhooks.tests.receivers import Reply
@@ -152,3 +152,37 @@ def test_a_batch_costs_a_few_statements_per_delivery(endpoint_at):
     assert [attempt.outcome for attempt in attempts] == [AttemptOutcome.SUCCEEDED] * 10
     transactions = sum(query["sql"].startswith("SAVEPOINT") for query in queries)
     assert len(queries) <= 10 + 5 * transactions, [query["sql"][:80] for query in queries]
+    fields = ("outcome", "status_code", "duration_ms", "error", "response_truncated", "retry_at")
+    stored = {row["id"]: row for row in DeliveryAttempt.objects.values("id", *fields)}
+    for attempt in attempts:
+        assert stored[attempt.pk] == {"id": attempt.pk, **{name: getattr(attempt, name) for name in fields}}
+        assert attempt.status_code == 204
+
+
+def test_a_group_with_failures_records_each_result(endpoint_at, receiver, settings):
+    # given one receiver that answers 503, one that is gone, one nothing listens on, and a healthy one
+    settings.WEBHOOK_RETRY_SCHEDULE = [60]
+    receiver.script("/busy", Reply(503, body=b"try later"))
+    receiver.script("/gone", Reply(410))
+    deliveries = [
+        make_delivery(endpoint_at("/busy")),
+        make_delivery(endpoint_at("/gone")),
+        make_delivery(WebhookEndpointFactory(url="http://127.0.0.1:9/down")),
+        make_delivery(endpoint_at("/ok")),
+    ]
+
+    deliveries_attempt(delivery_ids=[delivery.pk for delivery in deliveries])
+
+    # then every attempt row holds its own result
+    rows = {
+        row["delivery_id"]: row
+        for row in DeliveryAttempt.objects.values("delivery_id", "outcome", "status_code", "response_body", "error")
+    }
+    busy, gone, down, ok = (rows[delivery.pk] for delivery in deliveries)
+    assert (busy["outcome"], busy["status_code"], busy["response_body"]) == (AttemptOutcome.RETRY, 503, "try later")
+    assert (gone["outcome"], gone["status_code"]) == (AttemptOutcome.FAILED, 410)
+    assert down["outcome"] == AttemptOutcome.RETRY
+    assert down["status_code"] is None
+    assert "refused" in down["error"].lower()
+    assert (ok["outcome"], ok["status_code"]) == (AttemptOutcome.SUCCEEDED, 204)
+    assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RETRY, retry_at__isnull=False).count() == 2

@@ -531,12 +531,28 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
                 if delivery.status in SENDABLE_STATUSES
                 and (delivery.next_attempt_at is None or delivery.next_attempt_at <= now + EARLY_TOLERANCE)
             ]
-            busy = _in_flight_elsewhere(due, now)
+            in_flight = _in_flight_elsewhere(due, now)
+            endpoint_busy: list[int] = []
             for delivery in due:
-                if delivery.pk not in busy:
-                    flight = _attempt_prepare(delivery=delivery, now=now)
-                    if flight is not None:
-                        flights.append(flight)
+                if delivery.pk in in_flight:
+                    continue
+                if delivery.step == DeliveryStep.SUBSCRIBER and (
+                    delivery.endpoint is None or not delivery.endpoint.is_active
+                ):
+                    reason = "the endpoint was disabled or deleted; not sent"
+                    _delivery_finish(delivery=delivery, status=DeliveryStatus.CANCELLED, reason=reason)
+                elif delivery.endpoint_id is not None and not slot_acquire(
+                    endpoint_id=delivery.endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
+                ):
+                    endpoint_busy.append(delivery.pk)
+                else:
+                    flights.append(_attempt_prepare(delivery=delivery, now=now))
+            if endpoint_busy:
+                # Their endpoints already have their share of requests in flight: these come back together in a
+                # moment (a short delayed message, which spreads them out; the dispatcher's passes would meet
+                # the busy endpoints again), keeping no thread waiting.
+                delay = busy_delay()
+                transaction.on_commit(lambda: deliveries_publish(endpoint_busy, countdown=delay))
             if flights:
                 DeliveryAttempt.objects.bulk_create([flight.attempt for flight in flights])
                 WebhookDelivery.objects.filter(pk__in=[flight.delivery.pk for flight in flights]).update(
@@ -553,23 +569,8 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
     return flights
 
 
-def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight | None:
-    """The attempt to record for a due delivery, or None when it is not to be sent now."""
-    if delivery.step == DeliveryStep.SUBSCRIBER and (delivery.endpoint is None or not delivery.endpoint.is_active):
-        _delivery_finish(
-            delivery=delivery, status=DeliveryStatus.CANCELLED, reason="the endpoint was disabled or deleted; not sent"
-        )
-        return None
-    holds_slot = delivery.endpoint_id is not None
-    if holds_slot and not slot_acquire(
-        endpoint_id=delivery.endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
-    ):
-        # The endpoint already has its share of requests in flight: come back in a moment (a short delayed
-        # message, which spreads them out; the dispatcher's batches would meet the busy endpoint again),
-        # keep no thread waiting.
-        delay = busy_delay()
-        transaction.on_commit(lambda: deliveries_publish([delivery.pk], countdown=delay))
-        return None
+def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight:
+    """The attempt to record for a due delivery about to be sent (its endpoint's slot, if any, is held)."""
     refusal: OutboundRefused | None = None
     request = None
     try:
@@ -586,6 +587,7 @@ def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight | 
         request_headers=request.headers_for_display() if request else {},
         started_at=now,
     )
+    holds_slot = delivery.endpoint_id is not None
     return InFlight(delivery, attempt, request, refusal, _known_secrets(delivery), now, holds_slot)
 
 

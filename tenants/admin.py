@@ -33,8 +33,8 @@ from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
+from webhooks.admin import delivery_retry_reported
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.services import delivery_retry
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -336,15 +336,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not deliveries:
             self.message_user(request, f"{tenant.key}: no failed callbacks to retry.", messages.INFO)
         for delivery in deliveries:
-            try:
-                result = delivery_retry(delivery=delivery, actor_user=request.user)
-            except ApplicationError as error:
-                self.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
-                continue
-            level = messages.SUCCESS if result.queued else messages.INFO
-            self.message_user(
-                request, f"Delivery #{delivery.pk} ({delivery.get_step_display()}): {result.message}.", level
-            )
+            delivery_retry_reported(self, request, delivery)
         return self._back(tenant)
 
     def _confirmation(

@@ -43,6 +43,18 @@ ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_hea
 RETRYABLE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliveryStatus.CANCELLED)
 
 
+def delivery_retry_reported(model_admin: admin.ModelAdmin, request: HttpRequest, delivery: WebhookDelivery) -> None:
+    """Staff retry of one delivery (``delivery_retry``), its outcome shown as an admin message."""
+    try:
+        result = delivery_retry(delivery=delivery, actor_user=request.user)
+    except ApplicationError as error:
+        model_admin.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
+        return
+    level = messages.SUCCESS if result.queued else messages.INFO
+    label = f"Delivery #{delivery.pk} ({delivery.get_step_display()})"
+    model_admin.message_user(request, f"{label}: {result.message}.", level)
+
+
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2048, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
@@ -280,13 +292,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         if not self.has_retry_permission(request):
             raise PermissionDenied
         delivery = get_object_or_404(WebhookDelivery, pk=object_id)
-        try:
-            result = delivery_retry(delivery=delivery, actor_user=request.user)
-        except ApplicationError as error:
-            self.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
-        else:
-            level = messages.SUCCESS if result.queued else messages.INFO
-            self.message_user(request, f"Delivery #{delivery.pk}: {result.message}.", level)
+        delivery_retry_reported(self, request, delivery)
         return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
 
     @admin.action(description="Retry selected deliveries", permissions=["retry"])

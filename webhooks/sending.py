@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
 
@@ -38,8 +37,11 @@ class InFlight:
     request: SignedRequest | None
     refusal: OutboundRefused | None
     secrets: list[str]
-    started_at: datetime
-    holds_slot: bool
+
+    @property
+    def holds_slot(self) -> bool:
+        """Whether an endpoint slot was taken for it (every delivery to an endpoint takes one)."""
+        return self.delivery.endpoint_id is not None
 
 
 @dataclass

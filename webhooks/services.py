@@ -587,8 +587,7 @@ def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight:
         request_headers=request.headers_for_display() if request else {},
         started_at=now,
     )
-    holds_slot = delivery.endpoint_id is not None
-    return InFlight(delivery, attempt, request, refusal, _known_secrets(delivery), now, holds_slot)
+    return InFlight(delivery, attempt, request, refusal, _known_secrets(delivery))
 
 
 def _attempts_conclude(group: list[Sent]) -> None:
@@ -638,7 +637,7 @@ def _attempt_result(sent: Sent) -> Verdict:
         attempt.response_truncated = response.truncated
         sent.flight.delivery.last_status_code = response.status
     else:
-        attempt.duration_ms = int((timezone.now() - sent.flight.started_at).total_seconds() * 1000)
+        attempt.duration_ms = int((timezone.now() - attempt.started_at).total_seconds() * 1000)
     if error is not None:
         attempt.error = redact_text(str(error), sent.flight.secrets)[:2000]
     return verdict_for_response(response) if response is not None else verdict_for_error(error)

@@ -23,12 +23,13 @@ from orchestrator.redaction import is_secret_key
 
 logger = logging.getLogger(__name__)
 
-SEALED = "sealed:v1:"
-SEALED_JSON = "sealed:v1j:"
+_MARK = "sealed:v1"  # what every sealed value starts with
+SEALED = _MARK + ":"
+SEALED_JSON = _MARK + "j:"
 
 
 def _is_sealed(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("sealed:v1:", "sealed:v1j:"))
+    return isinstance(value, str) and value.startswith((SEALED, SEALED_JSON))
 
 
 def _sealed(value: Any) -> str:
@@ -85,7 +86,7 @@ class SealedJSONField(models.JSONField):
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         loaded = super().from_db_value(value, expression, connection)
-        if isinstance(value, str) and "sealed:v1" not in value:  # the text as stored: most rows seal nothing
+        if isinstance(value, str) and _MARK not in value:  # the text as stored: most rows seal nothing
             return loaded
         return unseal(loaded)
 

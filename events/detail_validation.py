@@ -54,8 +54,8 @@ def compile_schema(schema: serializers.Serializer) -> CompiledSchema:
 def _node(field: serializers.Field) -> Validate:
     """The fast validator of one field (or nested schema), without its empty-value handling."""
     kind = type(field)
-    if isinstance(field, serializers.ListSerializer) and kind is serializers.ListSerializer:
-        return _many(field)
+    if kind in (serializers.ListSerializer, serializers.ListField):
+        return _items(field)
     if isinstance(field, serializers.Serializer) and _plain_serializer(field):
         return _mapping(field)
     if kind in (serializers.CharField, serializers.RegexField, serializers.EmailField):
@@ -71,8 +71,6 @@ def _node(field: serializers.Field) -> Validate:
         return _exact(field, lambda value: True)
     if kind is serializers.DictField and type(field.child) is _UnvalidatedField:
         return _dict(field)
-    if kind is serializers.ListField:
-        return _list(field)
     return _drf(field)
 
 
@@ -130,30 +128,22 @@ def _mapping(schema: serializers.Serializer) -> Validate:
     return validate
 
 
-def _sized(field: Any, validate: Validate) -> Validate:
-    """Lists: refuse what allow_empty / min_length / max_length would."""
+def _items(field: serializers.ListSerializer | serializers.ListField) -> Validate:
+    """Lists (``many=True`` schemas and ListFields): each item by the child, refusing what allow_empty /
+    min_length / max_length would."""
+    child = _with_empty_values(field.child, _node(field.child))
     allow_empty, low, high = field.allow_empty, field.min_length, field.max_length
 
-    def sized(value: Any) -> list[Any]:
+    def validate(value: Any) -> list[Any]:
         if type(value) is not list:
             raise Undecided
         if (not allow_empty and not value) or (low is not None and len(value) < low):
             raise Undecided
         if high is not None and len(value) > high:
             raise Undecided
-        return validate(value)
+        return [child(item) for item in value]
 
-    return sized
-
-
-def _many(field: serializers.ListSerializer) -> Validate:
-    child = _with_empty_values(field.child, _node(field.child))
-    return _sized(field, lambda items: [child(item) for item in items])
-
-
-def _list(field: serializers.ListField) -> Validate:
-    child = _with_empty_values(field.child, _node(field.child))
-    return _sized(field, lambda items: [child(item) for item in items])
+    return validate
 
 
 def _extra_validators(field: serializers.Field, handled: tuple[type, ...]) -> list[Callable[[Any], Any]]:

@@ -105,6 +105,23 @@ def postgres_pids() -> list[int]:
     return pids
 
 
+class CpuMeter:
+    """The CPU time some processes (all their threads) and PostgreSQL use from now on, per item of work:
+    less sensitive than throughput to the VM's varying speed when comparing changes."""
+
+    def __init__(self, processes: list[Any]) -> None:
+        self.pids = [pid for process in processes for pid in (process.pid, *process.children())]
+        self.database_pids = postgres_pids()
+        self.start = (cpu_seconds(self.pids), cpu_seconds(self.database_pids))
+
+    def ms_per(self, count: int) -> tuple[float | None, float | None]:
+        """(processes, PostgreSQL) CPU milliseconds per item since the start; None without items."""
+        if not count:
+            return None, None
+        used = (cpu_seconds(self.pids) - self.start[0], cpu_seconds(self.database_pids) - self.start[1])
+        return round(used[0] * 1000 / count, 3), round(used[1] * 1000 / count, 3)
+
+
 def fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "n/a"

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    CpuMeter,
     bench_resources,
-    cpu_seconds,
     ensure_wrk,
     fmt,
     log,
     machine_info,
-    postgres_pids,
     print_table,
     sample_envelope,
     scalar,
@@ -217,16 +216,12 @@ def rounds_summary(runs: list[dict]) -> dict:
 
 def measured_cpu(stack: Any, run: Any, *args: Any) -> dict:
     """Run a maximum-throughput measurement and add the CPU it cost per answered request: web processes
-    and PostgreSQL. Less sensitive than throughput to the VM's varying speed when comparing changes."""
-    web = stack.processes["web"]
-    pids = [web.pid, *web.children()]
-    database = postgres_pids()
-    web_before, database_before = cpu_seconds(pids), cpu_seconds(database)
+    and PostgreSQL."""
+    meter = CpuMeter([stack.processes["web"]])
     data = run(*args)
     answered = data.get("accepted") or 0
     if answered:
-        data["web_cpu_ms_per_request"] = round((cpu_seconds(pids) - web_before) * 1000 / answered, 3)
-        data["postgres_cpu_ms_per_request"] = round((cpu_seconds(database) - database_before) * 1000 / answered, 3)
+        data["web_cpu_ms_per_request"], data["postgres_cpu_ms_per_request"] = meter.ms_per(answered)
     return data
 
 

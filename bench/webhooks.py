@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    CpuMeter,
     bench_resources,
-    cpu_seconds,
     fmt,
     log,
     machine_info,
     percentile,
-    postgres_pids,
     print_table,
     query,
     write_results,
@@ -111,10 +110,7 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             extra_args=["--prefetch-multiplier", "1"],
         )
     ready = time.time()
-    processes = [stack.processes[worker] for worker in workers]
-    worker_pids = [pid for process in processes for pid in (process.pid, *process.children())]
-    database_pids = postgres_pids()
-    cpu_before = (cpu_seconds(worker_pids), cpu_seconds(database_pids))
+    meter = CpuMeter([stack.processes[worker] for worker in workers])
     profiler = None
     if args.profile and name == "healthy":
         import tempfile
@@ -134,7 +130,7 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
             break
         time.sleep(0.5)
     finished = time.time()
-    cpu_used = (cpu_seconds(worker_pids) - cpu_before[0], cpu_seconds(database_pids) - cpu_before[1])
+    worker_cpu_ms, postgres_cpu_ms = meter.ms_per(done)
     healthy_times = [
         float(value)
         for (value,) in query(
@@ -175,8 +171,8 @@ def run_scenario(stack: Any, *, name: str, urls: list[tuple[str, str]], tenants:
         "unhealthy_statuses": others,
         # All the workers' and PostgreSQL's CPU until the healthy deliveries were done, per healthy delivery
         # (with slow or down receivers it includes what their deliveries cost meanwhile).
-        "worker_cpu_ms_per_delivery": round(cpu_used[0] * 1000 / done, 3) if done else None,
-        "postgres_cpu_ms_per_delivery": round(cpu_used[1] * 1000 / done, 3) if done else None,
+        "worker_cpu_ms_per_delivery": worker_cpu_ms,
+        "postgres_cpu_ms_per_delivery": postgres_cpu_ms,
         "memory": {worker: stack.sampler.report().get(worker) for worker in workers},
     }
     if profiler and "files" in profiler:

@@ -2,7 +2,6 @@
 is back, and a real worker (real Redis) processes it."""
 
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -14,28 +13,9 @@ from events.catalogue import DetailType
 from events.models import EventStatus, ReceivedEvent
 from events.services import events_sweep_stale
 from orchestrator.celery import app as celery_app
-from orchestrator.testing.plugin import free_port
+from orchestrator.testing.plugin import free_port, use_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@contextmanager
-def broker(url: str):
-    """Route tasks through a real broker at ``url`` (not eagerly), restoring the app afterwards."""
-    saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
-
-    def reset_pools():
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    celery_app.conf.broker_url = url
-    celery_app.conf.task_always_eager = False
-    reset_pools()
-    try:
-        yield
-    finally:
-        celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-        reset_pools()
 
 
 def wait_for(predicate, timeout=30.0):
@@ -51,7 +31,7 @@ def test_broker_down_then_up_loses_nothing(intake, sample, recorder, live_servic
     body = sample(DetailType.TENANT_PROVISIONING)
 
     # Given the broker is down: the event is still stored and accepted.
-    with broker(f"redis://127.0.0.1:{free_port()}/0"):
+    with use_broker(f"redis://127.0.0.1:{free_port()}/0"):
         response = intake(body)
     assert response.status_code == 202, response.content
     event = ReceivedEvent.objects.get(event_id=body["id"])
@@ -60,7 +40,7 @@ def test_broker_down_then_up_loses_nothing(intake, sample, recorder, live_servic
 
     # When the broker is back and the sweeper runs after the threshold, with a real worker consuming.
     ReceivedEvent.objects.filter(pk=event.pk).update(updated_at=timezone.now() - timedelta(seconds=600))
-    with broker(live_services["redis_url"]), start_worker(celery_app, perform_ping_check=False, pool="solo"):
+    with use_broker(live_services["redis_url"]), start_worker(celery_app, perform_ping_check=False, pool="solo"):
         celery_app.control.purge()
         with override_settings(EVENT_SWEEP_AFTER_SECONDS=120):
             assert events_sweep_stale() == [event.pk]
@@ -77,7 +57,7 @@ def test_after_a_failed_publish_the_intake_stops_waiting_on_the_dead_broker(inta
     first, second = sample(DetailType.TENANT_PROVISIONING), sample(DetailType.TENANT_PROVISIONING)
     second["id"] = first["id"] + "-second"
 
-    with broker(f"redis://127.0.0.1:{free_port()}/0"):
+    with use_broker(f"redis://127.0.0.1:{free_port()}/0"):
         assert intake(first).status_code == 202
         assert broker_breaker.is_open()
         started = time.monotonic()

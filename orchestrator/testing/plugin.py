@@ -14,6 +14,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,35 @@ def start_embedded_redis(port: int, directory: str) -> subprocess.Popen:
     return process
 
 
+def set_celery_conf(**values: object) -> None:
+    """Change the Celery app's settings for this process. The app reads Django's ``CELERY_*`` settings, and
+    a namespaced key wins over the plain one, so both are written."""
+    from orchestrator.celery import app as celery_app
+
+    for name, value in values.items():
+        celery_app.conf[name] = value
+        celery_app.conf[f"CELERY_{name.upper()}"] = value
+
+
+@contextmanager
+def use_broker(url: str) -> Iterator[str]:
+    """Publish tasks to the broker at ``url`` (for real, not eagerly) inside the block, then restore."""
+    from orchestrator.celery import app as celery_app
+
+    def reset_pools() -> None:
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    saved = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    set_celery_conf(broker_url=url, task_always_eager=False)
+    reset_pools()
+    try:
+        yield url
+    finally:
+        set_celery_conf(**saved)
+        reset_pools()
+
+
 def _with_db(url: str, db: int) -> str:
     base = url.rsplit("/", 1)[0] if url.count("/") >= 3 else url.rstrip("/")
     return f"{base}/{db}"
@@ -70,7 +100,6 @@ def live_services() -> Iterator[dict[str, str]]:
     from django.conf import settings
 
     from orchestrator.aws import reset_clients
-    from orchestrator.celery import app as celery_app
 
     processes: list[subprocess.Popen] = []
     tmpdir = tempfile.mkdtemp(prefix="orchestrator-test-")
@@ -100,7 +129,7 @@ def live_services() -> Iterator[dict[str, str]]:
             processes.append(start_embedded_redis(redis_port, tmpdir))
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
         settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_url
-        celery_app.conf.broker_url = redis_url
+        set_celery_conf(broker_url=redis_url)
         reset_clients()
         yield {"moto_url": moto_url, "redis_url": redis_url, "dynamodb_url": endpoints["dynamodb"]}
     finally:

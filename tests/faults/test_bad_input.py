@@ -22,9 +22,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from orchestrator.celery import app as celery_app
 from orchestrator.processes import free_port
-from orchestrator.testing.plugin import start_embedded_redis
+from orchestrator.testing.plugin import start_embedded_redis, use_broker
 from tests.faults.support import API_KEY, DrillSummary, provisioning_envelope, report
 
 pytestmark = pytest.mark.faults
@@ -46,20 +45,10 @@ def quiet_broker() -> Iterator[str]:
     directory = tempfile.mkdtemp(prefix="orchestrator-badinput-")
     port = free_port()
     process = start_embedded_redis(port, directory)
-    saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
-
-    def reset_pools() -> None:
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    celery_app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    celery_app.conf.task_always_eager = False
-    reset_pools()
     try:
-        yield celery_app.conf.broker_url
+        with use_broker(f"redis://127.0.0.1:{port}/0") as url:
+            yield url
     finally:
-        celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-        reset_pools()
         process.terminate()
         process.wait(timeout=10)
 

@@ -91,6 +91,10 @@ ENDPOINT = {
     "secret_rotated_at": None,
     "has_previous_secret": False,
     "previous_secret_expires_at": None,
+    "circuit": "closed",
+    "consecutive_failures": 0,
+    "circuit_opened_at": None,
+    "circuit_open_until": None,
     "created_at": "2025-01-10T09:00:00Z",
     "updated_at": "2025-01-10T09:00:00Z",
 }

@@ -19,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from orchestrator.admin_helpers import pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
+from webhooks import circuit
 from webhooks.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -35,6 +36,7 @@ from webhooks.services import (
     endpoint_rotate_secret,
     endpoint_update,
     endpoint_validate,
+    endpoints_circuit_close,
     secret_validate,
 )
 
@@ -97,11 +99,20 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ("id", "url", "signing_scheme", "events_display", "is_active", "disabled_reason", "secret_status")
+    list_display = (
+        "id",
+        "url",
+        "signing_scheme",
+        "events_display",
+        "is_active",
+        "disabled_reason",
+        "circuit_status",
+        "secret_status",
+    )
     list_filter = ("is_active", "signing_scheme")
     search_fields = ("url", "description")
-    readonly_fields = ("secret_status", "disabled_reason", "disabled_at", "created_at", "updated_at")
-    actions = ["rotate_secrets"]
+    readonly_fields = ("secret_status", "circuit_status", "disabled_reason", "disabled_at", "created_at", "updated_at")
+    actions = ["rotate_secrets", "close_circuits"]
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
         fields = [*ENDPOINT_FIELDS, "new_secret"]
@@ -121,6 +132,19 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         if len(endpoint.signing_secrets()) > 1:
             state += f"; previous secret signs until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M}"
         return state
+
+    @admin.display(description="Circuit")
+    def circuit_status(self, endpoint: WebhookEndpoint) -> str:
+        state = circuit.circuit_state(endpoint)
+        if state == "closed":
+            failures = endpoint.consecutive_failures
+            return f"closed ({failures} failure{'s' if failures != 1 else ''} in a row)" if failures else "closed"
+        since = (
+            f"{endpoint.consecutive_failures} failures in a row, open since {endpoint.circuit_opened_at:%Y-%m-%d %H:%M}"
+        )
+        if state == "open":
+            return f"open until {endpoint.circuit_open_until:%H:%M:%S} ({since}); deliveries wait"
+        return f"half-open ({since}): the next delivery is a probe"
 
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.Form, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in ENDPOINT_FIELDS}
@@ -161,6 +185,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         for item in shown:
             item["endpoint"].refresh_from_db()
         return self._secrets_page(request, shown, title="New signing secrets")
+
+    @admin.action(description="Close the circuit: send what waits for selected endpoints now", permissions=["change"])
+    def close_circuits(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        released = endpoints_circuit_close(endpoints=queryset)
+        messages.success(request, f"Circuits closed; {released} waiting deliveries released.")
 
 
 class DeliveryAttemptInline(admin.TabularInline):

@@ -82,6 +82,11 @@ class WebhookEndpoint(models.Model):
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=255, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker (webhooks.circuit): failures in a row, and while they reach the threshold, since
+    # when the circuit is open and until when nothing is sent (then one probe at a time).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    circuit_opened_at = models.DateTimeField(null=True, blank=True)
+    circuit_open_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,9 +6,11 @@ secret is shown is the answer to create/rotate (``secret``), once, because it wa
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orchestrator.redaction import MASK, is_secret_key, redact
+from webhooks.circuit import circuit_state
 from webhooks.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -39,6 +41,12 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     has_previous_secret = serializers.SerializerMethodField(
         help_text="True while a rotated-out secret still signs (grace period)."
     )
+    circuit = serializers.SerializerMethodField(
+        help_text=(
+            "closed; open (deliveries wait, unsent, until circuit_open_until); half_open (the next delivery is a "
+            "probe). Opens after WEBHOOK_CIRCUIT_FAILURES failures in a row (no answer or 5xx)."
+        )
+    )
 
     class Meta:
         model = WebhookEndpoint
@@ -55,6 +63,10 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
             "secret_rotated_at",
             "has_previous_secret",
             "previous_secret_expires_at",
+            "circuit",
+            "consecutive_failures",
+            "circuit_opened_at",
+            "circuit_open_until",
             "created_at",
             "updated_at",
         ]
@@ -65,6 +77,10 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     def get_has_previous_secret(self, endpoint: WebhookEndpoint) -> bool:
         return len(endpoint.signing_secrets()) > 1
+
+    @extend_schema_field(serializers.ChoiceField(choices=["closed", "open", "half_open"]))
+    def get_circuit(self, endpoint: WebhookEndpoint) -> str:
+        return circuit_state(endpoint)
 
 
 class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):

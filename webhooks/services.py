@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -33,7 +34,7 @@ from orchestrator.http import OutboundError, OutboundRefused, url_check
 from orchestrator.redaction import redact, redact_text
 from tenants.models import HistoryKind, Tenant, TenantStatus
 from tenants.services.lifecycle import TransitionRefused, history_record, tenant_transition
-from webhooks import payloads
+from webhooks import circuit, payloads
 from webhooks.concurrency import busy_delay, slot_acquire, slot_release
 from webhooks.delivery import (
     Verdict,
@@ -174,15 +175,32 @@ def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> li
 def deliveries_dispatch_due(*, limit: int = 2000) -> int:
     """Queue the retries that are due and were not queued since they became due; run by beat every
     WEBHOOK_DISPATCH_INTERVAL_SECONDS. (Every other delivery is queued when it becomes due: when it is
-    created, its chain step starts or staff retry it.)"""
+    created, its chain step starts or staff retry it.) An endpoint whose circuit is open gets nothing; one
+    whose circuit is half-open gets one delivery, its probe (``webhooks.circuit``)."""
+    now = timezone.now()
     due = (
-        WebhookDelivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=timezone.now())
+        WebhookDelivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now)
         .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=F("next_attempt_at")))
         .order_by("next_attempt_at")
     )
-    published = deliveries_publish(list(due.values_list("pk", flat=True)[:limit]))
-    WebhookDelivery.objects.filter(pk__in=published).update(queued_at=timezone.now())
+    delivery_ids = list(due.filter(_circuit_closed()).values_list("pk", flat=True)[:limit])
+    if circuit.circuit_threshold():
+        probing = WebhookEndpoint.objects.filter(
+            circuit.not_open(now, prefix=""), consecutive_failures__gte=circuit.circuit_threshold()
+        )
+        for endpoint_id in probing.values_list("pk", flat=True):
+            delivery_ids += due.filter(endpoint_id=endpoint_id).values_list("pk", flat=True)[:1]
+    published = deliveries_publish(delivery_ids)
+    WebhookDelivery.objects.filter(pk__in=published).update(queued_at=now)
     return len(published)
+
+
+def _circuit_closed() -> Q:
+    """Deliveries without an endpoint, or whose endpoint's circuit is closed."""
+    threshold = circuit.circuit_threshold()
+    if not threshold:
+        return Q()
+    return Q(endpoint__isnull=True) | Q(endpoint__consecutive_failures__lt=threshold)
 
 
 # --- Deployment chain --------------------------------------------------------------------------
@@ -533,6 +551,8 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
             ]
             in_flight = _in_flight_elsewhere(due, now)
             endpoint_busy: list[int] = []
+            held: list[WebhookDelivery] = []
+            probes: set[int] = set()
             for delivery in due:
                 if delivery.pk in in_flight:
                     continue
@@ -541,12 +561,16 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
                 ):
                     reason = "the endpoint was disabled or deleted; not sent"
                     _delivery_finish(delivery=delivery, status=DeliveryStatus.CANCELLED, reason=reason)
+                elif not _circuit_allows(delivery, now=now, probes=probes):
+                    held.append(delivery)
                 elif delivery.endpoint_id is not None and not slot_acquire(
                     endpoint_id=delivery.endpoint_id, delivery_id=delivery.pk, lease_seconds=_lease().total_seconds()
                 ):
                     endpoint_busy.append(delivery.pk)
                 else:
                     flights.append(_attempt_prepare(delivery=delivery, now=now))
+            if held:
+                _deliveries_hold(held, now=now)
             if endpoint_busy:
                 # Their endpoints already have their share of requests in flight: these come back together in a
                 # moment (a short delayed message, which spreads them out; the dispatcher's passes would meet
@@ -567,6 +591,38 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
                 slot_release(endpoint_id=flight.delivery.endpoint_id, delivery_id=flight.delivery.pk)
         raise
     return flights
+
+
+def _circuit_allows(delivery: WebhookDelivery, *, now: datetime, probes: set[int]) -> bool:
+    """Whether the endpoint's circuit lets this delivery go: always while closed; while half-open only as the
+    endpoint's one probe (claimed here, one per endpoint); never while open."""
+    endpoint = delivery.endpoint
+    if endpoint is None or not circuit.is_tripped(endpoint):
+        return True
+    if endpoint.pk in probes or circuit.is_open(endpoint, now):
+        return False
+    if circuit.probe_claim(endpoint=endpoint, now=now, lease=_lease()):
+        probes.add(endpoint.pk)
+        return True
+    return False
+
+
+def _deliveries_hold(deliveries: list[WebhookDelivery], *, now: datetime) -> None:
+    """Deliveries whose endpoint's circuit is open wait, unsent and with no attempt spent, until it closes
+    (the dispatcher sends one as the probe meanwhile); one older than WEBHOOK_RETRY_WINDOW fails instead."""
+    oldest = now - timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW)
+    waiting: dict[circuit.Held, list[int]] = {}
+    for delivery in deliveries:
+        held = circuit.held_back(delivery.endpoint)
+        if delivery.created_at < oldest:
+            reason = f"gave up: {held.reason.split(':', 1)[0]} for longer than the retry window"
+            _delivery_finish(delivery=delivery, status=DeliveryStatus.FAILED, reason=reason)
+        else:
+            waiting.setdefault(held, []).append(delivery.pk)
+    for held, delivery_ids in waiting.items():
+        WebhookDelivery.objects.filter(pk__in=delivery_ids).update(
+            status=DeliveryStatus.RETRYING, status_reason=held.reason, next_attempt_at=held.until, updated_at=now
+        )
 
 
 def _attempt_prepare(*, delivery: WebhookDelivery, now: datetime) -> InFlight:
@@ -614,6 +670,14 @@ def _attempts_conclude(group: list[Sent]) -> None:
             _delivery_conclude(delivery=delivery, attempt=sent.flight.attempt, verdict=verdict)
             stale = stale or delivery.deployment_id is not None or verdict.kind == "gone"
         _attempt_results_save([sent.flight.attempt for sent in group])
+    circuit.circuits_record(
+        [
+            (sent.flight.delivery.endpoint, _reached(sent, verdict))
+            for sent, verdict in zip(group, verdicts, strict=True)
+            if sent.flight.delivery.endpoint is not None
+        ],
+        now=timezone.now(),
+    )
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
         logger.info(
@@ -625,6 +689,18 @@ def _attempts_conclude(group: list[Sent]) -> None:
             verdict.reason,
             delivery.status,
         )
+
+
+def _reached(sent: Sent, verdict: Verdict) -> bool | None:
+    """For the circuit breaker: True if the receiver took it, False if nothing answered or it failed with a
+    5xx, None for any other answer (the receiver is up, it refused this one)."""
+    if verdict.kind == "succeeded":
+        return True
+    if sent.flight.refusal is not None:  # refused before sending (SSRF guard): says nothing about the receiver
+        return None
+    if sent.response is None:
+        return False
+    return False if sent.response.status >= 500 else None
 
 
 def _attempt_result(sent: Sent) -> Verdict:
@@ -768,8 +844,9 @@ def _delivery_history(
 def deliveries_sweep() -> int:
     """Re-enqueue due deliveries whose task was lost (broker down at enqueue time, worker gone)."""
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    # Deliveries held by an open circuit are not lost: the dispatcher sends their probe and releases them.
     due = WebhookDelivery.objects.filter(status__in=SENDABLE_STATUSES, next_attempt_at__lte=cutoff)
-    delivery_ids = list(due.values_list("pk", flat=True)[:500])
+    delivery_ids = list(due.filter(_circuit_closed()).values_list("pk", flat=True)[:500])
     deliveries_publish(delivery_ids)
     return len(delivery_ids)
 
@@ -853,6 +930,8 @@ def delivery_retry(*, delivery: WebhookDelivery, actor_user: AbstractBaseUser) -
                 ref_type="delivery",
                 ref_id=delivery.pk,
             )
+        if delivery.endpoint is not None:
+            circuit.probe_now(endpoint=delivery.endpoint)  # a staff retry goes out, as the endpoint's probe
         delivery_enqueue(delivery_id=delivery.pk)
     return RetryResult(delivery, True, "queued" + (" (chain resumed)" if resumed else ""))
 
@@ -1022,6 +1101,10 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
                 "The current secret does not fit the new signing scheme; rotate the secret with the change.",
                 fields={"signing_scheme": ["Rotate the secret to switch to this scheme."]},
             ) from None
+    # A new address, or turned back on: whatever its circuit learnt about the old state no longer holds.
+    try_at_once = changes.get("url", endpoint.url) != endpoint.url or (
+        changes.get("is_active") and not endpoint.is_active
+    )
     for name, value in changes.items():
         setattr(endpoint, name, value)
     if changes.get("is_active"):
@@ -1029,7 +1112,20 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
         endpoint.disabled_at = None
     # Only these columns: a stale in-memory secret must never overwrite a rotation.
     endpoint.save(update_fields=[*changes, "disabled_reason", "disabled_at", "updated_at"])
+    if try_at_once:
+        circuit.circuit_close(endpoint=endpoint)
     return endpoint
+
+
+def endpoints_circuit_close(*, endpoints: Iterable[WebhookEndpoint]) -> int:
+    """Close the circuits of these endpoints (staff know the receivers are back): what waited for them is sent
+    within seconds. The number of deliveries released."""
+    released = 0
+    for endpoint in endpoints:
+        if circuit.is_tripped(endpoint):
+            released += circuit.circuit_close(endpoint=endpoint)
+            logger.info("endpoint %s: circuit closed by staff, %s deliveries released", endpoint.pk, released)
+    return released
 
 
 def endpoint_rotate_secret(

@@ -2,7 +2,7 @@ import pytest
 
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.registry import get
-from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, deployment_detail
+from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, WebhookEndpointFactory, deployment_detail
 from webhooks.tests.receivers import Receiver
 
 
@@ -47,3 +47,20 @@ def committed(django_capture_on_commit_callbacks):
             return func(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def endpoint_at(receiver):
+    return lambda path: WebhookEndpointFactory(url=receiver.url(path))
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """The delivery ids of each task message sent, instead of running them."""
+    from webhooks.tasks import deliver_many
+
+    sent = []
+    monkeypatch.setattr(
+        deliver_many, "apply_async", lambda *, kwargs, countdown=None, queue=None: sent.append(kwargs["delivery_pks"])
+    )
+    return sent

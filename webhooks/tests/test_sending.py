@@ -18,23 +18,6 @@ from webhooks.tests.test_delivery import make_delivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def endpoint_at(receiver):
-    return lambda path: WebhookEndpointFactory(url=receiver.url(path))
-
-
-@pytest.fixture
-def published(monkeypatch):
-    """The delivery ids of each task message sent, instead of running them."""
-    from webhooks.tasks import deliver_many
-
-    sent = []
-    monkeypatch.setattr(
-        deliver_many, "apply_async", lambda *, kwargs, countdown=None, queue=None: sent.append(kwargs["delivery_pks"])
-    )
-    return sent
-
-
 def test_a_fan_out_is_published_as_tasks_of_a_batch_each(receiver, published, settings, committed):
     # given seven subscribed endpoints and batches of three
     settings.WEBHOOK_DELIVERY_BATCH = 3

@@ -6,4 +6,5 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=orchestrator.settings.local python manage.py collectstatic --no-input -v 0
 EXPOSE 8000
-CMD ["gunicorn", "orchestrator.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]
+# gunicorn.conf.py (read from WORKDIR): gevent workers, one per core
+CMD ["gunicorn", "orchestrator.wsgi:application", "--bind", "0.0.0.0:8000"]

@@ -122,6 +122,23 @@ class CpuMeter:
         return round(used[0] * 1000 / count, 3), round(used[1] * 1000 / count, 3)
 
 
+def add_web_arguments(parser: Any) -> None:
+    """The web server's options, as ``gunicorn.conf.py`` deploys it by default."""
+    parser.add_argument(
+        "--worker-class", default=os.environ.get("BENCH_WEB_WORKER_CLASS", "gevent"), help="gevent or gthread"
+    )
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WEB_WORKERS", 2)))
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", 4)), help="threads per gthread worker"
+    )
+
+
+def start_web(stack: Any, args: Any, **options: Any) -> Any:
+    """Start the stack's gunicorn as the options say; the web server and its description for the results."""
+    web = stack.start_web(workers=args.workers, worker_class=args.worker_class, threads=args.threads, **options)
+    return web, {"gunicorn": web.describe(), "gunicorn_workers": web.workers, "worker_class": web.worker_class}
+
+
 def fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "n/a"

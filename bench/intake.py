@@ -1,6 +1,7 @@
 """``python -m bench intake``: how many events the HTTP intake accepts, and how fast it answers.
 
-Setup: the production server (gunicorn gthread, ``orchestrator.settings.production``, DEBUG off), a
+Setup: the production server (gunicorn as ``gunicorn.conf.py`` runs it: gevent workers, one per core;
+``orchestrator.settings.production``, DEBUG off), a
 dedicated PostgreSQL database and a dedicated Redis db; no Celery worker runs (accepted events wait in
 the queue), so the figures are the intake's alone. The load generator is a second process on 127.0.0.1.
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from bench.common import (
     CpuMeter,
+    add_web_arguments,
     bench_resources,
     ensure_wrk,
     fmt,
@@ -38,6 +40,7 @@ from bench.common import (
     print_table,
     sample_envelope,
     scalar,
+    start_web,
     write_results,
 )
 
@@ -276,7 +279,7 @@ def summarise_profile(files: list[Path], *, top: int = 25) -> dict[str, Any]:
                 continue
             count = int(count_text)
             frames = stack.split(";")
-            # Idle threads (gthread's poller, waiting in select/accept) are not work: leave them out.
+            # Idle threads (gthread's poller, gevent's hub, waiting in select/accept) are not work: leave them out.
             leaf = frames[-1]
             if any(word in leaf for word in ("select (", "poll (", "wait (", "accept (", "_worker (concurrent")):
                 continue
@@ -355,12 +358,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ) as stack:
             log("migrating the bench database")
             stack.manage("migrate", "--no-input", "-v", "0")
-            web = stack.start_web(workers=args.workers, threads=args.threads)
-            log(f"gunicorn: {web.workers} workers x {web.threads} threads (gthread) at {web.url}")
+            web, server = start_web(stack, args)
+            log(f"gunicorn: {web.describe()} at {web.url}")
             results["server"] = {
-                "gunicorn_workers": web.workers,
-                "gunicorn_threads": web.threads,
-                "worker_class": "gthread",
+                **server,
                 "settings": "orchestrator.settings.production (DEBUG off)",
                 "log_level": args.log_level,
                 "celery_worker_running": False,
@@ -471,7 +472,7 @@ def report(results: dict[str, Any]) -> None:
             ("machine", f"{machine['nproc']} CPU ({machine['cpu']}), {machine['memory']}"),
             (
                 "server",
-                f"gunicorn {server['gunicorn_workers']} workers x {server['gunicorn_threads']} threads (gthread)",
+                f"gunicorn {server['gunicorn']}",
             ),
             (
                 "load generator",
@@ -528,8 +529,7 @@ def report(results: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WEB_WORKERS", 3)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_WEB_THREADS", 4)))
+    add_web_arguments(parser)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per maximum-throughput run")
     parser.add_argument(
         "--rounds", type=int, default=3, help="maximum-throughput rounds (intake then bare endpoint); medians reported"

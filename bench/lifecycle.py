@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from bench.common import fmt, log, machine_info, percentile, print_table, write_results
+from bench.common import add_web_arguments, fmt, log, machine_info, percentile, print_table, start_web, write_results
 
 API_KEY = "bench-intake-key"
 SECRET = "bench-build-secret"
@@ -208,12 +208,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
                 port=receiver_port,
             )
-            web = stack.start_web(workers=args.workers, threads=args.threads, port=web_port)
+            web, server = start_web(stack, args, port=web_port)
             stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=args.concurrency)
             stack.start_beat()
             results["server"] = {
-                "gunicorn_workers": web.workers,
-                "gunicorn_threads": web.threads,
+                **server,
                 "celery_worker_concurrency": args.concurrency,
                 "celery_pool": "prefork",
             }
@@ -368,7 +367,7 @@ def report(results: dict[str, Any]) -> None:
         ("machine", f"{machine['nproc']} CPU ({machine['cpu']}), {machine['memory']}"),
         (
             "processes",
-            f"gunicorn {server['gunicorn_workers']}x{server['gunicorn_threads']}, celery prefork "
+            f"gunicorn {server['gunicorn']}, celery prefork "
             f"-c {server['celery_worker_concurrency']}, beat, moto_server, demo receiver",
         ),
         ("tenants ACTIVE", f"{results['tenants_active']} / {results['tenants']}  {results['tenant_statuses']}"),
@@ -393,7 +392,6 @@ def report(results: dict[str, Any]) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    add_web_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes (prefork)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="give up after this many seconds")

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import load_backend
 
 from events.envelope import Envelope
 from orchestrator.errors import ApplicationError
@@ -82,6 +84,40 @@ class _CloseConnections:
         self.done.set()
 
 
+class _WriterConnection:
+    """The writer's own database connection, kept from one batch to the next (it commits hundreds of times a
+    second) and never borrowed from the connection pool that gevent web workers use: a pooled connection
+    would go back to the pool after every batch, and after a server restart the pool's idle connections are
+    all broken at once. Broken connections are replaced (see ``_commit``)."""
+
+    def __init__(self) -> None:
+        self._db: BaseDatabaseWrapper | None = None
+
+    def get(self) -> BaseDatabaseWrapper:
+        if self._db is None:
+            settings_dict = {**connections.settings[DEFAULT_DB_ALIAS]}
+            settings_dict["OPTIONS"] = {
+                name: value for name, value in settings_dict["OPTIONS"].items() if name != "pool"
+            }
+            settings_dict["CONN_MAX_AGE"] = None  # kept until it breaks
+            # No health-check query before every batch: a broken connection fails the batch's one statement,
+            # which ``_commit`` repeats once on a new connection.
+            settings_dict["CONN_HEALTH_CHECKS"] = False
+            self._db = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, DEFAULT_DB_ALIAS)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    def forget(self) -> None:
+        """After a fork: the parent's connection is not this process's to use or close."""
+        self._db = None
+
+
+_writer_db = _WriterConnection()
+
+
 class GroupCommitWriter:
     """One writer thread per process (started on first use, and again after a fork), plus its dispatcher."""
 
@@ -128,6 +164,7 @@ class GroupCommitWriter:
         """A forked child (a gunicorn worker) has none of its parent's threads: it starts its own."""
         self._lock = threading.Lock()
         self._started = False
+        _writer_db.forget()
 
     def _write_forever(self) -> None:
         while True:
@@ -137,6 +174,7 @@ class GroupCommitWriter:
                 if new:
                     self._committed.put(new)
             if close:
+                _writer_db.close()
                 close.run()
 
     def _dispatch_forever(self) -> None:
@@ -226,15 +264,16 @@ def _commit(envelopes: list[Envelope]) -> list[int | None]:
     "duplicate"."""
     from events.services import events_store
 
-    connection.close_if_unusable_or_obsolete()  # CONN_MAX_AGE and broken connections, as a request would
+    db = _writer_db.get()
+    db.close_if_unusable_or_obsolete()  # a connection that raised errors is checked, and dropped if broken
     try:
-        return events_store(envelopes)
+        return events_store(envelopes, db=db)
     except _CONNECTION_ERRORS:
-        connection.close()
+        db.close()
     try:
-        return events_store(envelopes)
+        return events_store(envelopes, db=db)
     except _CONNECTION_ERRORS:
-        connection.close()
+        db.close()
         raise
 
 

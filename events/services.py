@@ -20,6 +20,7 @@ re-runs it once it is older than EVENT_SWEEP_AFTER_SECONDS, as a new attempt.
 """
 
 import copy
+import functools
 import json
 import logging
 import random
@@ -120,59 +121,104 @@ def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
     ]
 
 
-def _insert_rows(db: BaseDatabaseWrapper, head: str, rows: list[list[Any]], tail: str) -> list[tuple[Any, ...]]:
-    """Run ``{head} VALUES (row), (row), ... {tail}`` and return what it returns.
+@dataclass(frozen=True)
+class _InsertPlan:
+    """How the intake inserts events on one kind of database, worked out once per process: the statement's
+    fixed text, and the value of every column the envelope does not give (the model's defaults; the
+    ``auto_now`` timestamps are the only ones that change, and are filled in per batch)."""
+
+    head: str
+    tail: str
+    native_placeholders: bool  # PostgreSQL: ``$n`` on a raw cursor (see ``_insert_rows``)
+    defaults: tuple[Any, ...]
+    timestamp_positions: tuple[int, ...]  # which of ``defaults`` are "now"
+
+    def defaults_now(self, db: BaseDatabaseWrapper) -> list[Any]:
+        values = list(self.defaults)
+        if self.timestamp_positions:
+            now = ReceivedEvent._meta.get_field("received_at").get_db_prep_save(timezone.now(), db)
+            for position in self.timestamp_positions:
+                values[position] = now
+        return values
+
+
+_insert_plans: dict[str, _InsertPlan] = {}
+
+
+def _insert_plan(db: BaseDatabaseWrapper) -> _InsertPlan:
+    plan = _insert_plans.get(db.vendor)
+    if plan is None:
+        meta = ReceivedEvent._meta
+        defaulted = [
+            field for field in meta.concrete_fields if not field.primary_key and field.name not in _ENVELOPE_COLUMNS
+        ]
+        is_timestamp = [
+            getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) for field in defaulted
+        ]
+        quote = db.ops.quote_name
+        columns = [meta.get_field(name).column for name in _ENVELOPE_COLUMNS] + [field.column for field in defaulted]
+        event_id_column = quote(meta.get_field("event_id").column)
+        # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
+        plan = _insert_plans[db.vendor] = _InsertPlan(
+            head=f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)}) VALUES ",  # noqa: S608
+            tail=f" ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",
+            native_placeholders=db.vendor == "postgresql",
+            defaults=tuple(
+                None if timestamp else field.get_db_prep_save(field.get_default(), db)
+                for field, timestamp in zip(defaulted, is_timestamp, strict=True)
+            ),
+            timestamp_positions=tuple(index for index, timestamp in enumerate(is_timestamp) if timestamp),
+        )
+    return plan
+
+
+@functools.lru_cache(maxsize=512)
+def _values_clause(rows: int, width: int, native: bool) -> str:
+    """``(p, p, ...), (p, ...)`` for ``rows`` rows of ``width`` parameters (``$n`` or ``%s``)."""
+    if native:
+        numbers = iter(range(1, width * rows + 1))
+        return ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in range(rows))
+    return ", ".join([f"({', '.join(['%s'] * width)})"] * rows)
+
+
+def _insert_rows(db: BaseDatabaseWrapper, plan: _InsertPlan, rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """Run the plan's ``INSERT ... VALUES (row), (row), ... ON CONFLICT ...`` and return what it returns.
 
     On PostgreSQL with native ``$n`` placeholders on a raw cursor: psycopg then neither escapes every
     parameter in Python (Django's default client-side binding) nor parses the statement (which it cannot
     cache beyond 50 parameters); those two were most of the cost of storing a batch of large JSON events.
     """
     db.ensure_connection()
-    width = len(rows[0])
-    if db.vendor == "postgresql":
+    if plan.native_placeholders:
         import psycopg
 
-        numbers = iter(range(1, width * len(rows) + 1))
-        values = ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in rows)
         cursor = db.make_cursor(psycopg.RawCursor(db.connection))
     else:
-        values = ", ".join([f"({', '.join(['%s'] * width)})"] * len(rows))
         cursor = db.cursor()
+    sql = plan.head + _values_clause(len(rows), len(rows[0]), plan.native_placeholders) + plan.tail
     with cursor:
-        cursor.execute(f"{head} VALUES {values} {tail}", [value for row in rows for value in row])
+        cursor.execute(sql, [value for row in rows for value in row])
         return cursor.fetchall()
 
 
-def events_store(envelopes: Sequence[Envelope]) -> list[int | None]:
+def events_store(envelopes: Sequence[Envelope], *, db: BaseDatabaseWrapper | None = None) -> list[int | None]:
     """Insert new events with one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING``.
 
     Returns, per envelope, the new row's pk, or None when its id is already stored (or repeats an earlier
     envelope of the same batch): the caller then decides between duplicate and conflict. Racing inserts of
     one id are decided by the unique index. One statement for a whole batch is what makes group commit
-    cheap; the columns the envelope does not give take their model defaults, computed once per batch.
+    cheap; the columns the envelope does not give take their model defaults (``_InsertPlan``).
+    ``db``: the connection to use (the group-commit writer passes its own); the thread's default otherwise.
     """
     first_of_id: dict[str, int] = {}
     for index, envelope in enumerate(envelopes):
         first_of_id.setdefault(envelope.event_id, index)
-    db = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per use
-    meta = ReceivedEvent._meta
-    template = ReceivedEvent()
-    defaulted = [
-        field for field in meta.concrete_fields if not field.primary_key and field.name not in _ENVELOPE_COLUMNS
-    ]
-    defaults = [field.get_db_prep_save(field.pre_save(template, add=True), db) for field in defaulted]
+    if db is None:
+        db = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per use
+    plan = _insert_plan(db)
+    defaults = plan.defaults_now(db)
     rows = [_event_values(envelopes[index], db) + defaults for index in first_of_id.values()]
-    quote = db.ops.quote_name
-    columns = [meta.get_field(name).column for name in _ENVELOPE_COLUMNS] + [field.column for field in defaulted]
-    event_id_column = quote(meta.get_field("event_id").column)
-    # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
-    returned = _insert_rows(
-        db,
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)})",
-        rows,
-        f"ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",
-    )
-    pk_of_id = {event_id: pk for pk, event_id in returned}
+    pk_of_id = {event_id: pk for pk, event_id in _insert_rows(db, plan, rows)}
     pks: list[int | None] = [None] * len(envelopes)
     for event_id, index in first_of_id.items():
         pks[index] = pk_of_id.get(event_id)

@@ -194,8 +194,6 @@ def main() -> int:
                 f"127.0.0.1:{web_port}",
                 "--workers",
                 "2",
-                "--threads",
-                "4",
                 "--access-logfile",
                 "-",
             ],

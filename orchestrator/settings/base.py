@@ -77,9 +77,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    # Health checks: a kept (or pooled) connection is tested before use after an error (or when lent), so a
+    # server restart does not fail a request per connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DATABASE_POOL", default=False):
+        # A pool per process (gevent web workers turn it on, see gunicorn.conf.py): a request borrows a
+        # connection and gives it back when it finishes, so connections are not kept per thread.
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),  # as long as a connect may take
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -324,6 +336,11 @@ WEBHOOK_CHAIN_STEPS = env.list(
 WEBHOOK_RETRY_SCHEDULE = [int(v) for v in env.list("WEBHOOK_RETRY_SCHEDULE", default=[5, 30, 120, 600, 1800, 3600])]
 WEBHOOK_RETRY_INTERVAL = env.int("WEBHOOK_RETRY_INTERVAL", default=3600)
 WEBHOOK_RETRY_WINDOW = env.int("WEBHOOK_RETRY_WINDOW", default=24 * 3600)
+# Circuit breaker per subscriber endpoint (webhooks.circuit): after this many failures in a row (0: never) its
+# deliveries wait, unsent, for the cooldown; then one probe; each failed probe doubles the cooldown, capped.
+WEBHOOK_CIRCUIT_FAILURES = env.int("WEBHOOK_CIRCUIT_FAILURES", default=5)
+WEBHOOK_CIRCUIT_COOLDOWN_SECONDS = env.float("WEBHOOK_CIRCUIT_COOLDOWN_SECONDS", default=30.0)
+WEBHOOK_CIRCUIT_MAX_COOLDOWN_SECONDS = env.float("WEBHOOK_CIRCUIT_MAX_COOLDOWN_SECONDS", default=900.0)
 # Longest Retry-After (seconds) a receiver can ask for; longer answers are capped.
 WEBHOOK_MAX_RETRY_AFTER = env.int("WEBHOOK_MAX_RETRY_AFTER", default=3600)
 # Keys that encrypt webhook secrets at rest, newest first (Fernet); empty: derived from DJANGO_SECRET_KEY.

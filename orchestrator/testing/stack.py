@@ -2,9 +2,10 @@
 
 ``LiveStack`` starts, as subprocesses in their own process groups:
 
-- the web server: gunicorn with ``gthread`` workers (``workers`` x ``threads``, both documented in the
-  result of ``start_web``), with production-like settings (``orchestrator.settings.production``, a
-  generated ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG=false``) or the test settings;
+- the web server: gunicorn (``gunicorn.conf.py``: gevent workers, or ``gthread`` workers x ``threads``;
+  both documented in the result of ``start_web``), with production-like settings
+  (``orchestrator.settings.production``, a generated ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG=false``) or the
+  test settings;
 - Celery workers on given queues (prefork by default), which can be killed with SIGKILL (the whole
   process group, like a machine losing power, or only the pool children) and started again;
 - Celery beat with a private schedule file;
@@ -48,7 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
-DEFAULT_WEB_WORKERS = 3
+DEFAULT_WEB_WORKERS = 2
+DEFAULT_WEB_WORKER_CLASS = "gevent"
 DEFAULT_WEB_THREADS = 4
 BENCH_API_KEY_DEFAULT = "bench-intake-key"
 
@@ -269,7 +271,13 @@ class WebServer:
     process: ManagedProcess
     port: int
     workers: int
-    threads: int
+    worker_class: str
+    threads: int  # gthread only
+
+    def describe(self) -> str:
+        if self.worker_class == "gthread":
+            return f"{self.workers} gthread workers x {self.threads} threads"
+        return f"{self.workers} {self.worker_class} workers"
 
     @property
     def url(self) -> str:
@@ -397,13 +405,15 @@ class LiveStack:
         self,
         *,
         workers: int = DEFAULT_WEB_WORKERS,
+        worker_class: str = DEFAULT_WEB_WORKER_CLASS,
         threads: int = DEFAULT_WEB_THREADS,
         port: int | None = None,
         extra_args: Iterable[str] = (),
         ready_path: str = "/__stack_ready__",
         timeout: float = 60.0,
     ) -> WebServer:
-        """gunicorn (gthread: ``workers`` processes x ``threads`` threads); waits until every worker answers."""
+        """gunicorn with ``gunicorn.conf.py`` (``workers`` processes of ``worker_class``; gthread: x ``threads``);
+        waits until every worker answers."""
         port = port or free_port()
         process = self._add(
             "web",
@@ -414,14 +424,10 @@ class LiveStack:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                "--worker-class",
+                worker_class,
                 "--threads",
                 str(threads),
-                "--worker-class",
-                "gthread",
-                "--backlog",
-                "2048",
-                "--timeout",
-                "60",
                 "--graceful-timeout",
                 "5",
                 *extra_args,
@@ -429,7 +435,7 @@ class LiveStack:
         ).start()
         self.sampler.watch("web", process)
         wait_for_port(port, timeout=timeout, process=process.popen)
-        self.web = WebServer(process=process, port=port, workers=workers, threads=threads)
+        self.web = WebServer(process=process, port=port, workers=workers, worker_class=worker_class, threads=threads)
         # Workers import the application lazily: a 404 from Django (any answer below 500) means it is loaded.
         # Ask a few times per worker so each one has imported it before anything is measured.
         wait_until(

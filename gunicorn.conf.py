@@ -1,0 +1,31 @@
+"""gunicorn's settings for the web server. gunicorn reads ``./gunicorn.conf.py`` on every start (run it from
+the repository root, as every launcher here does); command-line flags override what is set here.
+
+Default: gevent workers, one process per core. The intake answers 202 only once its event is committed,
+and a web process commits the events it accepts at the same moment together (``events.group_commit``).
+With greenlets, a request waiting for its commit costs no OS thread hand-off and no contention for the
+interpreter lock, and a process holds as many waiting requests as arrive, so commits group many events:
+on 2 cores the intake accepted about 1.5x the events/s of 3 gthread workers x 4 threads (bench/README.md).
+``WEB_WORKER_CLASS=gthread`` (with ``WEB_THREADS``) is the thread-pool alternative.
+"""
+
+import multiprocessing
+import os
+
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
+workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count()))
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: clients per process
+threads = int(os.environ.get("WEB_THREADS", 4))  # gthread: request threads per process
+backlog = int(os.environ.get("WEB_BACKLOG", 2048))
+timeout = int(os.environ.get("WEB_TIMEOUT", 60))
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", 10))
+keepalive = int(os.environ.get("WEB_KEEPALIVE", 75))  # longer than load balancers' idle timeouts (60 s)
+
+
+def on_starting(server: object) -> None:
+    """In the master, before any worker starts (and after command-line flags are applied)."""
+    if server.cfg.worker_class_str == "gevent":  # type: ignore[attr-defined]
+        # A request runs in a greenlet that ends with its client connection, and Django keeps one database
+        # connection per greenlet: without a pool, every such connection would be opened for a few requests
+        # and dropped. The pool (Django's, psycopg_pool) lends each request a connection and takes it back.
+        os.environ.setdefault("DATABASE_POOL", "true")

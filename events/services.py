@@ -73,7 +73,7 @@ _ENVELOPE_COLUMNS = (
     "region",
     "time",
     "resources",
-    "detail",
+    "detail_override",
     "envelope",
     "body_sha256",
     "tenant_id",
@@ -95,17 +95,16 @@ def _json_text_param(db: BaseDatabaseWrapper, text: str) -> Any:
 
 def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
     """The ``_ENVELOPE_COLUMNS`` of one event, ready to be parameters, secrets sealed as the model's
-    ``SealedJSONField`` would (this insert does not go through the fields)."""
+    ``SealedJSONField`` would (this insert does not go through the fields). The validated detail is stored
+    only when it differs from the envelope's (``ReceivedEvent.detail_override``)."""
     json_param = db.ops.adapt_json_value
     time_field = ReceivedEvent._meta.get_field("time")
     sealed_envelope = seal(envelope.raw)
     if sealed_envelope is envelope.raw:  # nothing secret: store the canonical text already encoded
-        stored_envelope, sealed_detail = _json_text_param(db, envelope.canonical_json), envelope.detail
+        stored_envelope = _json_text_param(db, envelope.canonical_json)
     else:
-        stored_envelope = json_param(sealed_envelope, None)
-        # Validation usually returns the detail as received: then its sealed copy is the envelope's.
-        same = envelope.detail == envelope.raw.get("detail")
-        sealed_detail = sealed_envelope["detail"] if same else seal(envelope.detail)
+        stored_envelope = _json_text_param(db, json.dumps(sealed_envelope, separators=(",", ":"), ensure_ascii=False))
+    override = None if envelope.detail == envelope.raw.get("detail") else json_param(seal(envelope.detail), None)
     return [
         envelope.event_id,
         envelope.detail_type,
@@ -114,7 +113,7 @@ def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
         envelope.region,
         time_field.get_db_prep_save(envelope.time, db),
         json_param(envelope.resources, None),
-        json_param(sealed_detail, None),
+        override,
         stored_envelope,
         envelope.body_sha256,
         envelope.tenant_id,

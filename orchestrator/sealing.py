@@ -40,21 +40,50 @@ def _sealed(value: Any) -> str:
 
 def seal(value: Any) -> Any:
     """``value`` with every non-empty value under a secret-named key sealed; the very same object when
-    there is nothing to seal (callers use ``is`` to skip work)."""
+    there is nothing to seal (callers use ``is`` to skip work). Unchanged containers are shared, not
+    copied: only the path down to a sealed value is new."""
     if isinstance(value, dict):
-        sealed, changed = {}, False
-        for key, item in value.items():
-            if is_secret_key(str(key)) and item not in (None, "") and not _is_sealed(item):
-                new = _sealed(item)
-            else:
-                new = seal(item)
-            sealed[key] = new
-            changed = changed or new is not item
-        return sealed if changed else value
+        return _seal_dict(value)
     if isinstance(value, list):
-        items = [seal(item) for item in value]
-        return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+        return _seal_list(value)
     return value
+
+
+def _seal_dict(value: dict) -> dict:
+    # Every accepted event passes through here: leaves are handled inline, not by a call each.
+    sealed = None
+    for key, item in value.items():
+        if is_secret_key(key if type(key) is str else str(key)):
+            if item is None or item == "" or _is_sealed(item):
+                continue
+            new = _sealed(item)
+        elif isinstance(item, dict):
+            new = _seal_dict(item)
+        elif isinstance(item, list):
+            new = _seal_list(item)
+        else:
+            continue
+        if new is not item:
+            if sealed is None:
+                sealed = dict(value)
+            sealed[key] = new
+    return value if sealed is None else sealed
+
+
+def _seal_list(value: list) -> list:
+    sealed = None
+    for index, item in enumerate(value):
+        if isinstance(item, dict):
+            new = _seal_dict(item)
+        elif isinstance(item, list):
+            new = _seal_list(item)
+        else:
+            continue
+        if new is not item:
+            if sealed is None:
+                sealed = list(value)
+            sealed[index] = new
+    return value if sealed is None else sealed
 
 
 def _opened(value: str) -> Any:

@@ -124,3 +124,26 @@ def test_secrets_of_an_event_are_sealed_in_the_database_and_reach_the_handler_pl
     assert event.envelope == body
     assert recorder.calls[0][2]["secret"] == secret
     assert intake(body).json()["status"] == "duplicate"  # the redelivery still matches what was stored
+
+
+@pytest.mark.django_db
+def test_the_detail_is_stored_once_unless_validation_changed_it(intake, sample, recorder):
+    # given one event as the schema wants it, and one whose tenant name validation turns into a string
+    plain = sample(DetailType.TENANT_PROVISIONING)
+    coerced = sample(DetailType.TENANT_PROVISIONING)
+    coerced["id"] += "-coerced"
+    coerced["detail"]["tenant"]["name"] = 42
+
+    assert intake(plain).status_code == 202
+    assert intake(coerced).status_code == 202
+
+    # then the first keeps its detail only inside the envelope, the second also stores the validated one
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT event_id, detail IS NULL FROM events_receivedevent")
+        detail_is_null = dict(cursor.fetchall())
+    assert detail_is_null == {plain["id"]: True, coerced["id"]: False}
+    stored_plain = ReceivedEvent.objects.get(event_id=plain["id"])
+    stored_coerced = ReceivedEvent.objects.get(event_id=coerced["id"])
+    assert stored_plain.detail == plain["detail"]
+    assert stored_coerced.detail["tenant"]["name"] == "42"  # what the handler is given
+    assert stored_coerced.envelope["detail"]["tenant"]["name"] == 42  # as received

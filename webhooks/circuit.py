@@ -103,25 +103,29 @@ def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, 
             failed[endpoint.pk] = failed.get(endpoint.pk, 0) + 1
     if circuit_threshold() == 0:
         return []
-    closed = _close([endpoint for endpoint in succeeded.values() if endpoint.consecutive_failures > 0], now=now)
+    closed = _close(list(succeeded), now=now)
     for endpoint_id, count in sorted(failed.items()):
         if endpoint_id not in succeeded:  # answered by another attempt of this group: it is up
             _count_failures(endpoint_id=endpoint_id, count=count, now=now)
     return closed
 
 
-def _close(endpoints: list[WebhookEndpoint], *, now: datetime) -> list[int]:
-    if not endpoints:
+def _close(endpoint_ids: list[int], *, now: datetime) -> list[int]:
+    """Reset the count of endpoints that just took a delivery. The count is read from the database, not
+    from the rows loaded when the attempts started: other workers may have counted failures since."""
+    if not endpoint_ids:
         return []
-    ids = [endpoint.pk for endpoint in endpoints]
-    tripped = list(
-        WebhookEndpoint.objects.filter(pk__in=ids, consecutive_failures__gte=circuit_threshold()).values_list(
-            "pk", flat=True
+    counted = dict(
+        WebhookEndpoint.objects.filter(pk__in=endpoint_ids, consecutive_failures__gt=0).values_list(
+            "pk", "consecutive_failures"
         )
     )
-    WebhookEndpoint.objects.filter(pk__in=ids, consecutive_failures__gt=0).update(
+    if not counted:  # the usual case: one indexed read, nothing to write
+        return []
+    WebhookEndpoint.objects.filter(pk__in=list(counted)).update(
         consecutive_failures=0, circuit_opened_at=None, circuit_open_until=None
     )
+    tripped = [endpoint_id for endpoint_id, failures in counted.items() if failures >= circuit_threshold()]
     deliveries_release(endpoint_ids=tripped, now=now)
     return tripped
 

@@ -1123,8 +1123,9 @@ def endpoints_circuit_close(*, endpoints: Iterable[WebhookEndpoint]) -> int:
     released = 0
     for endpoint in endpoints:
         if circuit.is_tripped(endpoint):
-            released += circuit.circuit_close(endpoint=endpoint)
-            logger.info("endpoint %s: circuit closed by staff, %s deliveries released", endpoint.pk, released)
+            count = circuit.circuit_close(endpoint=endpoint)
+            logger.info("endpoint %s: circuit closed by staff, %s deliveries released", endpoint.pk, count)
+            released += count
     return released
 
 

@@ -1,6 +1,7 @@
 """The circuit breaker per endpoint, against real receivers: a dead endpoint stops costing attempts, one probe
 at a time tries it again, and whatever waited goes out once it answers."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -250,3 +251,26 @@ def test_a_new_url_closes_the_circuit_but_saving_the_same_one_does_not(dead_endp
     endpoint_update(endpoint=endpoint, url="http://127.0.0.1:9/new")
     endpoint.refresh_from_db()
     assert circuit.circuit_state(endpoint) == "closed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_success_resets_failures_other_workers_counted_while_it_was_in_flight(receiver):
+    # given an endpoint that answers slowly; its count is 0 when the attempt starts
+    hold = threading.Event()
+    receiver.script("/hook", Reply(200, hold=hold))
+    endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
+    delivery = make_delivery(endpoint)
+    worker = threading.Thread(target=delivery_attempt, kwargs={"delivery_id": delivery.pk})
+    worker.start()
+
+    # when other workers count two failures meanwhile, and then this attempt is answered 200
+    deadline = timezone.now() + timedelta(seconds=10)
+    while not receiver.at("/hook") and timezone.now() < deadline:
+        hold.wait(0.01)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=2)
+    hold.set()
+    worker.join(10)
+
+    # then the success reset the count the database had, not the one loaded before the request
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 0

@@ -24,7 +24,7 @@ class TransitionRefused(ConflictError):
     code = "transition_refused"
 
 
-def history_record(
+def history_entry(
     *,
     tenant: Tenant,
     kind: str,
@@ -34,8 +34,9 @@ def history_record(
     ref_type: str = "",
     ref_id: str | int = "",
 ) -> TenantHistory:
-    """Append one entry to the tenant's timeline (details are redacted: the timeline is shown to staff)."""
-    return TenantHistory.objects.create(
+    """One entry of the tenant's timeline, not saved yet (details are redacted: the timeline is shown to
+    staff). ``history_record`` saves one; code recording many at once bulk-creates them."""
+    return TenantHistory(
         tenant=tenant,
         kind=kind,
         summary=summary[:500],
@@ -45,6 +46,13 @@ def history_record(
         ref_type=ref_type,
         ref_id=str(ref_id),
     )
+
+
+def history_record(**entry: Any) -> TenantHistory:
+    """Append one entry to the tenant's timeline (``history_entry`` says what it holds)."""
+    history = history_entry(**entry)
+    history.save(force_insert=True)
+    return history
 
 
 def tenant_transition(

@@ -78,8 +78,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
-    # Health checks: a kept (or pooled) connection is tested before use after an error (or when lent), so a
-    # server restart does not fail a request per connection.
+    # Health checks: a connection kept from an earlier request, or lent by the pool, is tested before it is
+    # used again, so a server restart does not fail a request per connection.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if env.bool("DATABASE_POOL", default=False):
         # A pool per process (gevent web workers turn it on, see gunicorn.conf.py): a request borrows a

@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from orchestrator.processes import free_port
@@ -260,7 +261,14 @@ def test_a_success_resets_failures_other_workers_counted_while_it_was_in_flight(
     receiver.script("/hook", Reply(200, hold=hold))
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
     delivery = make_delivery(endpoint)
-    worker = threading.Thread(target=delivery_attempt, kwargs={"delivery_id": delivery.pk})
+
+    def attempt_in_another_thread() -> None:
+        try:
+            delivery_attempt(delivery_id=delivery.pk)
+        finally:
+            connections.close_all()  # this thread's connection, or the test database could not be dropped
+
+    worker = threading.Thread(target=attempt_in_another_thread)
     worker.start()
 
     # when other workers count two failures meanwhile, and then this attempt is answered 200

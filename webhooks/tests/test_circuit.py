@@ -9,7 +9,7 @@ from django.db import connections
 from django.utils import timezone
 
 from orchestrator.processes import free_port
-from webhooks import circuit
+from webhooks import circuit, services
 from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
     deliveries_attempt,
@@ -26,11 +26,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def breaker(settings):
+def breaker(settings, monkeypatch):
     settings.WEBHOOK_CIRCUIT_FAILURES = 3
     settings.WEBHOOK_CIRCUIT_COOLDOWN_SECONDS = 60
     settings.WEBHOOK_CIRCUIT_MAX_COOLDOWN_SECONDS = 300
-    settings.WEBHOOK_RETRY_SCHEDULE = [3600]  # a failed delivery's own retry is far away: the circuit decides
+    # A failed delivery's own retry is an hour away (not a jittered draw that may be due at once): the
+    # circuit decides what is sent next.
+    monkeypatch.setattr(services, "retry_delay", lambda **_: 3600.0)
     return settings
 
 

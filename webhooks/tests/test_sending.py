@@ -60,9 +60,10 @@ def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, publish
     assert published == [[second.pk]]
 
 
-def test_a_retry_waits_in_the_database_and_the_dispatcher_queues_it_once_when_due(published, settings, committed):
-    # given a receiver that refuses connections and a first retry a minute later
-    settings.WEBHOOK_RETRY_SCHEDULE = [60]
+def test_a_retry_waits_in_the_database_and_the_dispatcher_queues_it_once_when_due(published, monkeypatch, committed):
+    # given a receiver that refuses connections and a first retry a minute later (not a jittered draw: one
+    # close to 0 s is due at once and rightly queued straight away)
+    monkeypatch.setattr(services, "retry_delay", lambda **_: 60.0)
     endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/hook")
     delivery = make_delivery(endpoint)
     committed(deliveries_attempt, delivery_ids=[delivery.pk])

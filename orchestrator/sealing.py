@@ -57,10 +57,8 @@ def _seal_dict(value: dict) -> dict:
             if item is None or item == "" or _is_sealed(item):
                 continue
             new = _sealed(item)
-        elif isinstance(item, dict):
-            new = _seal_dict(item)
-        elif isinstance(item, list):
-            new = _seal_list(item)
+        elif isinstance(item, dict | list):
+            new = seal(item)
         else:
             continue
         if new is not item:
@@ -73,13 +71,7 @@ def _seal_dict(value: dict) -> dict:
 def _seal_list(value: list) -> list:
     sealed = None
     for index, item in enumerate(value):
-        if isinstance(item, dict):
-            new = _seal_dict(item)
-        elif isinstance(item, list):
-            new = _seal_list(item)
-        else:
-            continue
-        if new is not item:
+        if isinstance(item, dict | list) and (new := seal(item)) is not item:
             if sealed is None:
                 sealed = list(value)
             sealed[index] = new

@@ -90,10 +90,10 @@ def held_back(endpoint: WebhookEndpoint) -> Held:
     return Held(until=until, failures=endpoint.consecutive_failures)
 
 
-def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, now: datetime) -> list[int]:
+def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, now: datetime) -> None:
     """Record attempt results on their endpoints' circuits: True a success, False a failure, None neither.
-    Returns the ids of endpoints whose tripped circuit a success just closed (their waiting deliveries were
-    released). Runs after the attempts' own transaction: the state is advisory and short-locked."""
+    A success on a tripped endpoint closes its circuit and releases the deliveries that waited. Runs after
+    the attempts' own transaction: the state is advisory and short-locked."""
     succeeded: dict[int, WebhookEndpoint] = {}
     failed: dict[int, int] = {}
     for endpoint, ok in outcomes:
@@ -102,32 +102,30 @@ def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, 
         elif ok is False:
             failed[endpoint.pk] = failed.get(endpoint.pk, 0) + 1
     if circuit_threshold() == 0:
-        return []
-    closed = _close(list(succeeded), now=now)
+        return
+    _close(list(succeeded), now=now)
     for endpoint_id, count in sorted(failed.items()):
         if endpoint_id not in succeeded:  # answered by another attempt of this group: it is up
             _count_failures(endpoint_id=endpoint_id, count=count, now=now)
-    return closed
 
 
-def _close(endpoint_ids: list[int], *, now: datetime) -> list[int]:
+def _close(endpoint_ids: list[int], *, now: datetime) -> None:
     """Reset the count of endpoints that just took a delivery. The count is read from the database, not
     from the rows loaded when the attempts started: other workers may have counted failures since."""
     if not endpoint_ids:
-        return []
+        return
     counted = dict(
         WebhookEndpoint.objects.filter(pk__in=endpoint_ids, consecutive_failures__gt=0).values_list(
             "pk", "consecutive_failures"
         )
     )
     if not counted:  # the usual case: one indexed read, nothing to write
-        return []
+        return
     WebhookEndpoint.objects.filter(pk__in=list(counted)).update(
         consecutive_failures=0, circuit_opened_at=None, circuit_open_until=None
     )
     tripped = [endpoint_id for endpoint_id, failures in counted.items() if failures >= circuit_threshold()]
     deliveries_release(endpoint_ids=tripped, now=now)
-    return tripped
 
 
 def _count_failures(*, endpoint_id: int, count: int, now: datetime) -> None:

@@ -26,8 +26,8 @@ from django.utils.html import format_html
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
-from orchestrator.templatetags.portal import badge_html
-from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
+from portal.templatetags.portal import badge_html
+from portal.timeline import FAILED_TENANT_STATUSES, tenant_timeline
 from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision

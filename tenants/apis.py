@@ -20,7 +20,7 @@ from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
-from orchestrator.timeline import tenant_history_entries, timeline_complete
+from portal.timeline import tenant_history_entries, timeline_complete
 from tenants.models import Build, Tenant, TenantHistory, Tier
 from tenants.selectors import build_get, build_list, tenant_get, tenant_list, tier_get_by_name, tier_list
 from tenants.serializers import (

@@ -22,6 +22,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 ORCHESTRATOR_BASE_URL = env("ORCHESTRATOR_BASE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    # First: the staff portal's templates (the dashboard on the admin index, the tenant page) override the admin's.
+    "portal",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -6,7 +6,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from orchestrator.dashboard import Dashboard, dashboard_get
+from portal.dashboard import Dashboard, dashboard_get
 
 register = template.Library()
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import EventStatus, ReceivedEvent
-from orchestrator.timeline import FAILED_TENANT_STATUSES
+from portal.timeline import FAILED_TENANT_STATUSES
 from tenants.models import Build, BuildStatus, Tenant, TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
 

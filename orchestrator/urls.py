@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("events.urls")),
     path("", include("tenants.urls")),
     path("", include("webhooks.urls")),
+    path("", include("portal.urls")),
 ]
 if settings.BENCH_ENDPOINTS:  # the intake benchmark's baseline; off unless BENCH_ENDPOINTS=true
     urlpatterns.append(path("bench/echo/", bench_echo_view, name="bench-echo"))

@@ -14,8 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import EventStatus, ReceivedEvent
-from portal.timeline import FAILED_TENANT_STATUSES
-from tenants.models import Build, BuildStatus, Tenant, TenantStatus
+from tenants.models import FAILED_TENANT_STATUSES, Build, BuildStatus, Tenant, TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
 RECENT_FAILURES = 10

@@ -18,12 +18,9 @@ from django.urls import reverse
 
 from events.models import ReceivedEvent
 from orchestrator.redaction import redact
-from tenants.models import Build, HistoryKind, TenantHistory, TenantStatus
+from tenants.models import FAILED_TENANT_STATUSES, Build, HistoryKind, TenantHistory, TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
-FAILED_TENANT_STATUSES = frozenset(
-    {TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOY_FAILED, TenantStatus.DEPROVISION_FAILED}
-)
 # Shown on the admin page (newest N, in time order); the API pages through all of them.
 TIMELINE_LIMIT = 500
 

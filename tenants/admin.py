@@ -1,5 +1,6 @@
-"""Admin for the tenant lifecycle: tenants (read-only, one history timeline, POST-only staff actions),
-tiers (changed by superusers, written through to DynamoDB), builds and the history (read-only).
+"""Admin for the tenant lifecycle: tenants (read-only, POST-only staff actions), tiers (changed by
+superusers, written through to DynamoDB), builds and the history (read-only). The tenant page's timeline and
+the actions that need other apps (retry failed callbacks) are added by ``portal.admin``.
 
 Staff actions call the same services as the API, check the same permissions (``orchestrator.staff``),
 are idempotent ("already provisioning" is a message) and are recorded in the tenant's history with the
@@ -23,18 +24,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, badge_html, pretty_json
 from orchestrator.errors import ApplicationError
-from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
-from portal.templatetags.portal import badge_html
-from portal.timeline import FAILED_TENANT_STATUSES, tenant_timeline
-from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
+from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
+from tenants.models import FAILED_TENANT_STATUSES, Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
-from webhooks.admin import delivery_retry_reported
-from webhooks.models import DeliveryStatus, WebhookDelivery
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -144,7 +141,6 @@ TENANT_FIELDSETS = [
 
 @admin.register(Tenant)
 class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    change_form_template = "admin/tenants/tenant/change_form.html"
     list_display = ["key", "name", "status_badge", "tier", "plan_name", "last_event_at", "created_at", "updated_at"]
     list_display_links = ["key", "name"]
     list_filter = ["status", TierFilter]
@@ -206,37 +202,31 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_resync_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERM_RESYNC)
 
-    def has_retry_callbacks_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PERM_RETRY_DELIVERY)
+    # --- the tenant page (``portal.admin`` adds the timeline and the actions of other apps)
 
-    # --- the tenant page
+    def tenant_view_url(self, name: str, view: Callable) -> URLPattern:
+        """``<tenant>/<name>/``, named ``admin:tenants_tenant_<name>``: a POST-only action on one tenant."""
+        return path(
+            f"<path:object_id>/{name.replace('_', '-')}/",
+            self.admin_site.admin_view(view),
+            name=f"tenants_tenant_{name}",
+        )
 
     def get_urls(self) -> list[URLPattern]:
-        def view(name: str, func: Callable) -> URLPattern:
-            return path(
-                f"<path:object_id>/{name.replace('_', '-')}/",
-                self.admin_site.admin_view(func),
-                name=f"tenants_tenant_{name}",
-            )
-
         return [
-            view("retry_callbacks", self.retry_callbacks_view),
-            view("retry_provisioning", self.retry_provisioning_view),
-            view("deprovision", self.deprovision_view),
-            view("resync", self.resync_view),
+            self.tenant_view_url("retry_provisioning", self.retry_provisioning_view),
+            self.tenant_view_url("deprovision", self.deprovision_view),
+            self.tenant_view_url("resync", self.resync_view),
             *super().get_urls(),
         ]
 
-    def available_actions(self, request: HttpRequest, tenant: Tenant, *, failed_callbacks: int) -> list[PortalAction]:
+    def available_actions(self, request: HttpRequest, tenant: Tenant) -> list[PortalAction]:
         """The buttons that fit the tenant's status and the user's permissions."""
 
         def url(name: str) -> str:
             return reverse(f"admin:tenants_tenant_{name}", args=[tenant.pk])
 
         actions = []
-        if failed_callbacks and self.has_retry_callbacks_permission(request):
-            label = f"Retry failed callback{'s' if failed_callbacks > 1 else ''} ({failed_callbacks})"
-            actions.append(PortalAction("retry_callbacks", label, url("retry_callbacks")))
         if tenant.status in PROVISIONABLE and self.has_retry_provisioning_permission(request):
             actions.append(PortalAction("retry_provisioning", "Retry provisioning", url("retry_provisioning")))
         if tenant.status in DEPROVISIONABLE and self.has_deprovision_permission(request):
@@ -250,12 +240,23 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return any(
             check(request)
             for check in (
-                self.has_retry_callbacks_permission,
                 self.has_retry_provisioning_permission,
                 self.has_deprovision_permission,
                 self.has_resync_permission,
             )
         )
+
+    def page_context(self, request: HttpRequest, tenant: Tenant) -> dict[str, Any]:
+        """What the tenant page shows around the form (the template's ``portal``): facts and buttons."""
+        plan = tenant.plan if isinstance(tenant.plan, dict) else {}
+        return {
+            "actions": self.available_actions(request, tenant),
+            "can_act": self.can_act(request),
+            "plan_name": plan.get("name") or plan.get("id") or "",
+            "contact_email": tenant.primary_contact.get("email", ""),
+            "in_sync": tenant.synced_version >= tenant.version,
+            "failed": tenant.status in FAILED_TENANT_STATUSES,
+        }
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
@@ -263,17 +264,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         tenant = Tenant.objects.filter(pk=object_id).first()
         portal = None
         if tenant is not None and self.has_view_permission(request, tenant):
-            failed = WebhookDelivery.objects.filter(tenant_id=tenant.pk, status=DeliveryStatus.FAILED).count()
-            plan = tenant.plan if isinstance(tenant.plan, dict) else {}
-            portal = {
-                "timeline": tenant_timeline(tenant_id=tenant.pk),
-                "actions": self.available_actions(request, tenant, failed_callbacks=failed),
-                "can_act": self.can_act(request),
-                "plan_name": plan.get("name") or plan.get("id") or "",
-                "contact_email": tenant.primary_contact.get("email", ""),
-                "in_sync": tenant.synced_version >= tenant.version,
-                "failed": tenant.status in FAILED_TENANT_STATUSES,
-            }
+            portal = self.page_context(request, tenant)
         extra_context = {**(extra_context or {}), "portal": portal}
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -325,19 +316,6 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 cancel_url=reverse("admin:tenants_tenant_change", args=[tenant.pk]),
             )
         return self._single(request, object_id, True, tenant_deprovision)
-
-    def retry_callbacks_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Send the tenant's failed deliveries again (``delivery_retry``, as the API's ``/retry/``)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        tenant = self._action_target(request, object_id, self.has_retry_callbacks_permission(request))
-        failed = WebhookDelivery.objects.filter(tenant_id=tenant.pk, status=DeliveryStatus.FAILED)
-        deliveries = list(failed.order_by("deployment_id", "position", "id"))
-        if not deliveries:
-            self.message_user(request, f"{tenant.key}: no failed callbacks to retry.", messages.INFO)
-        for delivery in deliveries:
-            delivery_retry_reported(self, request, delivery)
-        return self._back(tenant)
 
     def _confirmation(
         self,

@@ -1,4 +1,5 @@
-"""HTTP edges of the tenants API: tenants (read, history, staff actions), tiers (CRUD), builds (read).
+"""HTTP edges of the tenants API: tenants (read, staff actions), tiers (CRUD), builds (read); the tenant's
+history (a timeline across apps) is served by ``portal.apis``.
 
 Permissions are the admin's: reading needs the model's view permission (``Read-only staff``), each action
 its own permission (``Operators``), tier writes a superuser. Actions call the same services as the admin.
@@ -20,14 +21,12 @@ from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
-from portal.timeline import tenant_history_entries, timeline_complete
-from tenants.models import Build, Tenant, TenantHistory, Tier
+from tenants.models import Build, Tenant, Tier
 from tenants.selectors import build_get, build_list, tenant_get, tenant_list, tier_get_by_name, tier_list
 from tenants.serializers import (
     BuildDetailSerializer,
     BuildFilterSerializer,
     BuildSerializer,
-    HistoryEntrySerializer,
     TenantActionResultSerializer,
     TenantDetailSerializer,
     TenantErrorResponseSerializer,
@@ -113,28 +112,6 @@ TENANT_DETAIL_EXAMPLE = {
     "plan": {"id": "plan-basic", "name": "Basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": 50}},
     "builder_config": {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "********"}}},
     "app_config": {"preferredSubdomain": "acme"},
-}
-HISTORY_EXAMPLE = {
-    "id": 912,
-    "at": "2025-01-15T10:34:12Z",
-    "kind": "callback",
-    "summary": "Control-plane webhook to https://control-plane.example/webhook: failed for good (HTTP 500)",
-    "details": {"delivery": 55, "status": "failed", "attempts": 4, "status_code": 500},
-    "actor": "system",
-    "ref_type": "delivery",
-    "ref_id": "55",
-    "event": None,
-    "build": None,
-    "delivery": {
-        "id": 55,
-        "step": "control_plane_webhook",
-        "event_type": "TENANT_DEPLOYMENT",
-        "url": "https://control-plane.example/webhook",
-        "status": "succeeded",
-        "status_reason": "HTTP 204",
-        "attempts": 5,
-        "last_status_code": 204,
-    },
 }
 TIER_EXAMPLE = {
     "id": 3,
@@ -254,34 +231,6 @@ class TenantDetailApi(GenericAPIView):
     )
     def get(self, request: Request, pk: str) -> Response:
         return Response(TenantDetailSerializer(tenant_get(pk=pk)).data)
-
-
-class TenantHistoryApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
-    serializer_class = HistoryEntrySerializer
-    queryset = TenantHistory.objects.none()
-
-    @extend_schema(
-        operation_id="tenants_history",
-        tags=[TAG_TENANTS],
-        summary="The tenant's timeline, oldest first",
-        description=(
-            "Received events, status changes, builds, callback deliveries and staff actions, each with its "
-            "details (secrets masked) and the current state of the event, build or delivery it refers to."
-        ),
-        parameters=[TENANT_ID],
-        responses={
-            200: OpenApiResponse(
-                HistoryEntrySerializer(many=True), examples=[_page_example("a page of history", HISTORY_EXAMPLE)]
-            ),
-            404: ACTION_ERRORS[404],
-            **READ_ERRORS,
-        },
-    )
-    def get(self, request: Request, pk: str) -> Response:
-        tenant = tenant_get(pk=pk)
-        page = self.paginate_queryset(tenant_history_entries(tenant_id=tenant.pk))
-        return self.get_paginated_response(HistoryEntrySerializer(timeline_complete(page), many=True).data)
 
 
 def _action_response(result: ActionResult | str, tenant: Tenant) -> Response:

@@ -37,6 +37,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     TenantStatus.DEPROVISION_FAILED: frozenset({TenantStatus.DEPROVISIONING}),
     TenantStatus.INACTIVE: frozenset(),
 }
+FAILED_TENANT_STATUSES = frozenset(
+    {TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOY_FAILED, TenantStatus.DEPROVISION_FAILED}
+)
 
 
 class Tenant(models.Model):

@@ -6,7 +6,6 @@ from tenants.apis import (
     TenantCollectionApi,
     TenantDeprovisionApi,
     TenantDetailApi,
-    TenantHistoryApi,
     TenantResyncApi,
     TenantRetryProvisioningApi,
     TierCollectionApi,
@@ -16,7 +15,6 @@ from tenants.apis import (
 urlpatterns = [
     path("api/tenants/", TenantCollectionApi.as_view(), name="tenants"),
     path("api/tenants/<str:pk>/", TenantDetailApi.as_view(), name="tenant-detail"),
-    path("api/tenants/<str:pk>/history/", TenantHistoryApi.as_view(), name="tenant-history"),
     path(
         "api/tenants/<str:pk>/retry-provisioning/",
         TenantRetryProvisioningApi.as_view(),

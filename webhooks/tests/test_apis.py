@@ -130,6 +130,19 @@ def test_deliveries_list_filters_and_detail_masks_secrets(api):
     assert "s3cr3t" not in detail.content.decode()
 
 
+@pytest.mark.parametrize("rows", [3, 60])
+def test_deliveries_list_query_budget_is_constant(api, django_assert_max_num_queries, rows):
+    endpoint = WebhookEndpointFactory()
+    tenant = TenantFactory()
+    for n in range(rows):
+        make_delivery(endpoint, tenant=tenant, dedupe_key=f"list:{n}")
+
+    with django_assert_max_num_queries(3):  # count, page (endpoints joined)
+        response = api.get("/api/webhook-deliveries/", {"page_size": 100})
+
+    assert len(response.json()["results"]) == rows
+
+
 def test_retrying_a_delivery_through_the_api(api, receiver, committed):
     # given a delivery that failed for good, and a receiver that now accepts
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))

@@ -1,4 +1,6 @@
-"""EventBridge -> intake wiring, as a user deploys it on AWS (a ``bootstrap_aws`` step; idempotent).
+"""EventBridge -> intake wiring, as a user deploys it on AWS (``bootstrap_aws`` steps; idempotent).
+
+- the **event bus** ``EVENT_BUS_NAME`` (unless it is ``default``);
 
 - a **connection** with API-key auth: header ``INTAKE_API_KEY_HEADER``, key = the first of
   ``INTAKE_API_KEYS`` (re-applied on every run, so a rotated key reaches EventBridge);
@@ -205,6 +207,21 @@ def _relay_target(relay_arn: str) -> dict[str, Any]:
         "Arn": relay_arn,
         "InputTransformer": {"InputPathsMap": RELAY_INPUT_PATHS, "InputTemplate": RELAY_INPUT_TEMPLATE},
     }
+
+
+def ensure_event_bus() -> list[str]:
+    """The bus the orchestrator publishes to and the intake rule listens on (``EVENT_BUS_NAME``)."""
+    if settings.EVENT_BUS_NAME == "default":
+        return []
+    client = aws_client("events")
+    try:
+        client.describe_event_bus(Name=settings.EVENT_BUS_NAME)
+        return []
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+    client.create_event_bus(Name=settings.EVENT_BUS_NAME)
+    return [settings.EVENT_BUS_NAME]
 
 
 def ensure_intake_wiring() -> list[str]:

@@ -6,4 +6,9 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
+        from orchestrator.bootstrap import bootstrap_step_register
         from tenants import event_handlers, receivers, signals  # noqa: F401
+        from tenants.bootstrap import ensure_codebuild_projects, ensure_tables
+
+        bootstrap_step_register(name="dynamodb tables", run=ensure_tables, order=10)
+        bootstrap_step_register(name="codebuild projects", run=ensure_codebuild_projects, order=30)

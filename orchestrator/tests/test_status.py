@@ -25,12 +25,7 @@ def test_status_names_the_dependency_that_is_down(client, aws):
     assert "127.0.0.1:1" not in response.content.decode()
 
 
-def test_status_reports_missing_aws_resources(client, live_services):
-    from orchestrator.bootstrap import delete_tables
-    from orchestrator.testing.plugin import reset_moto
-
-    reset_moto(live_services["moto_url"])
-    delete_tables()  # also when DynamoDB is served by DynamoDB Local rather than moto
+def test_status_reports_missing_aws_resources(client, aws_empty):
     response = client.get("/orchestrator/status")
 
     assert response.status_code == 503

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from events.models import ReceivedEvent
 from orchestrator.aws import aws_client
-from orchestrator.bootstrap import ensure_codebuild_projects
+from tenants.bootstrap import ensure_codebuild_projects
 from tenants.models import VariableType
 from tenants.services.sync import from_dynamodb
 from tenants.tests.factories import TierFactory, TierVariableFactory, tenant_document

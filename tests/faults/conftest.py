@@ -92,7 +92,7 @@ def make_stack(postgres_url: str, aws: dict[str, str], drill_logs: Path) -> Iter
 @pytest.fixture
 def basic_tier(transactional_db: None, aws: dict[str, str]) -> str:
     """Tier BASIC whose provisioning project exists in moto's CodeBuild."""
-    from orchestrator.bootstrap import ensure_codebuild_projects
+    from tenants.bootstrap import ensure_codebuild_projects
     from tenants.models import Tier
 
     Tier.objects.update_or_create(

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.test")
-    from orchestrator.testing.stack import exit_on_sigterm
+    from devstack.stack import exit_on_sigterm
 
     exit_on_sigterm()  # a terminated bench still stops every process it started
     parser = build_parser()

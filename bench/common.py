@@ -239,7 +239,7 @@ def bench_resources(
     notes: list[str] = []
     db_parts = urlsplit(database_url)
     if not port_open(db_parts.hostname or "127.0.0.1", db_parts.port or 5432):
-        from orchestrator.testing.stack import PrivatePostgres
+        from devstack.stack import PrivatePostgres
 
         log(f"no PostgreSQL at {db_parts.hostname}:{db_parts.port or 5432}; starting a private cluster")
         private = PrivatePostgres(database="orchestrator_bench")

@@ -341,7 +341,7 @@ def _area(where: str) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestrator.testing.stack import LiveStack
+    from devstack.stack import LiveStack
 
     wrk = None if args.no_wrk else ensure_wrk()
     if not wrk:

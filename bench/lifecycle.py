@@ -147,8 +147,8 @@ class Poster:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import redis as redis_client
 
-    from orchestrator.processes import free_port
-    from orchestrator.testing.stack import LiveStack, PrivatePostgres, postgres_bin_dir
+    from devstack.processes import free_port
+    from devstack.stack import LiveStack, PrivatePostgres, postgres_bin_dir
 
     if postgres_bin_dir() is None:
         raise RuntimeError("PostgreSQL server binaries are needed (a private cluster counts SQL statements)")

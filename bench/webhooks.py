@@ -202,8 +202,8 @@ def _count(stack: Any, endpoint_ids: list[int], status: str) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestrator.processes import free_port
-    from orchestrator.testing.stack import LiveStack
+    from devstack.processes import free_port
+    from devstack.stack import LiveStack
 
     results: dict[str, Any] = {"machine": machine_info()}
     with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:

@@ -9,11 +9,12 @@ from celery.contrib.testing.worker import start_worker
 from django.test import override_settings
 from django.utils import timezone
 
+from devstack.processes import free_port
+from devstack.pytest_plugin import use_broker
 from events.catalogue import DetailType
 from events.models import EventStatus, ReceivedEvent
 from events.services import events_sweep_stale
 from orchestrator.celery import app as celery_app
-from orchestrator.testing.plugin import free_port, use_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

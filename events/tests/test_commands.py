@@ -35,7 +35,7 @@ def test_send_sample_event_reports_a_refusal(live_server, recorder, capsys):
 
 
 def test_send_sample_event_unreachable_intake_is_an_error():
-    from orchestrator.testing.plugin import free_port
+    from devstack.processes import free_port
 
     with pytest.raises(CommandError, match="Could not reach"):
         call_command("send_sample_event", DetailType.TENANT_DEPROVISIONING, "--url", f"http://127.0.0.1:{free_port()}/")

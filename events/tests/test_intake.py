@@ -4,9 +4,9 @@ a database outage is a 503 (EventBridge retries it)."""
 import pytest
 from django.db import connections
 
+from devstack.processes import free_port
 from events.catalogue import DetailType
 from events.models import EventStatus, ReceivedEvent
-from orchestrator.testing.plugin import free_port
 
 
 @pytest.mark.django_db

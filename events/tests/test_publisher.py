@@ -8,13 +8,13 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from devstack.processes import free_port
 from events import publisher
 from events.catalogue import DetailType
 from events.models import OutboxEvent, OutboxStatus
 from events.publisher import outbox_send_batch, outbox_send_pending
 from events.services import outbox_publish
 from orchestrator.aws import aws_client
-from orchestrator.testing.plugin import free_port
 
 from .factories import OutboxEventFactory
 

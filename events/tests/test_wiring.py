@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from devstack.processes import free_port
 from events.catalogue import BUS_DETAIL_TYPES, DetailType
 from events.emulator import emulator_relay_poll
 from events.models import EventStatus, ReceivedEvent
@@ -16,7 +17,6 @@ from events.samples import sample_envelope
 from events.wiring import RETRY_POLICY, TARGET_ID, ensure_intake_wiring, resource_names
 from orchestrator.aws import aws_client
 from orchestrator.bootstrap import bootstrap_aws
-from orchestrator.testing.plugin import free_port
 
 STEP = "eventbridge -> intake wiring"
 

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
+from devstack.receivers import Receiver, Reply
 from orchestrator.http import OutboundError, OutboundRefused, http_post
-from webhooks.tests.receivers import Receiver, Reply
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from devstack.receivers import Reply
 from events.models import EventStatus
 from events.tests.factories import ReceivedEventFactory
 from orchestrator.staff import OPERATORS_GROUP, READ_ONLY_GROUP, STAFF_APPS, staff_groups_ensure
@@ -22,7 +23,6 @@ from tenants.tests.staff import staff_user
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.conftest import receiver, run_deployment  # noqa: F401 - fixtures
 from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db

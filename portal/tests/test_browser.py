@@ -15,13 +15,13 @@ import uuid
 
 import pytest
 
+from devstack.receivers import Receiver, Reply
 from events.catalogue import DetailType
 from events.samples import sample_envelope
 from tenants.models import TenantStatus
 from tenants.tests.staff import PASSWORD, staff_user
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.factories import TenantFactory, deployment_detail
-from webhooks.tests.receivers import Receiver, Reply
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 from django.test import override_settings
 
+from devstack.processes import free_port
 from events.catalogue import DetailType
 from events.models import OutboxEvent, ReceivedEvent
 from orchestrator.aws import aws_client
-from orchestrator.testing.plugin import free_port
 from tenants.builders.local import local_build_run, parse_outputs
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.lifecycle import tenant_transition

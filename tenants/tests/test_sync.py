@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from devstack.processes import free_port
 from orchestrator.aws import aws_client, reset_clients
-from orchestrator.testing.plugin import free_port
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
 from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import (

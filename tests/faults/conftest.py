@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from orchestrator.testing.stack import LiveStack
+from devstack.stack import LiveStack
 from tests.faults.support import API_KEY, PROVISION_PROJECT, TIER
 
 NEEDS_POSTGRES = (

@@ -22,8 +22,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from orchestrator.processes import free_port
-from orchestrator.testing.plugin import start_embedded_redis, use_broker
+from devstack.processes import free_port
+from devstack.pytest_plugin import start_embedded_redis, use_broker
 from tests.faults.support import API_KEY, DrillSummary, provisioning_envelope, report
 
 pytestmark = pytest.mark.faults

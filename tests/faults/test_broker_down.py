@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.testing.stack import TcpProxy
+from devstack.stack import TcpProxy
 from tests.faults.support import DrillSummary, count_statuses, post_event, provisioning_envelope, report, wait_for
 
 pytestmark = pytest.mark.faults

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import requests
 
-from orchestrator.testing.stack import PrivatePostgres, postgres_bin_dir
+from devstack.stack import PrivatePostgres, postgres_bin_dir
 from tests.faults.support import API_KEY, DrillSummary, post_event, provisioning_envelope, report, wait_for
 
 pytestmark = [

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db.models import F
 
-from orchestrator.testing.stack import TcpProxy
+from devstack.stack import TcpProxy
 from tests.faults.support import DrillSummary, count_statuses, post_event, provisioning_envelope, report, wait_for
 
 pytestmark = pytest.mark.faults

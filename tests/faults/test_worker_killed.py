@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from standardwebhooks import Webhook
 
-from orchestrator.testing.stack import TcpProxy
+from devstack.stack import TcpProxy
 from tests.faults.support import (
     DrillSummary,
     Receiver,

@@ -1,9 +1,9 @@
 import pytest
 
+from devstack.receivers import Receiver
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.registry import get
 from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, WebhookEndpointFactory, deployment_detail
-from webhooks.tests.receivers import Receiver
 
 
 @pytest.fixture

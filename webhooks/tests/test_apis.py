@@ -8,11 +8,11 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from devstack.receivers import Reply
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_attempt, subscribers_notify
 from webhooks.tests.factories import StaffFactory, TenantFactory, UserFactory, WebhookEndpointFactory
 from webhooks.tests.independent import standard_ok, standard_signature
-from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from devstack.receivers import Reply
 from events.catalogue import DetailType
 from events.models import OutboxEvent
 from tenants.models import HistoryKind, TenantHistory, TenantStatus
@@ -18,7 +19,6 @@ from webhooks.tests.factories import (
     WebhookEndpointFactory,
 )
 from webhooks.tests.independent import original_ok, standard_ok
-from webhooks.tests.receivers import Reply
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
 

@@ -8,7 +8,8 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from orchestrator.processes import free_port
+from devstack.processes import free_port
+from devstack.receivers import Reply
 from webhooks import circuit, services
 from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
@@ -19,7 +20,6 @@ from webhooks.services import (
     delivery_retry,
 )
 from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db

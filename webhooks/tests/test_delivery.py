@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devstack.receivers import Reply
 from webhooks.delivery import payload_bytes, retry_delay, retry_schedule
 from webhooks.models import (
     AttemptOutcome,
@@ -19,7 +20,6 @@ from webhooks.models import (
 from webhooks.services import deliveries_sweep, delivery_attempt
 from webhooks.tests.factories import WebhookEndpointFactory
 from webhooks.tests.independent import standard_ok
-from webhooks.tests.receivers import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -134,7 +134,7 @@ def test_a_timeout_is_recorded_and_retried(receiver, endpoint, settings):
 
 def test_a_refused_connection_is_retried(endpoint, settings):
     # given an endpoint where nothing listens
-    from orchestrator.testing.plugin import free_port
+    from devstack.processes import free_port
 
     endpoint.url = f"http://127.0.0.1:{free_port()}/hook"
     endpoint.save()

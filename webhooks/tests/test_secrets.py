@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
+from devstack.receivers import Reply
 from tenants.models import TenantHistory
 from webhooks.models import DeliveryAttempt, WebhookDelivery
 from webhooks.tests.factories import CALLBACK_CONTEXT, CALLBACK_SECRET, CLIENT_SECRET, WebhookEndpointFactory
-from webhooks.tests.receivers import Reply
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
 

@@ -8,12 +8,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from devstack.receivers import Reply
 from tenants.models import TenantHistory
 from webhooks import services
 from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery
 from webhooks.services import deliveries_attempt, deliveries_dispatch_due, delivery_enqueue, subscribers_notify
 from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
-from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.processes import free_port, redis_server_binary, wait_for_port
+from devstack.processes import free_port, redis_server_binary, wait_for_port
 
 
 def worker_index() -> int:

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.processes import redis_server_binary, wait_for_port
+from devstack.processes import redis_server_binary, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"

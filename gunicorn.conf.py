@@ -2,7 +2,7 @@
 the repository root, as every launcher here does); command-line flags override what is set here.
 
 Default: gevent workers, one process per core. The intake answers 202 only once its event is committed,
-and a web process commits the events it accepts at the same moment together (``events.group_commit``).
+and a web process commits the events it accepts at the same moment together (``events.intake.group_commit``).
 With greenlets, a request waiting for its commit costs no OS thread hand-off and no contention for the
 interpreter lock, and a process holds as many waiting requests as arrive, so commits group many events:
 on 2 cores the intake accepted about 1.5x the events/s of 3 gthread workers x 4 threads (bench/README.md).

@@ -309,7 +309,7 @@ def summarise_profile(files: list[Path], *, top: int = 25) -> dict[str, Any]:
 
 
 AREAS = [
-    ("events/envelope", "events: envelope validation"),
+    ("events/intake/envelope", "events: envelope validation"),
     ("events/catalogue", "events: detail schemas"),
     ("events/services", "events: event_receive (store + enqueue)"),
     ("events/authentication", "events: authentication"),

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from events import openapi
 from events.authentication import IntakeAuthentication
 from events.catalogue import DetailType
-from events.envelope import body_parse, envelope_validate
+from events.intake.envelope import body_parse, envelope_validate
 from events.selectors import event_get, event_list
 from events.serializers import (
     EventDetailSerializer,

@@ -7,7 +7,7 @@ such as ``"yes"`` for a boolean or ``5`` for a string, a field type or hook they
 give up, and the DRF schema itself decides and words the errors. The schemas stay the one definition
 (and the OpenAPI document), and the two paths cannot disagree on a result.
 
-Inputs are parsed JSON (``events.envelope.body_parse``): dicts with str keys, lists, str, int, float,
+Inputs are parsed JSON (``events.intake.envelope.body_parse``): dicts with str keys, lists, str, int, float,
 bool and None; the compiled functions rely on that.
 """
 

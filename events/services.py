@@ -38,7 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from events import registry
-from events.envelope import Envelope
+from events.intake.envelope import Envelope
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact_text
@@ -239,7 +239,7 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
     losers read the winner's row.
     """
     if settings.INTAKE_GROUP_COMMIT:
-        from events.group_commit import intake_writer
+        from events.intake.group_commit import intake_writer
 
         pk = intake_writer.store(envelope)
     else:

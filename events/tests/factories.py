@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from events.catalogue import DetailType
-from events.envelope import canonical_sha256
+from events.intake.envelope import canonical_sha256
 from events.models import EventStatus, OutboxEvent, ReceivedEvent
 from events.samples import sample_envelope
 

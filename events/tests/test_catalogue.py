@@ -5,7 +5,7 @@ import json
 import pytest
 
 from events.catalogue import DETAIL_SCHEMAS, DetailType, tenant_id_of
-from events.envelope import envelope_validate
+from events.intake.envelope import envelope_validate
 from events.samples import all_samples, sample_envelope
 from orchestrator.errors import ApplicationError
 

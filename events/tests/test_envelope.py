@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from events.catalogue import DetailType
-from events.envelope import ENVELOPE_FIELDS
+from events.intake.envelope import ENVELOPE_FIELDS
 from events.models import ReceivedEvent
 
 pytestmark = pytest.mark.django_db

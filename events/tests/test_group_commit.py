@@ -1,4 +1,4 @@
-"""Group commit (events.group_commit) with real threads, a real PostgreSQL and real locks: requests that
+"""Group commit (events.intake.group_commit) with real threads, a real PostgreSQL and real locks: requests that
 arrive together share one statement, each still answers only after its own row is committed, and a
 failure stays with the request it belongs to."""
 
@@ -15,8 +15,8 @@ from django.db import DataError, connections
 from django.test import Client
 
 from events.catalogue import DetailType
-from events.envelope import Envelope, envelope_validate
-from events.group_commit import intake_writer
+from events.intake.envelope import Envelope, envelope_validate
+from events.intake.group_commit import intake_writer
 from events.models import ReceivedEvent
 from events.services import events_dispatch
 

@@ -241,7 +241,7 @@ INTAKE_API_KEY_HEADER = env("INTAKE_API_KEY_HEADER", default="x-api-key")
 INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 INTAKE_BASIC_AUTH = env.list("INTAKE_BASIC_AUTH", default=[])
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
-# Group commit (events/group_commit.py): events accepted at the same moment by one web process share one
+# Group commit (events/intake/group_commit.py): events accepted at the same moment by one web process share one
 # INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
 INTAKE_GROUP_COMMIT = env.bool("INTAKE_GROUP_COMMIT", default=True)
 INTAKE_GROUP_COMMIT_MAX_BATCH = env.int("INTAKE_GROUP_COMMIT_MAX_BATCH", default=200)

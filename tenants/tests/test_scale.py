@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from events.catalogue import DetailType
-from events.envelope import envelope_validate
+from events.intake.envelope import envelope_validate
 from events.models import EventStatus, ReceivedEvent
 from events.services import event_process
 from tenants.models import Build, Tenant, TenantStatus

@@ -29,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, Operation
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
-from events.envelope import Envelope
+from events.intake.envelope import Envelope
 from orchestrator.errors import ApplicationError
 
 logger = logging.getLogger(__name__)

@@ -174,7 +174,7 @@ def aws(aws_empty: dict[str, str]) -> dict[str, str]:
 def _closed_broker_breaker() -> Iterator[None]:
     """A test that trips the intake's broker breaker must not pause publishing for the next test."""
     yield
-    from events.services import broker_breaker
+    from events.dispatch import broker_breaker
 
     broker_breaker.reset()
 

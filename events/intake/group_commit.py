@@ -29,7 +29,9 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, Operation
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
+from events.dispatch import events_dispatch
 from events.intake.envelope import Envelope
+from events.intake.store import events_store
 from orchestrator.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -181,8 +183,6 @@ class GroupCommitWriter:
         """Send processing of committed events to the broker, in its own thread so a publish never delays the
         next commit: at once after a quiet spell, at most once per interval under load, so a busy process
         sends many ids per broker message instead of one message per event."""
-        from events.services import events_dispatch
-
         last_dispatch = 0.0
         while True:
             chunks, close = _drain(self._committed, limit=None)
@@ -262,8 +262,6 @@ def _commit(envelopes: list[Envelope]) -> list[int | None]:
     connection if the kept one was broken (the server restarted since the last batch). Repeating a commit
     whose answer was lost is harmless: its rows come back as already stored, and their requests answer
     "duplicate"."""
-    from events.services import events_store
-
     db = _writer_db.get()
     db.close_if_unusable_or_obsolete()  # a connection that raised errors is checked, and dropped if broken
     try:

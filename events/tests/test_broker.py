@@ -53,7 +53,7 @@ def test_broker_down_then_up_loses_nothing(intake, sample, recorder, live_servic
 
 
 def test_after_a_failed_publish_the_intake_stops_waiting_on_the_dead_broker(intake, sample, recorder):
-    from events.services import broker_breaker
+    from events.dispatch import broker_breaker
 
     first, second = sample(DetailType.TENANT_PROVISIONING), sample(DetailType.TENANT_PROVISIONING)
     second["id"] = first["id"] + "-second"

@@ -15,10 +15,10 @@ from django.db import DataError, connections
 from django.test import Client
 
 from events.catalogue import DetailType
+from events.dispatch import events_dispatch
 from events.intake.envelope import Envelope, envelope_validate
 from events.intake.group_commit import intake_writer
 from events.models import ReceivedEvent
-from events.services import events_dispatch
 
 from .conftest import post_event
 

@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from events.models import EventStatus, ReceivedEvent
 from tenants.models import Tenant, Tier, TierVariable
-from tenants.services.lifecycle import history_record_event_failure
+from tenants.services.history import history_record_event_failure
 from tenants.services.sync import tenant_sync_schedule, tier_mark_changed, tier_sync_schedule
 
 

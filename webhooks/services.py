@@ -33,7 +33,8 @@ from orchestrator.errors import ApplicationError, ConflictError
 from orchestrator.http import OutboundError, OutboundRefused, url_check
 from orchestrator.redaction import redact, redact_text
 from tenants.models import HistoryKind, Tenant, TenantHistory, TenantStatus
-from tenants.services.lifecycle import TransitionRefused, history_entry, history_record, tenant_transition
+from tenants.services.history import history_entry, history_record
+from tenants.services.lifecycle import TransitionRefused, tenant_transition
 from webhooks import circuit, payloads
 from webhooks.concurrency import busy_delay, slot_acquire, slot_release
 from webhooks.delivery import (

@@ -35,7 +35,8 @@ from tenants.models import (
 )
 from tenants.selectors import tier_get
 from tenants.services.environment import EnvVar, build_environment, environment_masked
-from tenants.services.lifecycle import history_record, tenant_transition
+from tenants.services.history import history_record
+from tenants.services.lifecycle import tenant_transition
 
 logger = logging.getLogger(__name__)
 

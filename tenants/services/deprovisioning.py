@@ -16,11 +16,8 @@ from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
 from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
-from tenants.services.lifecycle import (
-    event_already_applied,
-    history_record_event,
-    tenant_transition,
-)
+from tenants.services.history import event_already_applied, history_record_event
+from tenants.services.lifecycle import tenant_transition
 
 if TYPE_CHECKING:
     from events.models import ReceivedEvent

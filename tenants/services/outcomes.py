@@ -29,7 +29,8 @@ from events.registry import EventRejected
 from events.services import outbox_publish
 from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
 from tenants.services.builds import PURPOSE_STATUSES, build_record_state, history_record_build
-from tenants.services.lifecycle import event_already_applied, history_record_event, tenant_transition
+from tenants.services.history import event_already_applied, history_record_event
+from tenants.services.lifecycle import tenant_transition
 
 if TYPE_CHECKING:
     from events.models import ReceivedEvent

@@ -365,7 +365,7 @@ def tenant_resync(*, tenant: Tenant, actor_user: Any) -> str:
     """Staff action: write the tenant's item again now (a version bump, so the conditional write wins
     over whatever DynamoDB holds). Recorded on the timeline with the staff user."""
     from tenants.models import HistoryKind
-    from tenants.services.lifecycle import history_record
+    from tenants.services.history import history_record
 
     with transaction.atomic():
         Tenant.objects.filter(pk=tenant.pk).update(version=F("version") + 1)

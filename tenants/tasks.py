@@ -57,6 +57,6 @@ def poll_builds() -> dict[str, int]:
 def run_local_build(*, build_pk: int) -> str:
     """Run one LOCAL build's command and report its outcome through the intake (claims the build first,
     so a redelivered message never runs the command twice)."""
-    from tenants.builders.local import local_build_run
+    from tenants.services.local_builds import local_build_run
 
     return local_build_run(build_pk=build_pk)

@@ -12,9 +12,9 @@ from devstack.processes import free_port
 from events.catalogue import DetailType
 from events.models import OutboxEvent, ReceivedEvent
 from orchestrator.aws import aws_client
-from tenants.builders.local import local_build_run, parse_outputs
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.lifecycle import tenant_transition
+from tenants.services.local_builds import local_build_run, parse_outputs
 from tenants.tests.conftest import API_KEY, envelope, provisioning_detail, tenant_item_of
 from tenants.tests.factories import TierFactory, TierVariableFactory
 
@@ -200,14 +200,15 @@ def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_even
 def test_a_claimed_build_never_runs_twice(aws, send_event, monkeypatch):
     TierFactory(name="BASIC", provision_project="demo/build.sh provision")
     from tenants.builders import local
+    from tenants.services import local_builds
 
     monkeypatch.setattr(local, "local_build_enqueue", lambda build_pk: None)  # nothing runs on its own
     detail = provisioning_detail(builder="LOCAL")
     send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
     build = Build.objects.get()
     runs = []
-    monkeypatch.setattr(local, "_run", lambda argv, env, cwd: runs.append(argv) or (0, ""))
-    monkeypatch.setattr(local, "outcome_post", lambda envelope: None)
+    monkeypatch.setattr(local_builds, "_run", lambda argv, env, cwd: runs.append(argv) or (0, ""))
+    monkeypatch.setattr(local_builds, "outcome_post", lambda envelope: None)
 
     first = local_build_run(build_pk=build.pk)
     second = local_build_run(build_pk=build.pk)

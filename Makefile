@@ -8,6 +8,7 @@ test:
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 format: setup
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .

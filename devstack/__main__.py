@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.processes import redis_server_binary, wait_for_port
+from devstack.processes import redis_server_argv, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
@@ -148,19 +148,7 @@ def main() -> int:
             redis_port = int(env.get("EMBEDDED_REDIS_PORT", "6390"))
             manager.start(
                 "redis",
-                [
-                    redis_server_binary(),
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(DATA_DIR),
-                ],
+                redis_server_argv(redis_port, DATA_DIR),
                 env,
             )
             wait_for_port(redis_port, process=manager.processes["redis"])

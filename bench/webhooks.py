@@ -44,7 +44,8 @@ import json, os
 from django.db import transaction
 from tenants.models import Tenant, TenantStatus
 from webhooks.models import WebhookEndpoint
-from webhooks.services import endpoint_create, subscribers_notify
+from webhooks.services.endpoints import endpoint_create
+from webhooks.services.notify import subscribers_notify
 
 WebhookEndpoint.objects.update(is_active=False)
 endpoints = {}

@@ -30,8 +30,7 @@ from webhooks.models import (
     WebhookEventType,
 )
 from webhooks.serializers import masked_headers
-from webhooks.services import (
-    delivery_retry,
+from webhooks.services.endpoints import (
     endpoint_create,
     endpoint_rotate_secret,
     endpoint_update,
@@ -39,6 +38,7 @@ from webhooks.services import (
     endpoints_circuit_close,
     secret_validate,
 )
+from webhooks.services.retry import delivery_retry
 
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
 # Deliveries a staff retry can send again now (``delivery_retry`` explains a refusal for the others).

@@ -23,13 +23,8 @@ from webhooks.serializers import (
     WebhookEndpointWithSecretSerializer,
     WebhookErrorResponseSerializer,
 )
-from webhooks.services import (
-    delivery_retry,
-    endpoint_create,
-    endpoint_delete,
-    endpoint_rotate_secret,
-    endpoint_update,
-)
+from webhooks.services.endpoints import endpoint_create, endpoint_delete, endpoint_rotate_secret, endpoint_update
+from webhooks.services.retry import delivery_retry
 
 TAG_ENDPOINTS = "webhook endpoints"
 TAG_DELIVERIES = "webhook deliveries"

@@ -5,7 +5,7 @@ from typing import Any
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.models import ReceivedEvent
 from events.registry import register
-from webhooks.services import deployment_start
+from webhooks.services.chain import deployment_start
 
 
 def handle_tenant_deployment(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:

@@ -200,7 +200,7 @@ class WebhookDelivery(models.Model):
     round_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When the dispatcher last queued it: a retry waits in the database and is queued once it is due and was
-    # not queued since (webhooks.services.deliveries_dispatch_due).
+    # not queued since (webhooks.services.dispatch.deliveries_dispatch_due).
     queued_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -22,7 +22,8 @@ from events.models import ReceivedEvent
 from tenants.models import Build, Tenant, TenantStatus
 from tenants.signals import tenant_status_changed
 from webhooks.models import WebhookEventType
-from webhooks.services import CHAIN_SOURCE, control_plane_failure_notify, subscriber_data, subscribers_notify
+from webhooks.services.chain import CHAIN_SOURCE
+from webhooks.services.notify import control_plane_failure_notify, subscriber_data, subscribers_notify
 
 logger = logging.getLogger(__name__)
 

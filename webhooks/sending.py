@@ -1,6 +1,6 @@
 """Sending the requests of several delivery attempts at once, results handed back as they come in.
 
-A delivery task takes up to WEBHOOK_DELIVERY_BATCH deliveries (``webhooks.services.deliveries_attempt``):
+A delivery task takes up to WEBHOOK_DELIVERY_BATCH deliveries (``webhooks.services.attempts.deliveries_attempt``):
 their attempts are recorded together, their requests go out in parallel on this process's sender threads,
 and the answers are recorded in groups as they arrive. So one slow receiver in a batch delays only its own
 record, and a batch costs a few statements and commits instead of a few per delivery.

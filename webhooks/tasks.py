@@ -23,7 +23,7 @@ _DELIVERY_TASK_OPTIONS = {
 @shared_task(name="webhooks.deliver_many", **_DELIVERY_TASK_OPTIONS)
 def deliver_many(*, delivery_pks: list[int]) -> None:
     """One attempt of each delivery, sent in parallel."""
-    from webhooks.services import deliveries_attempt
+    from webhooks.services.attempts import deliveries_attempt
 
     deliveries_attempt(delivery_ids=delivery_pks)
 
@@ -31,7 +31,7 @@ def deliver_many(*, delivery_pks: list[int]) -> None:
 @shared_task(name="webhooks.deliver", **_DELIVERY_TASK_OPTIONS)
 def deliver(*, delivery_pk: int) -> None:
     """One attempt of one delivery (messages queued before deliveries were batched)."""
-    from webhooks.services import delivery_attempt
+    from webhooks.services.attempts import delivery_attempt
 
     delivery_attempt(delivery_id=delivery_pk)
 
@@ -39,7 +39,7 @@ def deliver(*, delivery_pk: int) -> None:
 @shared_task(name="webhooks.sweep", acks_late=True)
 def sweep() -> int:
     """Re-enqueue due deliveries whose task was lost (run by beat every minute)."""
-    from webhooks.services import deliveries_sweep
+    from webhooks.services.dispatch import deliveries_sweep
 
     return deliveries_sweep()
 
@@ -47,6 +47,6 @@ def sweep() -> int:
 @shared_task(name="webhooks.dispatch_due")
 def dispatch_due() -> int:
     """Queue the deliveries that became due (run by beat every WEBHOOK_DISPATCH_INTERVAL_SECONDS)."""
-    from webhooks.services import deliveries_dispatch_due
+    from webhooks.services.dispatch import deliveries_dispatch_due
 
     return deliveries_dispatch_due()

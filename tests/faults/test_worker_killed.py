@@ -106,7 +106,7 @@ def test_worker_killed_mid_delivery_resends_with_the_same_webhook_id(request, ma
     from events.models import EventStatus, ReceivedEvent
     from tenants.models import Tenant, TenantStatus
     from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery
-    from webhooks.services import endpoint_create
+    from webhooks.services.endpoints import endpoint_create
 
     receiver = Receiver()
     try:

@@ -129,7 +129,7 @@ def test_retry_is_post_only_and_needs_the_permission(client, receiver):
 
 
 def test_delivery_pages_show_attempts_and_mask_secrets(staff_client, receiver):
-    from webhooks.services import delivery_attempt
+    from webhooks.services.attempts import delivery_attempt
 
     delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")))
     type(delivery).objects.filter(pk=delivery.pk).update(payload={"authClient": {"clientSecret": "cs-1234567"}})

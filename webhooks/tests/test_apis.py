@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from devstack.receivers import Reply
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from webhooks.services import delivery_attempt, subscribers_notify
+from webhooks.services.attempts import delivery_attempt
+from webhooks.services.notify import subscribers_notify
 from webhooks.tests.factories import StaffFactory, TenantFactory, UserFactory, WebhookEndpointFactory
 from webhooks.tests.independent import standard_ok, standard_signature
 from webhooks.tests.test_delivery import make_delivery

@@ -9,7 +9,7 @@ from events.catalogue import DetailType
 from events.models import OutboxEvent
 from tenants.models import HistoryKind, TenantHistory, TenantStatus
 from webhooks.models import DeliveryStatus, DeliveryStep, Deployment, DeploymentStatus, WebhookDelivery
-from webhooks.services import delivery_retry
+from webhooks.services.retry import delivery_retry
 from webhooks.tests.factories import (
     CALLBACK_CONTEXT,
     CALLBACK_SECRET,

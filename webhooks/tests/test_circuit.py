@@ -10,15 +10,12 @@ from django.utils import timezone
 
 from devstack.processes import free_port
 from devstack.receivers import Reply
-from webhooks import circuit, services
+from webhooks import circuit
 from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from webhooks.services import (
-    deliveries_attempt,
-    deliveries_dispatch_due,
-    deliveries_sweep,
-    delivery_attempt,
-    delivery_retry,
-)
+from webhooks.services import attempts
+from webhooks.services.attempts import deliveries_attempt, delivery_attempt
+from webhooks.services.dispatch import deliveries_dispatch_due, deliveries_sweep
+from webhooks.services.retry import delivery_retry
 from webhooks.tests.factories import WebhookEndpointFactory
 from webhooks.tests.test_delivery import make_delivery
 
@@ -32,7 +29,7 @@ def breaker(settings, monkeypatch):
     settings.WEBHOOK_CIRCUIT_MAX_COOLDOWN_SECONDS = 300
     # A failed delivery's own retry is an hour away (not a jittered draw that may be due at once): the
     # circuit decides what is sent next.
-    monkeypatch.setattr(services, "retry_delay", lambda **_: 3600.0)
+    monkeypatch.setattr(attempts, "retry_delay", lambda **_: 3600.0)
     return settings
 
 
@@ -244,7 +241,7 @@ def test_staff_see_the_circuit_and_close_it_to_send_what_waited(dead_endpoint, a
 
 
 def test_a_new_url_closes_the_circuit_but_saving_the_same_one_does_not(dead_endpoint):
-    from webhooks.services import endpoint_update
+    from webhooks.services.endpoints import endpoint_update
 
     endpoint = trip(dead_endpoint)
     endpoint_update(endpoint=endpoint, url=endpoint.url, description="unchanged address")

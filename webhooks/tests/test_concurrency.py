@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from webhooks import services
 from webhooks.concurrency import _client, _key, slot_acquire, slot_release
 from webhooks.models import DeliveryAttempt, DeliveryStatus
+from webhooks.services import attempts
 from webhooks.tests.factories import WebhookEndpointFactory
 from webhooks.tests.test_delivery import make_delivery
 
@@ -44,13 +44,13 @@ def test_a_delivery_to_a_busy_endpoint_is_put_back_without_an_attempt(receiver, 
     settings.WEBHOOK_ENDPOINT_BUSY_DELAY_SECONDS = 2.0
     published = []
     monkeypatch.setattr(
-        services, "deliveries_publish", lambda ids, countdown=0.0: published.append((list(ids), countdown))
+        attempts, "deliveries_publish", lambda ids, countdown=0.0: published.append((list(ids), countdown))
     )
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
     delivery = make_delivery(endpoint)
     assert slot_acquire(endpoint_id=endpoint.pk, delivery_id=999, lease_seconds=60)  # another delivery is sending
 
-    assert committed(services.delivery_attempt, delivery_id=delivery.pk) is None
+    assert committed(attempts.delivery_attempt, delivery_id=delivery.pk) is None
 
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 0
     assert receiver.requests == []
@@ -59,7 +59,7 @@ def test_a_delivery_to_a_busy_endpoint_is_put_back_without_an_attempt(receiver, 
     assert 1.0 <= countdown <= 3.0  # jittered around the busy delay
 
     slot_release(endpoint_id=endpoint.pk, delivery_id=999)
-    attempt = services.delivery_attempt(delivery_id=delivery.pk)
+    attempt = attempts.delivery_attempt(delivery_id=delivery.pk)
 
     delivery.refresh_from_db()
     assert attempt is not None
@@ -72,7 +72,7 @@ def test_the_slot_is_given_back_after_a_failed_send(settings):
     endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/hook")  # nothing listens: connection refused
     first, second = make_delivery(endpoint), make_delivery(endpoint)
 
-    services.delivery_attempt(delivery_id=first.pk)
+    attempts.delivery_attempt(delivery_id=first.pk)
 
     first.refresh_from_db()
     assert first.status == DeliveryStatus.RETRYING

@@ -17,7 +17,8 @@ from webhooks.models import (
     DeliveryStep,
     WebhookDelivery,
 )
-from webhooks.services import deliveries_sweep, delivery_attempt
+from webhooks.services.attempts import delivery_attempt
+from webhooks.services.dispatch import deliveries_sweep
 from webhooks.tests.factories import WebhookEndpointFactory
 from webhooks.tests.independent import standard_ok
 

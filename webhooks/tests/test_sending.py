@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from devstack.receivers import Reply
 from tenants.models import TenantHistory
-from webhooks import services
 from webhooks.models import AttemptOutcome, DeliveryAttempt, DeliveryStatus, WebhookDelivery
-from webhooks.services import deliveries_attempt, deliveries_dispatch_due, delivery_enqueue, subscribers_notify
+from webhooks.services import attempts as attempt_engine
+from webhooks.services.attempts import deliveries_attempt
+from webhooks.services.dispatch import deliveries_dispatch_due, delivery_enqueue
+from webhooks.services.notify import subscribers_notify
 from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
 from webhooks.tests.test_delivery import make_delivery
 
@@ -63,7 +65,7 @@ def test_ids_of_a_rolled_back_transaction_are_not_published(endpoint_at, publish
 def test_a_retry_waits_in_the_database_and_the_dispatcher_queues_it_once_when_due(published, monkeypatch, committed):
     # given a receiver that refuses connections and a first retry a minute later (not a jittered draw: one
     # close to 0 s is due at once and rightly queued straight away)
-    monkeypatch.setattr(services, "retry_delay", lambda **_: 60.0)
+    monkeypatch.setattr(attempt_engine, "retry_delay", lambda **_: 60.0)
     endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/hook")
     delivery = make_delivery(endpoint)
     committed(deliveries_attempt, delivery_ids=[delivery.pk])
@@ -104,14 +106,14 @@ def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch)
     fast = [make_delivery(endpoint_at(f"/fast{index}")) for index in range(4)]
     slow = make_delivery(endpoint_at("/slow"))
     groups = []
-    conclude = services._attempts_conclude
+    conclude = attempt_engine._attempts_conclude
 
     def spy(group):
         groups.append((sorted(sent.flight.delivery.pk for sent in group), hold.is_set()))
         conclude(group)
         hold.set()  # the slow receiver answers only after the fast ones were recorded
 
-    monkeypatch.setattr(services, "_attempts_conclude", spy)
+    monkeypatch.setattr(attempt_engine, "_attempts_conclude", spy)
 
     # when one batch sends all five
     attempts = deliveries_attempt(delivery_ids=[slow.pk, *(delivery.pk for delivery in fast)])

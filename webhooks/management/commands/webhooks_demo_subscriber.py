@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator.errors import ApplicationError
 from webhooks.models import WebhookEndpoint, WebhookEventType
-from webhooks.services import endpoint_create, endpoint_rotate_secret, endpoint_update
+from webhooks.services.endpoints import endpoint_create, endpoint_rotate_secret, endpoint_update
 
 
 class Command(BaseCommand):

@@ -33,9 +33,9 @@ from webhooks.models import (
 )
 from webhooks.sending import InFlight, Sent, sent_in_groups
 from webhooks.services.chain import deployment_advance
-from webhooks.services.dispatch import EARLY_TOLERANCE, _enqueue_if_due, deliveries_publish
+from webhooks.services.dispatch import EARLY_TOLERANCE, deliveries_publish, delivery_enqueue_if_due
 from webhooks.services.endpoints import endpoint_disable, url_display
-from webhooks.services.history import _delivery_history, _delivery_history_entry
+from webhooks.services.history import delivery_history_entry, delivery_history_record
 
 logger = logging.getLogger(__name__)
 
@@ -366,9 +366,9 @@ def _delivery_conclude(
                 )
                 delivery.next_attempt_at = retry_at
                 delivery.save(update_fields=["status", "status_reason", "next_attempt_at", "updated_at"])
-                _enqueue_if_due(delivery)
+                delivery_enqueue_if_due(delivery)
                 if first_failure:
-                    _delivery_history(
+                    delivery_history_record(
                         delivery=delivery, summary=f"failed ({verdict.reason}); retrying", attempt=attempt
                     )
             return
@@ -407,7 +407,7 @@ def _deliveries_finish_delivered(delivered: list[_Delivered]) -> None:
             status=DeliveryStatus.SUCCEEDED, status_reason=reason, next_attempt_at=None, finished_at=now, updated_at=now
         )
     entries = [
-        _delivery_history_entry(delivery=item.delivery, summary=f"delivered ({item.reason})", attempt=item.attempt)
+        delivery_history_entry(delivery=item.delivery, summary=f"delivered ({item.reason})", attempt=item.attempt)
         for item in delivered
     ]
     TenantHistory.objects.bulk_create([entry for entry in entries if entry is not None])
@@ -422,6 +422,6 @@ def _delivery_finish(
     delivery.finished_at = timezone.now()
     delivery.save(update_fields=["status", "status_reason", "next_attempt_at", "finished_at", "updated_at"])
     label = {DeliveryStatus.SUCCEEDED: "delivered", DeliveryStatus.FAILED: "failed for good"}.get(status, status)
-    _delivery_history(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
+    delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
     if delivery.deployment_id is not None:
         deployment_advance(deployment=delivery.deployment)

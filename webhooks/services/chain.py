@@ -28,9 +28,7 @@ from tenants.models import HistoryKind, Tenant, TenantStatus
 from tenants.services.history import history_record
 from tenants.services.lifecycle import TransitionRefused, tenant_transition
 from webhooks import payloads
-from webhooks.delivery import (
-    payload_bytes,
-)
+from webhooks.delivery import payload_bytes
 from webhooks.models import (
     DONE_STATUSES,
     SENDABLE_STATUSES,
@@ -270,7 +268,7 @@ def _deployment_fail(*, deployment: Deployment, failed: WebhookDelivery, deliver
     WebhookDelivery.objects.filter(
         deployment=deployment, position__gt=failed.position, status=DeliveryStatus.WAITING
     ).update(status=DeliveryStatus.BLOCKED, status_reason=f"waiting for: {failed.get_step_display()}")
-    _tenant_move(
+    chain_tenant_move(
         tenant=deployment.tenant,
         to=TenantStatus.DEPLOY_FAILED,
         reason=reason,
@@ -286,7 +284,7 @@ def _deployment_complete(*, deployment: Deployment) -> None:
     if deployment.build_succeeded:
         deployment.status_reason = "every step succeeded"
         deployment.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
-        if _tenant_move(
+        if chain_tenant_move(
             tenant=tenant, to=TenantStatus.ACTIVE, reason="deployment callbacks delivered", context=context
         ):
             document = _tenant_document(tenant=tenant, detail=deployment.event.detail or {})
@@ -298,10 +296,12 @@ def _deployment_complete(*, deployment: Deployment) -> None:
     else:
         deployment.status_reason = "the build failed; the control plane was told (status 0)"
         deployment.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
-        _tenant_move(tenant=tenant, to=TenantStatus.DEPLOY_FAILED, reason=deployment.status_reason, context=context)
+        chain_tenant_move(
+            tenant=tenant, to=TenantStatus.DEPLOY_FAILED, reason=deployment.status_reason, context=context
+        )
 
 
-def _tenant_move(
+def chain_tenant_move(
     *, tenant: Tenant, to: str, reason: str, context: dict[str, Any], actor_user: AbstractBaseUser | None = None
 ) -> bool:
     """Transition unless the lifecycle refuses (the refusal is recorded in the tenant's history)."""

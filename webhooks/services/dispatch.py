@@ -11,12 +11,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from webhooks import circuit
-from webhooks.models import (
-    SENDABLE_STATUSES,
-    DeliveryStatus,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from webhooks.models import SENDABLE_STATUSES, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +29,7 @@ def delivery_enqueue(*, delivery_id: int) -> None:
     _due_now.add(delivery_id)
 
 
-def _enqueue_if_due(delivery: WebhookDelivery) -> None:
+def delivery_enqueue_if_due(delivery: WebhookDelivery) -> None:
     """Queue at once what is already due (a retry without delay); later ones are the dispatcher's."""
     if delivery.next_attempt_at is None or delivery.next_attempt_at <= timezone.now() + EARLY_TOLERANCE:
         delivery_enqueue(delivery_id=delivery.pk)

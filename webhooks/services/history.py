@@ -4,22 +4,19 @@ from typing import Any
 
 from tenants.models import HistoryKind, TenantHistory
 from tenants.services.history import history_entry
-from webhooks.models import (
-    DeliveryAttempt,
-    WebhookDelivery,
-)
+from webhooks.models import DeliveryAttempt, WebhookDelivery
 from webhooks.services.endpoints import url_display
 
 
-def _delivery_history(
+def delivery_history_record(
     *, delivery: WebhookDelivery, summary: str, attempt: DeliveryAttempt | None = None, actor_user: Any = None
 ) -> None:
-    entry = _delivery_history_entry(delivery=delivery, summary=summary, attempt=attempt, actor_user=actor_user)
+    entry = delivery_history_entry(delivery=delivery, summary=summary, attempt=attempt, actor_user=actor_user)
     if entry is not None:
         entry.save(force_insert=True)
 
 
-def _delivery_history_entry(
+def delivery_history_entry(
     *, delivery: WebhookDelivery, summary: str, attempt: DeliveryAttempt | None = None, actor_user: Any = None
 ) -> TenantHistory | None:
     """The tenant timeline's entry about this delivery (unsaved), or None for a delivery without a tenant."""

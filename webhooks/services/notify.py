@@ -9,18 +9,11 @@ from events.models import ReceivedEvent
 from orchestrator.redaction import redact
 from tenants.models import Tenant
 from webhooks import payloads
-from webhooks.delivery import (
-    payload_bytes,
-)
-from webhooks.models import (
-    DeliveryStatus,
-    DeliveryStep,
-    SigningScheme,
-    WebhookDelivery,
-)
+from webhooks.delivery import payload_bytes
+from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.endpoints import endpoints_for
-from webhooks.services.history import _delivery_history
+from webhooks.services.history import delivery_history_record
 
 
 def subscriber_data(*, tenant: Tenant, **extra: Any) -> dict[str, Any]:
@@ -91,7 +84,7 @@ def control_plane_failure_notify(
         },
     )
     if created and skip:
-        _delivery_history(delivery=delivery, summary=f"skipped ({skip})")
+        delivery_history_record(delivery=delivery, summary=f"skipped ({skip})")
     elif created:
         delivery_enqueue(delivery_id=delivery.pk)
     return delivery

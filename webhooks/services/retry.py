@@ -10,14 +10,8 @@ from orchestrator.errors import ConflictError
 from tenants.models import HistoryKind, TenantStatus
 from tenants.services.history import history_record
 from webhooks import circuit
-from webhooks.models import (
-    DeliveryStatus,
-    DeliveryStep,
-    Deployment,
-    DeploymentStatus,
-    WebhookDelivery,
-)
-from webhooks.services.chain import CHAIN_SOURCE, _tenant_move
+from webhooks.models import DeliveryStatus, DeliveryStep, Deployment, DeploymentStatus, WebhookDelivery
+from webhooks.services.chain import CHAIN_SOURCE, chain_tenant_move
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.endpoints import url_display
 
@@ -80,7 +74,7 @@ def delivery_retry(*, delivery: WebhookDelivery, actor_user: AbstractBaseUser) -
             )
             resumed = True
             if deployment.tenant.status == TenantStatus.DEPLOY_FAILED:
-                _tenant_move(
+                chain_tenant_move(
                     tenant=deployment.tenant,
                     to=TenantStatus.DEPLOYING,
                     reason=f"staff retried {delivery.get_step_display()}",

@@ -1,28 +1,15 @@
 """Celery tasks for the event intake: ids in, one service call each (see events.services)."""
 
-import logging
-
-from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-logger = logging.getLogger(__name__)
+from orchestrator.task_policy import Retry, lifecycle_task
 
 # The database being away is the only thing a task retries itself; handler failures are retried by
 # event_process (status RETRYING with backoff), so they survive a broker restart and show in the admin.
-_DB_DOWN = (OperationalError, InterfaceError)
+DATABASE_AWAY = Retry(on=(OperationalError, InterfaceError), max_retries=10, backoff_max=300)
 
 
-_RETRY_WHILE_DB_DOWN = {
-    "acks_late": True,
-    "autoretry_for": _DB_DOWN,
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 10,
-}
-
-
-@shared_task(name="events.process_event", **_RETRY_WHILE_DB_DOWN)
+@lifecycle_task(name="events.process_event", retry=DATABASE_AWAY)
 def process_event(*, event_pk: int) -> str:
     """Run one received event through its handler (idempotent; skips what is done or not yet due)."""
     from events.services import event_run
@@ -30,7 +17,7 @@ def process_event(*, event_pk: int) -> str:
     return event_run(event_pk=event_pk).outcome
 
 
-@shared_task(name="events.process_events", **_RETRY_WHILE_DB_DOWN)
+@lifecycle_task(name="events.process_events", retry=DATABASE_AWAY)
 def process_events(*, event_pks: list[int]) -> list[str]:
     """Run a few events accepted together, in order (each one idempotent, as ``process_event``)."""
     from events.services import event_run
@@ -38,7 +25,7 @@ def process_events(*, event_pks: list[int]) -> list[str]:
     return [event_run(event_pk=event_pk).outcome for event_pk in event_pks]
 
 
-@shared_task(name="events.sweep_stale_events", acks_late=True)
+@lifecycle_task(name="events.sweep_stale_events")
 def sweep_stale_events() -> int:
     """Beat: re-enqueue events accepted/retrying/processing for longer than EVENT_SWEEP_AFTER_SECONDS."""
     from events.services import events_sweep_stale
@@ -46,7 +33,7 @@ def sweep_stale_events() -> int:
     return len(events_sweep_stale())
 
 
-@shared_task(name="events.publish_outbox", **_RETRY_WHILE_DB_DOWN)
+@lifecycle_task(name="events.publish_outbox", retry=DATABASE_AWAY)
 def publish_outbox(*, outbox_pk: int) -> str:
     """Send one pending outbox row to EventBridge (retries transient AWS errors with backoff)."""
     from events.publisher import outbox_send
@@ -54,7 +41,7 @@ def publish_outbox(*, outbox_pk: int) -> str:
     return outbox_send(outbox_pk=outbox_pk)
 
 
-@shared_task(name="events.publish_pending_outbox", acks_late=True)
+@lifecycle_task(name="events.publish_pending_outbox")
 def publish_pending_outbox() -> int:
     """Beat: send outbox rows still pending after OUTBOX_RESEND_AFTER_SECONDS, in batches of 10."""
     from events.publisher import outbox_send_pending
@@ -62,7 +49,7 @@ def publish_pending_outbox() -> int:
     return outbox_send_pending()
 
 
-@shared_task(name="events.relay_emulator_events", acks_late=True)
+@lifecycle_task(name="events.relay_emulator_events")
 def relay_emulator_events() -> int:
     """Beat, local only: carry events from the emulator's relay queue to the intake (see events.emulator)."""
     from events.emulator import emulator_relay_poll

@@ -4,40 +4,32 @@ Event handling itself runs in the events app's task (``events`` → ``tenants.ev
 the lifecycle's own background jobs: the DynamoDB mirror, the build poller and the LOCAL runner.
 """
 
-from celery import shared_task
+from django.conf import settings
 
 from orchestrator.aws import TRANSIENT_AWS_ERRORS
+from orchestrator.task_policy import Retry, lifecycle_task
 from tenants.builders.base import BuildUnavailable
 from tenants.services.sync import SyncUnavailable
 
-_RETRY = {
-    "acks_late": True,
-    "retry_backoff": 2,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-}
+# ~1 h of backoff; after that the sweep (tenants.sync_pending) picks the write up again.
+DYNAMODB_AWAY = Retry(on=(SyncUnavailable, *TRANSIENT_AWS_ERRORS), max_retries=12, backoff=2)
 
 
-@shared_task(
-    name="tenants.sync_tenant",
-    autoretry_for=(SyncUnavailable, *TRANSIENT_AWS_ERRORS),
-    max_retries=12,  # ~1 h of backoff; after that the sweep (tenants.sync_pending) picks it up again
-    **_RETRY,
-)
+@lifecycle_task(name="tenants.sync_tenant", retry=DYNAMODB_AWAY)
 def sync_tenant(*, tenant_id: str) -> str:
     from tenants.services.sync import tenant_sync
 
     return tenant_sync(tenant_id=tenant_id)
 
 
-@shared_task(name="tenants.sync_tier", autoretry_for=(SyncUnavailable, *TRANSIENT_AWS_ERRORS), max_retries=12, **_RETRY)
+@lifecycle_task(name="tenants.sync_tier", retry=DYNAMODB_AWAY)
 def sync_tier(*, name: str) -> str:
     from tenants.services.sync import tier_sync
 
     return tier_sync(name=name)
 
 
-@shared_task(name="tenants.sync_pending", acks_late=True)
+@lifecycle_task(name="tenants.sync_pending")
 def sync_pending() -> dict[str, int]:
     """Beat: re-enqueue tenants and tiers whose last change has not reached DynamoDB."""
     from tenants.services.sync import sync_pending_schedule
@@ -45,7 +37,7 @@ def sync_pending() -> dict[str, int]:
     return sync_pending_schedule()
 
 
-@shared_task(name="tenants.poll_builds", autoretry_for=(BuildUnavailable,), max_retries=3, **_RETRY)
+@lifecycle_task(name="tenants.poll_builds", retry=Retry(on=(BuildUnavailable,), max_retries=3, backoff=2))
 def poll_builds() -> dict[str, int]:
     """Beat: BatchGetBuilds for builds running longer than BUILD_POLL_AFTER_SECONDS."""
     from tenants.services.builds import builds_poll
@@ -53,7 +45,11 @@ def poll_builds() -> dict[str, int]:
     return builds_poll()
 
 
-@shared_task(name="tenants.run_local_build", autoretry_for=(BuildUnavailable,), max_retries=5, **_RETRY)
+@lifecycle_task(
+    name="tenants.run_local_build",
+    queue=settings.LOCAL_BUILD_QUEUE,
+    retry=Retry(on=(BuildUnavailable,), max_retries=5, backoff=2),
+)
 def run_local_build(*, build_pk: int) -> str:
     """Run one LOCAL build's command and report its outcome through the intake (claims the build first,
     so a redelivered message never runs the command twice)."""

@@ -1,26 +1,20 @@
 """Celery tasks for webhooks: ids in, one service call.
 
-Deliveries are sent to the WEBHOOK_QUEUE queue (``apply_async(queue=...)`` in ``deliveries_publish``; beat
-routes the sweeper there too), so a backlog of slow receivers never delays event processing.
+They run on the WEBHOOK_QUEUE queue, so a backlog of slow receivers never delays event processing.
 """
 
-from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
+
+from orchestrator.task_policy import Retry, lifecycle_task
 
 # A lost database connection is retried with backoff; an HTTP failure is the service's business (the
 # delivery is due again later and the dispatcher queues it then), so a slow receiver never holds a worker
 # asleep. Re-running a task is harmless.
-_DELIVERY_TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": (DatabaseError,),
-    "retry_backoff": True,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+DATABASE_AWAY = Retry(on=(DatabaseError,), max_retries=8)
 
 
-@shared_task(name="webhooks.deliver_many", **_DELIVERY_TASK_OPTIONS)
+@lifecycle_task(name="webhooks.deliver_many", queue=settings.WEBHOOK_QUEUE, retry=DATABASE_AWAY)
 def deliver_many(*, delivery_pks: list[int]) -> None:
     """One attempt of each delivery, sent in parallel."""
     from webhooks.services.attempts import deliveries_attempt
@@ -28,7 +22,7 @@ def deliver_many(*, delivery_pks: list[int]) -> None:
     deliveries_attempt(delivery_ids=delivery_pks)
 
 
-@shared_task(name="webhooks.deliver", **_DELIVERY_TASK_OPTIONS)
+@lifecycle_task(name="webhooks.deliver", queue=settings.WEBHOOK_QUEUE, retry=DATABASE_AWAY)
 def deliver(*, delivery_pk: int) -> None:
     """One attempt of one delivery (messages queued before deliveries were batched)."""
     from webhooks.services.attempts import delivery_attempt
@@ -36,7 +30,7 @@ def deliver(*, delivery_pk: int) -> None:
     delivery_attempt(delivery_id=delivery_pk)
 
 
-@shared_task(name="webhooks.sweep", acks_late=True)
+@lifecycle_task(name="webhooks.sweep", queue=settings.WEBHOOK_QUEUE)
 def sweep() -> int:
     """Re-enqueue due deliveries whose task was lost (run by beat every minute)."""
     from webhooks.services.dispatch import deliveries_sweep
@@ -44,7 +38,7 @@ def sweep() -> int:
     return deliveries_sweep()
 
 
-@shared_task(name="webhooks.dispatch_due")
+@lifecycle_task(name="webhooks.dispatch_due", queue=settings.WEBHOOK_QUEUE)
 def dispatch_due() -> int:
     """Queue the deliveries that became due (run by beat every WEBHOOK_DISPATCH_INTERVAL_SECONDS)."""
     from webhooks.services.dispatch import deliveries_dispatch_due

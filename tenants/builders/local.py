@@ -87,6 +87,4 @@ class LocalBuilder(Builder):
 def local_build_enqueue(*, build_pk: int) -> None:
     from tenants.tasks import run_local_build
 
-    transaction.on_commit(
-        lambda: run_local_build.apply_async(kwargs={"build_pk": build_pk}, queue=settings.LOCAL_BUILD_QUEUE)
-    )
+    transaction.on_commit(lambda: run_local_build.delay(build_pk=build_pk))

@@ -79,9 +79,7 @@ def deliveries_publish(delivery_ids: list[int], *, countdown: float = 0.0) -> li
     for start in range(0, len(delivery_ids), size):
         chunk = delivery_ids[start : start + size]
         try:
-            deliver_many.apply_async(
-                kwargs={"delivery_pks": chunk}, countdown=countdown or None, queue=settings.WEBHOOK_QUEUE
-            )
+            deliver_many.apply_async(kwargs={"delivery_pks": chunk}, countdown=countdown or None)
         except (KombuOperationalError, OSError) as error:
             logger.warning("deliveries %s not enqueued (%r); they are queued again later", chunk, error)
             continue

@@ -1,7 +1,8 @@
-"""Model signal receivers: every committed change of a tenant or tier is mirrored to DynamoDB.
+"""Model signal receivers: every committed change of a tier is mirrored to DynamoDB, and a tenant's failed
+event is put on its timeline (the events app does not know tenants).
 
-Services that change rows with ``QuerySet.update`` (the state machine, resync) schedule the write
-themselves; these receivers catch every ``save()``/``delete()``, including the admin's.
+Tenants are written by the tenants services only, which schedule their DynamoDB write themselves; tiers and
+their variables are also saved by the admin's forms, so these receivers catch every ``save()``/``delete()``.
 """
 
 from typing import Any
@@ -10,14 +11,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from events.models import EventStatus, ReceivedEvent
-from tenants.models import Tenant, Tier, TierVariable
+from tenants.models import Tier, TierVariable
 from tenants.services.history import history_record_event_failure
-from tenants.services.sync import tenant_sync_schedule, tier_mark_changed, tier_sync_schedule
-
-
-@receiver(post_save, sender=Tenant, dispatch_uid="tenants.tenant_saved")
-def tenant_saved(sender: type[Tenant], instance: Tenant, **kwargs: Any) -> None:
-    tenant_sync_schedule(tenant_id=instance.pk)
+from tenants.services.sync import tier_mark_changed, tier_sync_schedule
 
 
 @receiver(post_save, sender=Tier, dispatch_uid="tenants.tier_saved")

@@ -20,51 +20,43 @@ from django.dispatch import receiver
 from events.catalogue import DetailType
 from events.models import ReceivedEvent
 from tenants.models import Build, Tenant, TenantStatus
-from tenants.signals import tenant_status_changed
+from tenants.signals import TenantStatusChange, TransitionCause, tenant_status_changed
 from webhooks.models import WebhookEventType
 from webhooks.services.chain import CHAIN_SOURCE
 from webhooks.services.notify import control_plane_failure_notify, subscriber_data, subscribers_notify
 
 logger = logging.getLogger(__name__)
 
-_EVENT_KEYS = ("event", "event_pk", "event_id", "received_event")
 
-
-def _event_from_context(context: dict[str, Any], tenant: Tenant) -> ReceivedEvent | None:
-    for key in _EVENT_KEYS:
-        value = context.get(key)
-        if isinstance(value, ReceivedEvent):
-            return value
-        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-            event = ReceivedEvent.objects.filter(pk=int(value)).first()
-            if event is not None:
-                return event
-    # Else the failure event of the build that failed (CodeBuild's own state change names only the build),
-    # or, without a build, the latest failure event about this tenant.
+def _failure_event(*, tenant: Tenant, cause: TransitionCause) -> ReceivedEvent | None:
+    """The failure event behind the change: the one that caused it; else the failure event of the build that
+    failed (CodeBuild's own state change names only the build), or, without a build, the latest failure
+    event about this tenant."""
+    if cause.event_pk is not None:
+        event = ReceivedEvent.objects.filter(pk=cause.event_pk).first()
+        if event is not None:
+            return event
     failures = ReceivedEvent.objects.filter(
         tenant_id=tenant.pk, detail_type=DetailType.TENANT_PROVISIONING_FAILURE
     ).order_by("-received_at", "-id")
-    build_id = context.get("build_id") or ""
-    if not build_id and context.get("build_pk"):
-        build_id = Build.objects.filter(pk=context["build_pk"]).values_list("build_id", flat=True).first() or ""
+    build_id = cause.build_id or ""
+    if not build_id and cause.build_pk:
+        build_id = Build.objects.filter(pk=cause.build_pk).values_list("build_id", flat=True).first() or ""
     if build_id:
         return failures.filter(detail__CODEBUILD_BUILD_ID=build_id).first()
     return failures.first()
 
 
-def failure_detail(*, tenant: Tenant, context: dict[str, Any]) -> tuple[dict[str, Any], ReceivedEvent | None]:
+def failure_detail(*, tenant: Tenant, cause: TransitionCause) -> tuple[dict[str, Any], ReceivedEvent | None]:
     """The build outputs of the failed provisioning (API_ENDPOINT, secret, context, TF_*), best effort.
 
-    From the failure event (named in the signal's context, else the latest one for the tenant); the
-    secret and context fall back to the provisioning request's environment overrides.
+    From the failure event (the cause's, else the latest one for the tenant); the secret and context fall
+    back to the provisioning request's environment overrides.
     """
-    event = _event_from_context(context, tenant)
+    event = _failure_event(tenant=tenant, cause=cause)
     detail: dict[str, Any] = {}
-    if isinstance(context.get("detail"), dict):
-        detail.update(context["detail"])
     if event is not None and isinstance(event.detail, dict):
-        for key, value in event.detail.items():
-            detail.setdefault(key, value)
+        detail.update(event.detail)
     overrides = ((tenant.builder_config or {}).get("config") or {}).get("environmentOverride") or {}
     for key in ("API_ENDPOINT", "secret", "context", "APP_PLANE_REDIRECT_URL", "TF_STATE_BUCKET", "TF_KEY"):
         if not detail.get(key) and overrides.get(key):
@@ -73,21 +65,19 @@ def failure_detail(*, tenant: Tenant, context: dict[str, Any]) -> tuple[dict[str
 
 
 @receiver(tenant_status_changed, dispatch_uid="webhooks.tenant_status_changed")
-def on_tenant_status_changed(
-    sender: type, *, tenant: Tenant, from_status: str, to_status: str, reason: str = "", context: Any = None, **_: Any
-) -> None:
-    context = context if isinstance(context, dict) else {}
+def on_tenant_status_changed(sender: type, *, change: TenantStatusChange, **_: Any) -> None:
     try:
         with transaction.atomic():
-            _notify(tenant=tenant, to_status=to_status, reason=reason, context=context)
+            _notify(change)
     except Exception:
-        logger.exception("tenant %s: notifying webhooks of %s failed", tenant.pk, to_status)
+        logger.exception("tenant %s: notifying webhooks of %s failed", change.tenant.pk, change.to_status)
 
 
-def _notify(*, tenant: Tenant, to_status: str, reason: str, context: dict[str, Any]) -> None:
+def _notify(change: TenantStatusChange) -> None:
+    tenant, to_status, reason = change.tenant, change.to_status, change.reason
     prefix = f"tenant:{tenant.pk}:v{tenant.version}:{to_status}"
     if to_status == TenantStatus.PROVISION_FAILED:
-        detail, event = failure_detail(tenant=tenant, context=context)
+        detail, event = failure_detail(tenant=tenant, cause=change.cause)
         control_plane_failure_notify(tenant=tenant, detail=detail, dedupe_prefix=prefix, event=event)
         subscribers_notify(
             tenant=tenant,
@@ -103,7 +93,7 @@ def _notify(*, tenant: Tenant, to_status: str, reason: str, context: dict[str, A
             dedupe_prefix=prefix,
             data=subscriber_data(tenant=tenant, reason=reason),
         )
-    elif to_status == TenantStatus.ACTIVE and context.get("source") != CHAIN_SOURCE:
+    elif to_status == TenantStatus.ACTIVE and change.cause.source != CHAIN_SOURCE:
         subscribers_notify(
             tenant=tenant,
             event_type=WebhookEventType.TENANT_DEPLOYED,

@@ -36,7 +36,7 @@ from tenants.models import (
 from tenants.selectors import tier_get
 from tenants.services.environment import EnvVar, build_environment, environment_masked
 from tenants.services.history import history_record
-from tenants.services.lifecycle import tenant_transition
+from tenants.services.lifecycle import TransitionCause, tenant_transition
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def build_record_state(
                 tenant=tenant,
                 to=failed,
                 reason=f"{build.purpose.capitalize()} build {label}" + (f": {reason}" if reason else ""),
-                context={"build_pk": build.pk, "build_id": build.build_id, "source": source},
+                cause=TransitionCause(build_pk=build.pk, build_id=build.build_id, source=source),
             )
     return build
 
@@ -279,9 +279,9 @@ def tenant_attempt_start(
     attempt = getattr(tenant, attempt_field) + 1
     Tenant.objects.filter(pk=tenant.pk).update(**{attempt_field: attempt})
     setattr(tenant, attempt_field, attempt)
-    context = {"attempt": attempt, "event_pk": event.pk if event else None}
+    cause = TransitionCause(event_pk=event.pk if event else None, details={"attempt": attempt})
     tenant_transition(
-        tenant=tenant, to=running, reason=f"{purpose} attempt {attempt}", actor_user=actor_user, context=context
+        tenant=tenant, to=running, reason=f"{purpose} attempt {attempt}", actor_user=actor_user, cause=cause
     )
 
     try:
@@ -294,7 +294,7 @@ def tenant_attempt_start(
         builder_for(str((tenant.builder_config or {}).get("type", "")))
         environment = environment_for(tenant=tenant, tier=tier)
     except ApplicationError as error:
-        tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, context=context)
+        tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
         return None, None
     build = build_create(
         tenant=tenant,

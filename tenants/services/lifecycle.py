@@ -2,7 +2,6 @@
 tenant's history, ``tenants.services.history``)."""
 
 import logging
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -12,7 +11,7 @@ from orchestrator.errors import ConflictError
 from tenants.models import ALLOWED_TRANSITIONS, HistoryKind, Tenant, TenantStatus
 from tenants.services.history import history_record
 from tenants.services.sync import tenant_sync_schedule
-from tenants.signals import tenant_status_changed
+from tenants.signals import TenantStatusChange, TransitionCause, tenant_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +26,15 @@ def tenant_transition(
     to: str,
     reason: str = "",
     actor_user: AbstractBaseUser | None = None,
-    context: dict[str, Any] | None = None,
+    cause: TransitionCause | None = None,
 ) -> Tenant:
     """Move ``tenant`` to status ``to`` if the lifecycle allows it, else record the refusal and raise.
 
     The row is locked for the change, so two workers cannot both move it from the same status; the
-    version is bumped so the DynamoDB mirror picks the change up.
+    version is bumped so the DynamoDB mirror picks the change up. ``cause`` (the event, build or chain
+    behind the change) is recorded with it and handed to the receivers of ``tenant_status_changed``.
     """
+    cause = cause or TransitionCause()
     with transaction.atomic():
         locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
         from_status = locked.status
@@ -47,18 +48,14 @@ def tenant_transition(
                 kind=HistoryKind.TRANSITION,
                 summary=f"{TenantStatus(from_status).label} → {TenantStatus(to).label}"
                 + (f": {reason}" if reason else ""),
-                details={"from": from_status, "to": to, "reason": reason, **(context or {})},
+                details={"from": from_status, "to": to, "reason": reason, **cause.timeline_details()},
                 actor_user=actor_user,
             )
             tenant_sync_schedule(tenant_id=locked.pk)
-            tenant_status_changed.send(
-                sender=Tenant,
-                tenant=locked,
-                from_status=from_status,
-                to_status=to,
-                reason=reason,
-                context=context or {},
+            change = TenantStatusChange(
+                tenant=locked, from_status=from_status, to_status=to, reason=reason, actor_user=actor_user, cause=cause
             )
+            tenant_status_changed.send(sender=Tenant, change=change)
     if not allowed:
         # Recorded after the locked block: the refusal is part of the tenant's story, the state is untouched.
         message = f"{TenantStatus(from_status).label} → {TenantStatus(to).label} is not an allowed transition"
@@ -66,7 +63,7 @@ def tenant_transition(
             tenant=locked,
             kind=HistoryKind.TRANSITION_REFUSED,
             summary=message,
-            details={"from": from_status, "to": to, "reason": reason, **(context or {})},
+            details={"from": from_status, "to": to, "reason": reason, **cause.timeline_details()},
             actor_user=actor_user,
         )
         logger.warning("tenant %s: %s", locked.pk, message)

@@ -6,7 +6,7 @@ state-change events.
 deployment step reads: endpoints, ``secret``, ``context``, ``tenant``...) plus ``planConfig`` from the
 stored plan (the original lost it). ``TENANT_PROVISIONING_FAILURE``, or a success whose
 ``CODEBUILD_BUILD_SUCCEEDING`` is ``"0"`` → ``PROVISION_FAILED`` with the reason; the webhooks app tells the
-control plane through ``tenant_status_changed`` (its context carries ``event_pk``, ``build_pk``).
+control plane through ``tenant_status_changed`` (its cause names the event and the build).
 
 Which build an outcome belongs to: the build whose id is ``CODEBUILD_BUILD_ID``; without one, the
 tenant's running build (``PROVISIONING`` → its provisioning build, ``DEPROVISIONING`` → its deprovisioning
@@ -30,7 +30,7 @@ from events.services import outbox_publish
 from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
 from tenants.services.builds import PURPOSE_STATUSES, build_record_state, history_record_build
 from tenants.services.history import event_already_applied, history_record_event
-from tenants.services.lifecycle import tenant_transition
+from tenants.services.lifecycle import TransitionCause, tenant_transition
 
 if TYPE_CHECKING:
     from events.models import ReceivedEvent
@@ -125,12 +125,15 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
         ):
             _finish(build=build, succeeded=succeeded, detail=detail)
         if outcome == "applied":
-            context = {"event_pk": event.pk, "build_pk": build.pk if build else None, "detail_type": event.detail_type}
             tenant_transition(
                 tenant=tenant,
                 to=done if succeeded else failed,
                 reason="" if succeeded else _failure_reason(detail, build),
-                context=context,
+                cause=TransitionCause(
+                    event_pk=event.pk,
+                    build_pk=build.pk if build else None,
+                    details={"detail_type": event.detail_type},
+                ),
             )
             if succeeded and purpose == BuildPurpose.PROVISION:
                 outbox_publish(
@@ -181,7 +184,7 @@ def deployment_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any])
                 tenant=tenant,
                 to=TenantStatus.DEPLOY_FAILED,
                 reason=reason or "The deployment step reported a failure.",
-                context={"event_pk": event.pk, "detail_type": event.detail_type},
+                cause=TransitionCause(event_pk=event.pk, details={"detail_type": event.detail_type}),
             )
     tenant.refresh_from_db(fields=["status", "status_reason", "version"])
     return {"tenant": tenant.pk, "status": tenant.status, "outcome": "applied" if moves else "recorded"}

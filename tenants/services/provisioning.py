@@ -19,6 +19,7 @@ from tenants.services.builds import ActionResult, build_start, tenant_attempt_st
 from tenants.services.environment import EnvVar
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
+from tenants.services.sync import tenant_sync_schedule
 
 if TYPE_CHECKING:
     from events.models import ReceivedEvent
@@ -58,6 +59,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
         created = tenant is None
         if created:  # a racing insert of the same id fails this attempt; the retry finds the row
             tenant = Tenant.objects.create(pk=tenant_id, last_event_at=event.received_at, **fields)
+            tenant_sync_schedule(tenant_id=tenant.pk)
         if not created and event_already_applied(tenant=tenant, event=event):
             build = Build.objects.filter(event=event, purpose=BuildPurpose.PROVISION).first()
         elif not created and tenant.status not in PROVISIONABLE:
@@ -71,6 +73,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 for name, value in fields.items():
                     setattr(tenant, name, value)
                 tenant.save()
+                tenant_sync_schedule(tenant_id=tenant.pk)
             history_record_event(
                 tenant=tenant,
                 event=event,

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from events.catalogue import DetailType
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
+from tenants.services.sync import tenant_sync_schedule
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of, tier_item_of
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory, TierVariableFactory
 from tenants.tests.staff import staff_user
@@ -174,6 +175,7 @@ def test_deprovision_refused_by_the_state_machine_is_409_and_recorded(operator):
 def test_resync_writes_the_tenant_to_dynamodb(operator, aws, run_commit_hooks):
     with run_commit_hooks():  # the tenant's own first write, as after its creation's commit
         tenant = TenantFactory(status=TenantStatus.ACTIVE)
+        tenant_sync_schedule(tenant_id=tenant.pk)
     written = tenant_item_of(tenant.pk)["version"]
 
     with run_commit_hooks():

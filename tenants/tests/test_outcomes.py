@@ -27,8 +27,8 @@ def provisioning(codebuild_tier, send_event):
 def status_signals():
     received = []
 
-    def listener(**kwargs):
-        received.append(kwargs)
+    def listener(*, change, **_):
+        received.append(change)
 
     tenant_status_changed.connect(listener)
     yield received
@@ -49,9 +49,9 @@ def test_failure_event_fails_the_tenant_with_the_reason_and_signals_it(provision
     assert not OutboxEvent.objects.exists()
     assert tenant_item_of(tenant.pk)["status"] == "PROVISION_FAILED"
     # what the webhooks app needs to tell the control plane
-    assert status_signals[-1]["to_status"] == TenantStatus.PROVISION_FAILED
-    assert status_signals[-1]["context"]["event_pk"] == event.pk
-    assert status_signals[-1]["context"]["build_pk"] == build.pk
+    assert status_signals[-1].to_status == TenantStatus.PROVISION_FAILED
+    assert status_signals[-1].cause.event_pk == event.pk
+    assert status_signals[-1].cause.build_pk == build.pk
 
 
 def test_success_event_saying_not_succeeding_is_a_failure(provisioning, send_event):

@@ -40,8 +40,8 @@ def test_allowed_transition_moves_bumps_version_and_signals(source, target):
     version = tenant.version
     received = []
 
-    def listener(**kwargs):
-        received.append((kwargs["from_status"], kwargs["to_status"]))
+    def listener(*, change, **_):
+        received.append((change.from_status, change.to_status))
 
     tenant_status_changed.connect(listener)
     try:

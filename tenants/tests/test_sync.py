@@ -19,6 +19,7 @@ from tenants.services.sync import (
     tenant_item,
     tenant_resync,
     tenant_sync,
+    tenant_sync_schedule,
     tier_sync,
     to_dynamodb,
 )
@@ -43,6 +44,7 @@ def dynamodb_down():
 def test_committed_tenant_change_is_written_with_the_original_layout(aws, run_commit_hooks):
     with run_commit_hooks():
         tenant = TenantFactory(app_config={"preferredSubdomain": "x"}, plan={"tier": "BASIC", "sizeConfig": {"N": 1.5}})
+        tenant_sync_schedule(tenant_id=tenant.pk)  # what every tenants service does after a change
 
     item = tenant_item_of(tenant.pk)
     assert item == {
@@ -170,6 +172,8 @@ def test_drift_check_reports_and_repair_fixes(aws, run_commit_hooks):
     with run_commit_hooks():
         in_sync = TenantFactory()
         changed = TenantFactory()
+        for tenant in (in_sync, changed):
+            tenant_sync_schedule(tenant_id=tenant.pk)
         TierFactory(name="BASIC")
     missing = TenantFactory()  # never written
     client = aws_client("dynamodb")
@@ -281,6 +285,7 @@ def test_documents_dynamodb_cannot_store_as_is_are_cleaned_and_not_drift(aws, ru
     document = {"key": "odd", "": "dropped", "nested": {"": 1, "ok": 2.25}, "blank": ""}
     with run_commit_hooks():
         tenant = TenantFactory(key="odd", document=document)
+        tenant_sync_schedule(tenant_id=tenant.pk)
 
     item = tenant_item_of(tenant.pk)
     assert item["tenant"] == {"key": "odd", "nested": {"ok": Decimal("2.25")}, "blank": "", "id": tenant.pk}

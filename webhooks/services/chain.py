@@ -26,7 +26,7 @@ from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from tenants.models import HistoryKind, Tenant, TenantStatus
 from tenants.services.history import history_record
-from tenants.services.lifecycle import TransitionRefused, tenant_transition
+from tenants.services.lifecycle import TransitionCause, TransitionRefused, tenant_transition
 from webhooks import payloads
 from webhooks.delivery import payload_bytes
 from webhooks.models import (
@@ -130,7 +130,7 @@ def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deploym
                 tenant=tenant,
                 to=TenantStatus.DEPLOYING,
                 reason="deployment callbacks started",
-                context={"event": event.pk, "source": CHAIN_SOURCE},
+                cause=TransitionCause(event_pk=event.pk, source=CHAIN_SOURCE),
             )
         elif tenant.status != TenantStatus.DEPLOYING:
             raise EventRejected(f"tenant {tenant.pk} is {tenant.status}; a deployment needs it provisioned")
@@ -272,7 +272,8 @@ def _deployment_fail(*, deployment: Deployment, failed: WebhookDelivery, deliver
         tenant=deployment.tenant,
         to=TenantStatus.DEPLOY_FAILED,
         reason=reason,
-        context={"deployment": deployment.pk, "delivery": failed.pk, "source": CHAIN_SOURCE},
+        deployment=deployment,
+        delivery=failed,
     )
 
 
@@ -280,12 +281,11 @@ def _deployment_complete(*, deployment: Deployment) -> None:
     deployment.status = DeploymentStatus.SUCCEEDED
     deployment.finished_at = timezone.now()
     tenant = deployment.tenant
-    context = {"deployment": deployment.pk, "source": CHAIN_SOURCE}
     if deployment.build_succeeded:
         deployment.status_reason = "every step succeeded"
         deployment.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
         if chain_tenant_move(
-            tenant=tenant, to=TenantStatus.ACTIVE, reason="deployment callbacks delivered", context=context
+            tenant=tenant, to=TenantStatus.ACTIVE, reason="deployment callbacks delivered", deployment=deployment
         ):
             document = _tenant_document(tenant=tenant, detail=deployment.event.detail or {})
             outbox_publish(
@@ -297,17 +297,25 @@ def _deployment_complete(*, deployment: Deployment) -> None:
         deployment.status_reason = "the build failed; the control plane was told (status 0)"
         deployment.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
         chain_tenant_move(
-            tenant=tenant, to=TenantStatus.DEPLOY_FAILED, reason=deployment.status_reason, context=context
+            tenant=tenant, to=TenantStatus.DEPLOY_FAILED, reason=deployment.status_reason, deployment=deployment
         )
 
 
 def chain_tenant_move(
-    *, tenant: Tenant, to: str, reason: str, context: dict[str, Any], actor_user: AbstractBaseUser | None = None
+    *,
+    tenant: Tenant,
+    to: str,
+    reason: str,
+    deployment: Deployment,
+    delivery: WebhookDelivery | None = None,
+    actor_user: AbstractBaseUser | None = None,
 ) -> bool:
     """Transition unless the lifecycle refuses (the refusal is recorded in the tenant's history)."""
+    details = {"deployment": deployment.pk} | ({"delivery": delivery.pk} if delivery is not None else {})
+    cause = TransitionCause(source=CHAIN_SOURCE, details=details)
     try:
-        tenant_transition(tenant=tenant, to=to, reason=reason, context=context, actor_user=actor_user)
+        tenant_transition(tenant=tenant, to=to, reason=reason, cause=cause, actor_user=actor_user)
     except TransitionRefused:
-        logger.warning("tenant %s: could not move to %s after deployment %s", tenant.pk, to, context.get("deployment"))
+        logger.warning("tenant %s: could not move to %s after deployment %s", tenant.pk, to, deployment.pk)
         return False
     return True

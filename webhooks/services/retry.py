@@ -11,7 +11,7 @@ from tenants.models import HistoryKind, TenantStatus
 from tenants.services.history import history_record
 from webhooks import circuit
 from webhooks.models import DeliveryStatus, DeliveryStep, Deployment, DeploymentStatus, WebhookDelivery
-from webhooks.services.chain import CHAIN_SOURCE, chain_tenant_move
+from webhooks.services.chain import chain_tenant_move
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.endpoints import url_display
 
@@ -78,7 +78,8 @@ def delivery_retry(*, delivery: WebhookDelivery, actor_user: AbstractBaseUser) -
                     tenant=deployment.tenant,
                     to=TenantStatus.DEPLOYING,
                     reason=f"staff retried {delivery.get_step_display()}",
-                    context={"deployment": deployment.pk, "delivery": delivery.pk, "source": CHAIN_SOURCE},
+                    deployment=deployment,
+                    delivery=delivery,
                     actor_user=actor_user,
                 )
         if delivery.tenant_id is not None:

@@ -6,7 +6,7 @@ import pytest
 
 from events.catalogue import DetailType
 from tenants.models import TenantStatus
-from tenants.services.lifecycle import tenant_transition
+from tenants.services.lifecycle import TransitionCause, tenant_transition
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery, WebhookEventType
 from webhooks.tests.factories import (
     CALLBACK_CONTEXT,
@@ -30,13 +30,13 @@ def test_provisioning_failure_tells_the_control_plane_and_subscribers(receiver, 
         url=receiver.url("/subscriber"), events=[WebhookEventType.TENANT_PROVISIONING_FAILED]
     )
 
-    # when the tenant moves to PROVISION_FAILED (the context names the event, as the tenants app does)
+    # when the tenant moves to PROVISION_FAILED (its cause names the event, as the tenants app does)
     committed(
         tenant_transition,
         tenant=tenant,
         to=TenantStatus.PROVISION_FAILED,
         reason="terraform apply failed",
-        context={"event_pk": event.pk},
+        cause=TransitionCause(event_pk=event.pk),
     )
 
     # then the control plane got the original webhook with status 0, signed with the context

@@ -12,6 +12,7 @@ from events.services import event_replay
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact_text
+from orchestrator.staff import PERM_REPLAY_EVENT
 
 
 class EventAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -99,7 +100,7 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_replay_permission(self, request: HttpRequest, event: ReceivedEvent | None = None) -> bool:
         """Staff holding ``events.replay_receivedevent`` (the Operators group) may replay; the API asks the same."""
         user = request.user
-        return bool(user.is_active and user.is_staff and user.has_perm("events.replay_receivedevent"))
+        return bool(user.is_active and user.is_staff and user.has_perm(PERM_REPLAY_EVENT))
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None

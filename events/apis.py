@@ -32,6 +32,7 @@ from orchestrator import api_examples
 from orchestrator.errors import ApplicationError
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import action_permission
+from orchestrator.staff import PERM_REPLAY_EVENT
 
 JSON_TYPES = ("application/json",)
 
@@ -196,7 +197,7 @@ class EventDetailApi(APIView):
 
 
 class EventReplayApi(APIView):
-    permission_classes = [IsAdminUser, action_permission("events.replay_receivedevent")]
+    permission_classes = [IsAdminUser, action_permission(PERM_REPLAY_EVENT)]
 
     @extend_schema(
         operation_id="events_replay",

@@ -104,10 +104,6 @@ def supported() -> list[str]:
     return sorted(_registry)
 
 
-def all_types() -> list[EventType]:
-    return [_registry[name] for name in supported()]
-
-
 def missing(detail_types: tuple[str, ...] | list[str]) -> list[str]:
     """The given detail-types that have no handler registered."""
     return [name for name in detail_types if name not in _registry]

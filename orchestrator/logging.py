@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from orchestrator.redaction import redact_text
 
@@ -68,7 +67,3 @@ class SecretMaskingFilter(logging.Filter):
             record.exc_text = redact_text(record.exc_text, secrets)
             record.exc_info = None
         return True
-
-
-class JsonFormatter(_JsonFormatter):
-    pass

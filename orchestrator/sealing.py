@@ -16,7 +16,6 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.db.models.functions import Cast
 
 from orchestrator.crypto import secret_decrypt, secret_encrypt
 from orchestrator.redaction import is_secret_key
@@ -110,19 +109,3 @@ class SealedJSONField(models.JSONField):
         if isinstance(value, str) and _MARK not in value:  # the text as stored: most rows seal nothing
             return loaded
         return unseal(loaded)
-
-
-def seal_stored_rows(model: type[models.Model], fields: list[str], *, batch_size: int = 500) -> int:
-    """Seal what rows written before sealing hold in plain (the data step of a migration); rows sealed.
-
-    Reads the columns as stored (text, not through the field, which would open what is sealed) and
-    rewrites a row only if something in it is still plain."""
-    texts = {f"{name}_as_stored": Cast(name, models.TextField()) for name in fields}
-    rows = model._default_manager.annotate(**texts).values_list("pk", *texts)
-    sealed = 0
-    for pk, *stored_texts in rows.iterator(chunk_size=batch_size):
-        stored = {name: json.loads(text) for name, text in zip(fields, stored_texts, strict=True) if text is not None}
-        if any(seal(value) is not value for value in stored.values()):
-            model._default_manager.filter(pk=pk).update(**stored)  # the field seals what is plain on the way in
-            sealed += 1
-    return sealed

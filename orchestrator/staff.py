@@ -5,8 +5,8 @@
 - Superusers (every permission) are the only ones who change tiers and webhook endpoints: neither group
   holds an add/change/delete permission.
 
-The groups are created by a data migration (``tenants/migrations/0003_staff_groups.py``) that calls
-``staff_groups_ensure`` with the historical app registry; calling it again is harmless (idempotent).
+The groups were first created by a data migration (``tenants/migrations/0003_staff_permissions_and_groups.py``,
+which keeps its own copy of these roles); ``staff_groups_ensure`` creates or completes them (idempotent).
 """
 
 from typing import Any

@@ -22,14 +22,6 @@ def deliver_many(*, delivery_pks: list[int]) -> None:
     deliveries_attempt(delivery_ids=delivery_pks)
 
 
-@lifecycle_task(name="webhooks.deliver", queue=settings.WEBHOOK_QUEUE, retry=DATABASE_AWAY)
-def deliver(*, delivery_pk: int) -> None:
-    """One attempt of one delivery (messages queued before deliveries were batched)."""
-    from webhooks.services.attempts import delivery_attempt
-
-    delivery_attempt(delivery_id=delivery_pk)
-
-
 @lifecycle_task(name="webhooks.sweep", queue=settings.WEBHOOK_QUEUE)
 def sweep() -> int:
     """Re-enqueue due deliveries whose task was lost (run by beat every minute)."""

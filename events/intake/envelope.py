@@ -22,7 +22,6 @@ from orchestrator.errors import ApplicationError, flatten_errors
 
 ACCOUNT = re.compile(r"^\d{12}$")
 MAX_LENGTHS = {"id": 256, "source": 256, "region": 64, "version": 32, "detail-type": 128}
-ENVELOPE_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 
 
 @dataclass(frozen=True)

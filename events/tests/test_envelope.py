@@ -6,10 +6,11 @@ import pytest
 from django.test import override_settings
 
 from events.catalogue import DetailType
-from events.intake.envelope import ENVELOPE_FIELDS
 from events.models import ReceivedEvent
 
 pytestmark = pytest.mark.django_db
+
+ENVELOPE_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 
 
 def assert_refused(response, status, field=None, code=None):

@@ -183,7 +183,7 @@ LOGGING = {
     },
     "formatters": {
         "json": {
-            "()": "orchestrator.logging.JsonFormatter",
+            "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },

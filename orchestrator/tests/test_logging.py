@@ -3,8 +3,9 @@ import json
 import logging
 
 from django.test import override_settings
+from pythonjsonlogger.json import JsonFormatter
 
-from orchestrator.logging import JsonFormatter, RequestIdFilter, SecretMaskingFilter, request_id_var
+from orchestrator.logging import RequestIdFilter, SecretMaskingFilter, request_id_var
 
 
 def render(message: str, *args: object, exc: BaseException | None = None) -> dict:

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.db import connection
 
-from orchestrator.sealing import SEALED, SEALED_JSON, seal, seal_stored_rows, unseal
+from orchestrator.sealing import SEALED, SEALED_JSON, seal, unseal
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
 
@@ -66,20 +66,3 @@ def test_a_tenant_keeps_its_secrets_sealed_in_the_database_and_reads_them_plain(
     assert "hmac-secret-1" not in stored
     assert SEALED in stored
     assert Tenant.objects.get(pk=tenant.pk).builder_config["config"]["environmentOverride"] == DOCUMENT
-
-
-@pytest.mark.django_db
-def test_rows_stored_before_sealing_are_sealed_by_the_migration_step():
-    tenant = TenantFactory()
-    with connection.cursor() as cursor:  # as a row written before sealing existed
-        cursor.execute(
-            "UPDATE tenants_tenant SET plan = %s WHERE id = %s",
-            [json.dumps({"tier": "BASIC", "token": "t-4"}), tenant.pk],
-        )
-    assert Tenant.objects.get(pk=tenant.pk).plan["token"] == "t-4"  # plaintext rows still read
-
-    assert seal_stored_rows(Tenant, ["document", "plan", "builder_config", "app_config"]) == 1
-
-    assert "t-4" not in _stored("tenants_tenant", "plan", tenant.pk)
-    assert Tenant.objects.get(pk=tenant.pk).plan == {"tier": "BASIC", "token": "t-4"}
-    assert seal_stored_rows(Tenant, ["document", "plan", "builder_config", "app_config"]) == 0

@@ -29,7 +29,6 @@ EXPECTED = {
     "tenants.sync_pending": ("default", NO_RETRY),
     "tenants.sync_tenant": ("default", (DYNAMODB, 12, 2, 600)),
     "tenants.sync_tier": ("default", (DYNAMODB, 12, 2, 600)),
-    "webhooks.deliver": (settings.WEBHOOK_QUEUE, (("django.db.utils.DatabaseError",), 8, 1, 600)),
     "webhooks.deliver_many": (settings.WEBHOOK_QUEUE, (("django.db.utils.DatabaseError",), 8, 1, 600)),
     "webhooks.dispatch_due": (settings.WEBHOOK_QUEUE, NO_RETRY),
     "webhooks.sweep": (settings.WEBHOOK_QUEUE, NO_RETRY),

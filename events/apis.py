@@ -21,15 +21,14 @@ from events.intake.envelope import body_parse, envelope_validate
 from events.selectors import event_get, event_list
 from events.serializers import (
     EventDetailSerializer,
-    EventErrorResponseSerializer,
     EventFilterSerializer,
     EventReplaySerializer,
     EventSerializer,
     IntakeResponseSerializer,
 )
 from events.services import event_receive, event_replay
-from orchestrator import api_examples
 from orchestrator.errors import ApplicationError
+from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import action_permission
 from orchestrator.staff import PERM_REPLAY_EVENT
@@ -37,19 +36,15 @@ from orchestrator.staff import PERM_REPLAY_EVENT
 JSON_TYPES = ("application/json",)
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(EventErrorResponseSerializer, description=description)
-
-
 INTAKE_RESPONSES = {
     202: OpenApiResponse(IntakeResponseSerializer, description='Stored and queued: {"id", "status": "accepted"}.'),
     200: OpenApiResponse(IntakeResponseSerializer, description='Already received with this body: "duplicate".'),
-    400: _error("Invalid envelope or detail (fields name the paths), unsupported detail-type, or not JSON."),
-    401: _error("Missing or wrong API key / Basic credentials; nothing is stored."),
-    409: _error("This id was already received with a different body."),
-    413: _error("The body is larger than INTAKE_MAX_BODY_BYTES."),
-    415: _error("The content type is not application/json."),
-    503: _error("The database is unavailable; EventBridge retries."),
+    400: error_response("Invalid envelope or detail (fields name the paths), unsupported detail-type, or not JSON."),
+    401: error_response("Missing or wrong API key / Basic credentials; nothing is stored."),
+    409: error_response("This id was already received with a different body."),
+    413: error_response("The body is larger than INTAKE_MAX_BODY_BYTES."),
+    415: error_response("The content type is not application/json."),
+    503: error_response("The database is unavailable; EventBridge retries."),
 }
 
 
@@ -120,7 +115,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
             "another body 409. Authenticate with the connection's API key header or HTTP Basic."
         ),
         request=openapi.EVENT_REQUEST,
-        examples=[*openapi.event_examples(), *api_examples.EVENT_INTAKE],
+        examples=[*openapi.event_examples(), *openapi.EVENT_INTAKE],
         responses=INTAKE_RESPONSES,
     )
     def post(self, request: Request) -> Response:
@@ -128,7 +123,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
 
     @extend_schema(
         operation_id="events_list",
-        examples=api_examples.EVENTS_LIST,
+        examples=openapi.EVENTS_LIST,
         tags=["events"],
         summary="List received events (staff)",
         description=(
@@ -138,9 +133,9 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         parameters=[EventFilterSerializer],
         responses={
             200: EventSerializer(many=True),
-            400: _error("Invalid filter."),
-            401: _error("Not signed in."),
-            403: _error("Not staff."),
+            400: error_response("Invalid filter."),
+            401: error_response("Not signed in."),
+            403: error_response("Not staff."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -172,7 +167,7 @@ class OriginalIntakeApi(APIView):
             )
         ],
         request=openapi.EVENT_REQUEST,
-        examples=[*openapi.event_examples(), *api_examples.EVENT_INTAKE],
+        examples=[*openapi.event_examples(), *openapi.EVENT_INTAKE],
         responses=INTAKE_RESPONSES,
     )
     def post(self, request: Request, eventType: str) -> Response:
@@ -182,14 +177,14 @@ class OriginalIntakeApi(APIView):
 class EventDetailApi(APIView):
     @extend_schema(
         operation_id="events_retrieve",
-        examples=api_examples.EVENT_DETAIL,
+        examples=openapi.EVENT_DETAIL,
         tags=["events"],
         summary="One received event with its attempts (staff)",
         responses={
             200: EventDetailSerializer,
-            401: _error("Not signed in."),
-            403: _error("Not staff."),
-            404: _error("No such event."),
+            401: error_response("Not signed in."),
+            403: error_response("Not staff."),
+            404: error_response("No such event."),
         },
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -201,7 +196,7 @@ class EventReplayApi(APIView):
 
     @extend_schema(
         operation_id="events_replay",
-        examples=api_examples.EVENT_REPLAY,
+        examples=openapi.EVENT_REPLAY,
         tags=["events"],
         summary="Run a stored event through its handler again (staff)",
         description=(
@@ -211,10 +206,10 @@ class EventReplayApi(APIView):
         request=None,
         responses={
             202: EventReplaySerializer,
-            401: _error("Not signed in."),
-            403: _error("Not staff, or missing the events.replay_receivedevent permission."),
-            404: _error("No such event."),
-            409: _error("Being processed right now."),
+            401: error_response("Not signed in."),
+            403: error_response("Not staff, or missing the events.replay_receivedevent permission."),
+            404: error_response("No such event."),
+            409: error_response("Being processed right now."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:

@@ -1,5 +1,6 @@
-"""OpenAPI documentation of the intake: one envelope per detail-type (a ``oneOf`` keyed by
-``detail-type``), the catalogue's detail schemas as components, and the sample events as examples."""
+"""OpenAPI documentation of the events API: the intake's envelope, one per detail-type (a ``oneOf`` keyed by
+``detail-type``), with the catalogue's detail schemas as components and the sample events as examples; and
+the examples of every events operation."""
 
 from typing import Any
 
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.samples import all_samples
+from orchestrator.openapi import EXAMPLE_TENANT_ID, example_error, example_response, page
 
 
 class IntakeAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -72,3 +74,62 @@ def event_examples() -> list[OpenApiExample]:
         OpenApiExample(_component_name(detail_type), value=sample, request_only=True, summary=detail_type)
         for detail_type, sample in all_samples().items()
     ]
+
+
+# --- Events -------------------------------------------------------------------------------------------
+
+EVENT = {
+    "id": 42,
+    "event_id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+    "detail_type": "TENANT_DEPLOYMENT",
+    "source": "saas.tenant.provisioning.success.handler",
+    "account": "123456789012",
+    "region": "us-east-1",
+    "time": "2025-01-15T10:30:00Z",
+    "resources": [],
+    "tenant_id": EXAMPLE_TENANT_ID,
+    "status": "processed",
+    "attempts": 1,
+    "last_error": "",
+    "result": {"deployment": 7},
+    "received_at": "2025-01-15T10:30:01Z",
+    "started_at": "2025-01-15T10:30:01Z",
+    "finished_at": "2025-01-15T10:30:03Z",
+    "next_attempt_at": None,
+}
+EVENTS_LIST = [example_response("a page of events", page(EVENT))]
+EVENT_DETAIL = [
+    example_response(
+        "event with its attempts",
+        {
+            **EVENT,
+            "detail": {"tenant": '{"id": "7d0c..."}', "secret": "********", "API_ENDPOINT": "https://cp.example/hook"},
+            "attempt_log": [
+                {
+                    "number": 1,
+                    "outcome": "succeeded",
+                    "error": "",
+                    "requested_by": None,
+                    "started_at": "2025-01-15T10:30:01Z",
+                    "finished_at": "2025-01-15T10:30:03Z",
+                }
+            ],
+        },
+    ),
+    example_error("unknown event", "404", "not_found", "No such event."),
+]
+EVENT_INTAKE = [
+    example_response("stored and queued", {"id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "status": "accepted"}, "202"),
+    example_response("a redelivery", {"id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "status": "duplicate"}, "200"),
+    example_error("wrong key", "401", "authentication_failed", "Invalid API key."),
+    example_error("same id, other body", "409", "conflict", "This id was already received with a different body."),
+]
+EVENT_REPLAY = [
+    example_response("queued", {"id": 42, "status": "accepted", "queued": True, "message": "Replay queued."}, "202"),
+    example_response(
+        "already waiting",
+        {"id": 42, "status": "accepted", "queued": False, "message": "Already queued; it will run shortly."},
+        "202",
+    ),
+    example_error("running now", "409", "conflict", "The event is being processed right now; try again when it ends."),
+]

@@ -16,20 +16,6 @@ class IntakeResponseSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["accepted", "duplicate"])
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text='Dotted field paths to reasons, e.g. {"detail.tenant.id": ["This field is required."]}.',
-    )
-
-
-class EventErrorResponseSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
-
-
 class EventFilterSerializer(serializers.Serializer):
     detail_type = serializers.ChoiceField(choices=list(DetailType.ALL), required=False)
     status = serializers.ChoiceField(choices=EventStatus.choices, required=False)

@@ -6,8 +6,8 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from orchestrator import api_examples
 from orchestrator.health import run_checks
+from orchestrator.openapi import STATUS
 
 _check = inline_serializer(
     "DependencyCheck",
@@ -18,7 +18,7 @@ _check = inline_serializer(
 @extend_schema(
     tags=["status"],
     summary="Dependency health",
-    examples=api_examples.STATUS,
+    examples=STATUS,
     description="One entry per dependency; 200 when all are ok, 503 otherwise. No authentication.",
     responses={
         200: inline_serializer(

@@ -1,6 +1,6 @@
 """HTTP edges of the webhooks API: endpoints (CRUD, secret rotation) and deliveries (read, staff retry)."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission, DjangoModelPermissions, IsAdminUser
@@ -8,8 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator import api_examples
+from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
+from webhooks import openapi
 from webhooks.selectors import delivery_get, delivery_list, endpoint_get, endpoint_list
 from webhooks.serializers import (
     DeliveryFilterSerializer,
@@ -21,7 +22,6 @@ from webhooks.serializers import (
     WebhookEndpointSerializer,
     WebhookEndpointUpdateSerializer,
     WebhookEndpointWithSecretSerializer,
-    WebhookErrorResponseSerializer,
 )
 from webhooks.services.endpoints import endpoint_create, endpoint_delete, endpoint_rotate_secret, endpoint_update
 from webhooks.services.retry import delivery_retry
@@ -30,11 +30,10 @@ TAG_ENDPOINTS = "webhook endpoints"
 TAG_DELIVERIES = "webhook deliveries"
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(WebhookErrorResponseSerializer, description=description)
-
-
-AUTH_ERRORS = {401: _error("Not signed in."), 403: _error("Not staff, or missing the model permission.")}
+AUTH_ERRORS = {
+    401: error_response("Not signed in."),
+    403: error_response("Not staff, or missing the model permission."),
+}
 
 
 class CanRetryDeliveries(BasePermission):
@@ -56,7 +55,7 @@ class EndpointCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_list",
-        examples=api_examples.ENDPOINTS_LIST,
+        examples=openapi.ENDPOINTS_LIST,
         tags=[TAG_ENDPOINTS],
         summary="List subscriber endpoints",
         description="Secrets are never returned; custom header values with secret-like names are masked.",
@@ -68,7 +67,7 @@ class EndpointCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_create",
-        examples=api_examples.ENDPOINT_CREATE,
+        examples=openapi.ENDPOINT_CREATE,
         tags=[TAG_ENDPOINTS],
         summary="Create a subscriber endpoint",
         description=(
@@ -76,7 +75,7 @@ class EndpointCollectionApi(GenericAPIView):
             "once; it is stored encrypted and never shown again. Rotate it to get a new one."
         ),
         request=WebhookEndpointInputSerializer,
-        responses={201: WebhookEndpointWithSecretSerializer, 400: _error("Invalid endpoint."), **AUTH_ERRORS},
+        responses={201: WebhookEndpointWithSecretSerializer, 400: error_response("Invalid endpoint."), **AUTH_ERRORS},
     )
     def post(self, request: Request) -> Response:
         data = WebhookEndpointInputSerializer(data=request.data)
@@ -94,25 +93,25 @@ class EndpointDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_retrieve",
-        examples=api_examples.ENDPOINT_DETAIL,
+        examples=openapi.ENDPOINT_DETAIL,
         tags=[TAG_ENDPOINTS],
         summary="One subscriber endpoint",
-        responses={200: WebhookEndpointSerializer, 404: _error("No such endpoint."), **AUTH_ERRORS},
+        responses={200: WebhookEndpointSerializer, 404: error_response("No such endpoint."), **AUTH_ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
         return Response(WebhookEndpointSerializer(endpoint_get(pk=pk)).data)
 
     @extend_schema(
         operation_id="webhook_endpoints_update",
-        examples=api_examples.ENDPOINT_UPDATE,
+        examples=openapi.ENDPOINT_UPDATE,
         tags=[TAG_ENDPOINTS],
         summary="Change a subscriber endpoint (not its secret)",
         description="Fields not sent are left as they are. Re-activating clears the disabled reason.",
         request=WebhookEndpointUpdateSerializer,
         responses={
             200: WebhookEndpointSerializer,
-            400: _error("Invalid change."),
-            404: _error("No such endpoint."),
+            400: error_response("Invalid change."),
+            404: error_response("No such endpoint."),
             **AUTH_ERRORS,
         },
     )
@@ -125,11 +124,11 @@ class EndpointDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_delete",
-        examples=api_examples.ENDPOINT_DELETE,
+        examples=openapi.ENDPOINT_DELETE,
         tags=[TAG_ENDPOINTS],
         summary="Delete a subscriber endpoint",
         description="Past deliveries are kept; queued ones are cancelled.",
-        responses={204: None, 404: _error("No such endpoint."), **AUTH_ERRORS},
+        responses={204: None, 404: error_response("No such endpoint."), **AUTH_ERRORS},
     )
     def delete(self, request: Request, pk: int) -> Response:
         endpoint_delete(endpoint=endpoint_get(pk=pk))
@@ -143,7 +142,7 @@ class EndpointRotateSecretApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_rotate_secret",
-        examples=api_examples.ENDPOINT_ROTATE,
+        examples=openapi.ENDPOINT_ROTATE,
         tags=[TAG_ENDPOINTS],
         summary="Rotate an endpoint's signing secret",
         description=(
@@ -153,8 +152,8 @@ class EndpointRotateSecretApi(GenericAPIView):
         request=RotateSecretInputSerializer,
         responses={
             200: WebhookEndpointWithSecretSerializer,
-            400: _error("Invalid secret."),
-            404: _error("No such endpoint."),
+            400: error_response("Invalid secret."),
+            404: error_response("No such endpoint."),
             **AUTH_ERRORS,
         },
     )
@@ -176,11 +175,11 @@ class DeliveryCollectionApi(GenericAPIView):
 
     @extend_schema(
         operation_id="webhook_deliveries_list",
-        examples=api_examples.DELIVERIES_LIST,
+        examples=openapi.DELIVERIES_LIST,
         tags=[TAG_DELIVERIES],
         summary="List deliveries (chain steps and subscriber calls), newest first",
         parameters=[DeliveryFilterSerializer],
-        responses={200: WebhookDeliverySerializer(many=True), 400: _error("Invalid filter."), **AUTH_ERRORS},
+        responses={200: WebhookDeliverySerializer(many=True), 400: error_response("Invalid filter."), **AUTH_ERRORS},
     )
     def get(self, request: Request) -> Response:
         return filtered_page(
@@ -191,11 +190,11 @@ class DeliveryCollectionApi(GenericAPIView):
 class DeliveryDetailApi(APIView):
     @extend_schema(
         operation_id="webhook_deliveries_retrieve",
-        examples=api_examples.DELIVERY_DETAIL,
+        examples=openapi.DELIVERY_DETAIL,
         tags=[TAG_DELIVERIES],
         summary="One delivery with its attempts",
         description="The payload is shown with secret values masked; signature headers are masked too.",
-        responses={200: WebhookDeliveryDetailSerializer, 404: _error("No such delivery."), **AUTH_ERRORS},
+        responses={200: WebhookDeliveryDetailSerializer, 404: error_response("No such delivery."), **AUTH_ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
         return Response(WebhookDeliveryDetailSerializer(delivery_get(pk=pk)).data)
@@ -206,7 +205,7 @@ class DeliveryRetryApi(APIView):
 
     @extend_schema(
         operation_id="webhook_deliveries_retry",
-        examples=api_examples.DELIVERY_RETRY,
+        examples=openapi.DELIVERY_RETRY,
         tags=[TAG_DELIVERIES],
         summary="Send a delivery again now (staff)",
         description=(
@@ -217,8 +216,10 @@ class DeliveryRetryApi(APIView):
         request=None,
         responses={
             202: DeliveryRetrySerializer,
-            404: _error("No such delivery."),
-            409: _error("Already delivered, skipped, waiting for an earlier step, or its endpoint is disabled."),
+            404: error_response("No such delivery."),
+            409: error_response(
+                "Already delivered, skipped, waiting for an earlier step, or its endpoint is disabled."
+            ),
             **AUTH_ERRORS,
         },
     )

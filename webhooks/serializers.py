@@ -22,16 +22,6 @@ from webhooks.models import (
 )
 
 
-class WebhookErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
-
-
-class WebhookErrorResponseSerializer(serializers.Serializer):
-    error = WebhookErrorDetailSerializer()
-
-
 def masked_headers(headers: dict[str, Any] | None) -> dict[str, str]:
     return {name: MASK if is_secret_key(str(name)) else str(value) for name, value in (headers or {}).items()}
 

@@ -1,44 +1,18 @@
 """The tenant's history over the API: the same timeline as the tenant page, a page at a time."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestrator.permissions import StaffModelPermissions
+from portal import openapi
 from portal.serializers import HistoryEntrySerializer
 from portal.timeline import tenant_history_entries, timeline_complete
-from tenants.apis import ACTION_ERRORS, READ_ERRORS, TAG_TENANTS, TENANT_ID
+from tenants.apis import TAG_TENANTS, TENANT_ID
 from tenants.models import TenantHistory
+from tenants.openapi import ACTION_ERRORS, READ_ERRORS
 from tenants.selectors import tenant_get
-
-HISTORY_EXAMPLE = {
-    "id": 912,
-    "at": "2025-01-15T10:34:12Z",
-    "kind": "callback",
-    "summary": "Control-plane webhook to https://control-plane.example/webhook: failed for good (HTTP 500)",
-    "details": {"delivery": 55, "status": "failed", "attempts": 4, "status_code": 500},
-    "actor": "system",
-    "ref_type": "delivery",
-    "ref_id": "55",
-    "event": None,
-    "build": None,
-    "delivery": {
-        "id": 55,
-        "step": "control_plane_webhook",
-        "event_type": "TENANT_DEPLOYMENT",
-        "url": "https://control-plane.example/webhook",
-        "status": "succeeded",
-        "status_reason": "HTTP 204",
-        "attempts": 5,
-        "last_status_code": 204,
-    },
-}
-HISTORY_PAGE_EXAMPLE = OpenApiExample(
-    "a page of history",
-    value={"count": 1, "next": None, "previous": None, "results": [HISTORY_EXAMPLE]},
-    response_only=True,
-)
 
 
 class TenantHistoryApi(GenericAPIView):
@@ -56,7 +30,7 @@ class TenantHistoryApi(GenericAPIView):
         ),
         parameters=[TENANT_ID],
         responses={
-            200: OpenApiResponse(HistoryEntrySerializer(many=True), examples=[HISTORY_PAGE_EXAMPLE]),
+            200: OpenApiResponse(HistoryEntrySerializer(many=True), examples=openapi.HISTORY_PAGE),
             404: ACTION_ERRORS[404],
             **READ_ERRORS,
         },

@@ -17,11 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.errors import ApplicationError, ConflictError
+from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
+from tenants import openapi
 from tenants.models import Build, Tenant, Tier
+from tenants.openapi import ACTION_ERRORS, INVALID_FILTER, READ_ERRORS, WRITE_ERRORS
 from tenants.selectors import build_get, build_list, tenant_get, tenant_list, tier_get_by_name, tier_list
 from tenants.serializers import (
     BuildDetailSerializer,
@@ -29,7 +32,6 @@ from tenants.serializers import (
     BuildSerializer,
     TenantActionResultSerializer,
     TenantDetailSerializer,
-    TenantErrorResponseSerializer,
     TenantFilterSerializer,
     TenantSerializer,
     TierInputSerializer,
@@ -44,138 +46,6 @@ from tenants.services.tiers import tier_delete, tier_upsert
 TAG_TENANTS = "tenants"
 TAG_TIERS = "tiers"
 TAG_BUILDS = "builds"
-
-
-def _error(description: str, code: str, message: str, fields: dict | None = None) -> OpenApiResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    return OpenApiResponse(
-        TenantErrorResponseSerializer,
-        description=description,
-        examples=[OpenApiExample(code, value={"error": body}, response_only=True)],
-    )
-
-
-READ_ERRORS = {
-    401: _error("Not signed in (session or `Authorization: Token ...`).", "not_authenticated", "Not signed in."),
-    403: _error("Not staff, or missing the view permission.", "permission_denied", "Permission denied."),
-}
-ACTION_ERRORS = {
-    401: READ_ERRORS[401],
-    403: _error("Not staff, or missing the action's permission.", "permission_denied", "Permission denied."),
-    404: _error("No such tenant.", "not_found", "No such tenant."),
-    409: _error(
-        "The tenant's status does not allow this (recorded in its history).",
-        "transition_refused",
-        "Deploying → Deprovisioning is not an allowed transition",
-        {"status": ["Deploying → Deprovisioning is not an allowed transition"]},
-    ),
-}
-WRITE_ERRORS = {
-    **READ_ERRORS,
-    400: _error(
-        "Invalid tier.",
-        "invalid",
-        "The request is invalid.",
-        {"variables[0].name": ["Letters, digits and underscores; not starting with a digit."]},
-    ),
-    403: _error("Tiers are changed by superusers only.", "permission_denied", "Only superusers change this."),
-}
-
-TENANT_EXAMPLE = {
-    "id": "7d0c9b2e-4c1e-4a57-9d59-2f7c1a7b4d10",
-    "key": "acme",
-    "name": "Acme Inc",
-    "tier": "BASIC",
-    "plan_name": "Basic",
-    "status": "ACTIVE",
-    "status_reason": "",
-    "contact_email": "ops@acme.example",
-    "version": 7,
-    "synced_version": 7,
-    "in_sync": True,
-    "provisioning_attempt": 1,
-    "deprovisioning_attempt": 0,
-    "last_event_at": "2025-01-15T10:31:02Z",
-    "created_at": "2025-01-15T10:30:01Z",
-    "updated_at": "2025-01-15T10:35:40Z",
-}
-TENANT_DETAIL_EXAMPLE = {
-    **TENANT_EXAMPLE,
-    "document": {
-        "id": TENANT_EXAMPLE["id"],
-        "key": "acme",
-        "name": "Acme Inc",
-        "contacts": [{"email": "ops@acme.example", "isPrimary": True}],
-    },
-    "plan": {"id": "plan-basic", "name": "Basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": 50}},
-    "builder_config": {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "********"}}},
-    "app_config": {"preferredSubdomain": "acme"},
-}
-TIER_EXAMPLE = {
-    "id": 3,
-    "name": "BASIC",
-    "provision_project": "orchestrator-basic-provision",
-    "deprovision_project": "orchestrator-basic-deprovision",
-    "description": "Shared infrastructure",
-    "variables": [
-        {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
-        {"name": "DB_PASSWORD", "value": "/tenants/db-password", "type": "PARAMETER_STORE"},
-    ],
-    "version": 4,
-    "synced_version": 4,
-    "in_sync": True,
-    "created_at": "2025-01-10T09:00:00Z",
-    "updated_at": "2025-01-12T16:20:00Z",
-}
-TIER_INPUT_EXAMPLE = {
-    "name": "BASIC",
-    "provision_project": "orchestrator-basic-provision",
-    "deprovision_project": "orchestrator-basic-deprovision",
-    "description": "Shared infrastructure",
-    "variables": [
-        {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
-        {"name": "DB_PASSWORD", "value": "/tenants/db-password", "type": "PARAMETER_STORE"},
-    ],
-}
-BUILD_EXAMPLE = {
-    "id": 41,
-    "tenant": TENANT_EXAMPLE["id"],
-    "tenant_key": "acme",
-    "purpose": "provision",
-    "attempt": 1,
-    "builder_type": "CODE_BUILD",
-    "project": "orchestrator-basic-provision",
-    "build_id": "orchestrator-basic-provision:3f1d0c55-6a8e-4b8e-9a51-0c1b1f6f2a77",
-    "arn": "arn:aws:codebuild:us-east-1:123456789012:build/orchestrator-basic-provision:3f1d0c55",
-    "status": "SUCCEEDED",
-    "status_reason": "",
-    "logs_url": "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups",
-    "awaiting_outcome_event": False,
-    "started_at": "2025-01-15T10:30:03Z",
-    "ended_at": "2025-01-15T10:33:50Z",
-}
-
-
-def _page_example(name: str, row: dict[str, Any]) -> OpenApiExample:
-    return OpenApiExample(
-        name, value={"count": 1, "next": None, "previous": None, "results": [row]}, response_only=True
-    )
-
-
-def _action_example(message: str, status_value: str, *, changed: bool = True, build: str | None = None) -> Any:
-    return OpenApiExample(
-        "changed" if changed else "already done",
-        value={
-            "tenant": TENANT_EXAMPLE["id"],
-            "status": status_value,
-            "changed": changed,
-            "message": message,
-            "build": build,
-        },
-        response_only=True,
-    )
 
 
 TENANT_ID = OpenApiParameter("pk", OpenApiTypes.STR, OpenApiParameter.PATH, description="The tenant id.")
@@ -197,10 +67,8 @@ class TenantCollectionApi(GenericAPIView):
         description="Filter by `status` and `tier`; `search` matches id, key, name or a contact's email.",
         parameters=[TenantFilterSerializer],
         responses={
-            200: OpenApiResponse(
-                TenantSerializer(many=True), examples=[_page_example("a page of tenants", TENANT_EXAMPLE)]
-            ),
-            400: _error("Invalid filter.", "invalid", "The request is invalid.", {"status": ['"X" is not valid.']}),
+            200: OpenApiResponse(TenantSerializer(many=True), examples=openapi.TENANTS_LIST),
+            400: INVALID_FILTER,
             **READ_ERRORS,
         },
     )
@@ -221,10 +89,7 @@ class TenantDetailApi(GenericAPIView):
         summary="One tenant with its document, plan and configuration (secrets masked)",
         parameters=[TENANT_ID],
         responses={
-            200: OpenApiResponse(
-                TenantDetailSerializer,
-                examples=[OpenApiExample("tenant", value=TENANT_DETAIL_EXAMPLE, response_only=True)],
-            ),
+            200: OpenApiResponse(TenantDetailSerializer, examples=openapi.TENANT_DETAIL),
             404: ACTION_ERRORS[404],
             **READ_ERRORS,
         },
@@ -291,14 +156,7 @@ TenantRetryProvisioningApi = _tenant_action_api(
         "For a tenant pending or whose provisioning failed. Idempotent: a tenant already provisioning "
         "answers `changed: false`. Recorded in the tenant's history with the caller."
     ),
-    examples=[
-        _action_example(
-            "acme: provisioning attempt 2 started (orchestrator-basic-provision:3f1d0c55).",
-            "PROVISIONING",
-            build="orchestrator-basic-provision:3f1d0c55",
-        ),
-        _action_example("acme is already provisioning.", "PROVISIONING", changed=False),
-    ],
+    examples=openapi.TENANT_RETRY_PROVISIONING,
 )
 
 TenantDeprovisionApi = _tenant_action_api(
@@ -311,14 +169,7 @@ TenantDeprovisionApi = _tenant_action_api(
         "Starts the tier's deprovisioning build. Idempotent: a tenant already deprovisioning or inactive "
         "answers `changed: false`. Recorded in the tenant's history with the caller."
     ),
-    examples=[
-        _action_example(
-            "acme: deprovisioning attempt 1 started (orchestrator-basic-deprovision:9a0e).",
-            "DEPROVISIONING",
-            build="orchestrator-basic-deprovision:9a0e",
-        ),
-        _action_example("acme is already inactive.", "INACTIVE", changed=False),
-    ],
+    examples=openapi.TENANT_DEPROVISION,
 )
 
 TenantResyncApi = _tenant_action_api(
@@ -331,7 +182,7 @@ TenantResyncApi = _tenant_action_api(
         "Bumps the version and schedules the conditional write, so it wins over whatever DynamoDB holds. "
         "Recorded in the tenant's history with the caller."
     ),
-    examples=[_action_example("acme: DynamoDB write of version 8 scheduled.", "ACTIVE")],
+    examples=openapi.TENANT_RESYNC,
     errors={code: response for code, response in ACTION_ERRORS.items() if code != 409},
 )
 
@@ -394,7 +245,7 @@ class TierCollectionApi(GenericAPIView):
         tags=[TAG_TIERS],
         summary="The tier mapping",
         responses={
-            200: OpenApiResponse(TierSerializer(many=True), examples=[_page_example("tiers", TIER_EXAMPLE)]),
+            200: OpenApiResponse(TierSerializer(many=True), examples=openapi.TIERS_LIST),
             **READ_ERRORS,
         },
     )
@@ -407,12 +258,10 @@ class TierCollectionApi(GenericAPIView):
         tags=[TAG_TIERS],
         summary="Add a tier (superusers); written through to DynamoDB",
         request=TierInputSerializer,
-        examples=[OpenApiExample("a tier", value=TIER_INPUT_EXAMPLE, request_only=True)],
+        examples=openapi.TIER_INPUT,
         responses={
-            201: OpenApiResponse(
-                TierSerializer, examples=[OpenApiExample("created", value=TIER_EXAMPLE, response_only=True)]
-            ),
-            409: _error("A tier with this name exists.", "conflict", "Tier BASIC already exists."),
+            201: OpenApiResponse(TierSerializer, examples=openapi.TIER_CREATED),
+            409: error_response("A tier with this name exists.", "conflict", "Tier BASIC already exists."),
             **WRITE_ERRORS,
         },
     )
@@ -437,10 +286,8 @@ class TierDetailApi(GenericAPIView):
         summary="One tier with its variables",
         parameters=[TIER_NAME],
         responses={
-            200: OpenApiResponse(
-                TierSerializer, examples=[OpenApiExample("tier", value=TIER_EXAMPLE, response_only=True)]
-            ),
-            404: _error("No such tier.", "not_found", "No such tier."),
+            200: OpenApiResponse(TierSerializer, examples=openapi.TIER_DETAIL),
+            404: error_response("No such tier.", "not_found", "No such tier."),
             **READ_ERRORS,
         },
     )
@@ -454,12 +301,10 @@ class TierDetailApi(GenericAPIView):
         description="`variables`, when sent, replaces the tier's variables. The name must stay the same.",
         parameters=[TIER_NAME],
         request=TierInputSerializer,
-        examples=[OpenApiExample("a tier", value=TIER_INPUT_EXAMPLE, request_only=True)],
+        examples=openapi.TIER_INPUT,
         responses={
-            200: OpenApiResponse(
-                TierSerializer, examples=[OpenApiExample("updated", value=TIER_EXAMPLE, response_only=True)]
-            ),
-            404: _error("No such tier.", "not_found", "No such tier."),
+            200: OpenApiResponse(TierSerializer, examples=openapi.TIER_UPDATED),
+            404: error_response("No such tier.", "not_found", "No such tier."),
             **WRITE_ERRORS,
         },
     )
@@ -472,21 +317,10 @@ class TierDetailApi(GenericAPIView):
         summary="Change some fields of a tier (superusers); written through to DynamoDB",
         parameters=[TIER_NAME],
         request=TierInputSerializer(partial=True),
-        examples=[
-            OpenApiExample(
-                "new project and variables",
-                value={
-                    "provision_project": "orchestrator-basic-provision-v2",
-                    "variables": [{"name": "EKS_CLUSTER_NAME", "value": "eks-2", "type": "PLAINTEXT"}],
-                },
-                request_only=True,
-            )
-        ],
+        examples=openapi.TIER_PARTIAL_INPUT,
         responses={
-            200: OpenApiResponse(
-                TierSerializer, examples=[OpenApiExample("updated", value=TIER_EXAMPLE, response_only=True)]
-            ),
-            404: _error("No such tier.", "not_found", "No such tier."),
+            200: OpenApiResponse(TierSerializer, examples=openapi.TIER_UPDATED),
+            404: error_response("No such tier.", "not_found", "No such tier."),
             **WRITE_ERRORS,
         },
     )
@@ -511,8 +345,8 @@ class TierDetailApi(GenericAPIView):
         parameters=[TIER_NAME],
         responses={
             204: None,
-            404: _error("No such tier.", "not_found", "No such tier."),
-            409: _error("Tenants use this tier.", "tier_in_use", "3 tenants still use tier BASIC."),
+            404: error_response("No such tier.", "not_found", "No such tier."),
+            409: error_response("Tenants use this tier.", "tier_in_use", "3 tenants still use tier BASIC."),
             **READ_ERRORS,
             403: WRITE_ERRORS[403],
         },
@@ -536,8 +370,8 @@ class BuildCollectionApi(GenericAPIView):
         summary="Builds started for tenants, newest first",
         parameters=[BuildFilterSerializer],
         responses={
-            200: OpenApiResponse(BuildSerializer(many=True), examples=[_page_example("builds", BUILD_EXAMPLE)]),
-            400: _error("Invalid filter.", "invalid", "The request is invalid.", {"status": ['"X" is not valid.']}),
+            200: OpenApiResponse(BuildSerializer(many=True), examples=openapi.BUILDS_LIST),
+            400: INVALID_FILTER,
             **READ_ERRORS,
         },
     )
@@ -557,17 +391,8 @@ class BuildDetailApi(GenericAPIView):
         tags=[TAG_BUILDS],
         summary="One build with the environment it was sent (secrets masked)",
         responses={
-            200: OpenApiResponse(
-                BuildDetailSerializer,
-                examples=[
-                    OpenApiExample(
-                        "build",
-                        value={**BUILD_EXAMPLE, "environment": [{"name": "TENANT_KEY", "value": "acme"}]},
-                        response_only=True,
-                    )
-                ],
-            ),
-            404: _error("No such build.", "not_found", "No such build."),
+            200: OpenApiResponse(BuildDetailSerializer, examples=openapi.BUILD_DETAIL),
+            404: error_response("No such build.", "not_found", "No such build."),
             **READ_ERRORS,
         },
     )

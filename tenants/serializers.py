@@ -22,17 +22,6 @@ from tenants.models import (
     VariableType,
 )
 
-
-class TenantErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
-
-
-class TenantErrorResponseSerializer(serializers.Serializer):
-    error = TenantErrorDetailSerializer()
-
-
 # --- Tenants ----------------------------------------------------------------------------------------
 
 

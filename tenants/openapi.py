@@ -68,22 +68,6 @@ TENANT_DETAIL_EXAMPLE = {
     "builder_config": {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "********"}}},
     "app_config": {"preferredSubdomain": "acme"},
 }
-TIER_EXAMPLE = {
-    "id": 3,
-    "name": "BASIC",
-    "provision_project": "orchestrator-basic-provision",
-    "deprovision_project": "orchestrator-basic-deprovision",
-    "description": "Shared infrastructure",
-    "variables": [
-        {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
-        {"name": "DB_PASSWORD", "value": "/tenants/db-password", "type": "PARAMETER_STORE"},
-    ],
-    "version": 4,
-    "synced_version": 4,
-    "in_sync": True,
-    "created_at": "2025-01-10T09:00:00Z",
-    "updated_at": "2025-01-12T16:20:00Z",
-}
 TIER_INPUT_EXAMPLE = {
     "name": "BASIC",
     "provision_project": "orchestrator-basic-provision",
@@ -93,6 +77,15 @@ TIER_INPUT_EXAMPLE = {
         {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
         {"name": "DB_PASSWORD", "value": "/tenants/db-password", "type": "PARAMETER_STORE"},
     ],
+}
+TIER_EXAMPLE = {
+    "id": 3,
+    **TIER_INPUT_EXAMPLE,
+    "version": 4,
+    "synced_version": 4,
+    "in_sync": True,
+    "created_at": "2025-01-10T09:00:00Z",
+    "updated_at": "2025-01-12T16:20:00Z",
 }
 BUILD_EXAMPLE = {
     "id": 41,

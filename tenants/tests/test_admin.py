@@ -5,16 +5,17 @@ import pytest
 from django.urls import reverse
 
 from events.catalogue import DetailType
+from orchestrator.tests.factories import SuperuserFactory
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
-from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+from tenants.tests.factories import BuildFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    staff = StaffFactory()
+    staff = SuperuserFactory()
     client.force_login(staff)
     client.staff = staff
     return client

@@ -5,17 +5,17 @@ import re
 import pytest
 from django.urls import reverse
 
+from orchestrator.tests.factories import StaffFactory, SuperuserFactory
 from tenants.models import HistoryKind, TenantHistory
 from webhooks.models import DeliveryStatus, WebhookEndpoint
-from webhooks.tests.factories import StaffFactory, TenantFactory, WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    user = StaffFactory()
+    user = SuperuserFactory()
     client.force_login(user)
     client.user = user
     return client
@@ -83,7 +83,7 @@ def test_rotating_secrets_from_the_admin(staff_client):
 
 def test_retry_selected_from_the_admin(staff_client, receiver, django_capture_on_commit_callbacks):
     # given a failed delivery for a tenant, and one already delivered
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
     failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=tenant)
     done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED, tenant=tenant)
@@ -108,9 +108,7 @@ def test_retry_selected_from_the_admin(staff_client, receiver, django_capture_on
 
 
 def test_retry_is_post_only_and_needs_the_permission(client, receiver):
-    from webhooks.tests.factories import UserFactory
-
-    user = UserFactory(is_staff=True)
+    user = StaffFactory()
     from django.contrib.auth.models import Permission
 
     user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
@@ -148,7 +146,7 @@ def test_a_failed_delivery_page_has_a_retry_button_that_sends_it_again(
 ):
     # given a failed delivery and a delivered one
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
-    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=TenantFactory())
+    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=DeployingTenantFactory())
     done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED)
     retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[failed.pk])
 
@@ -173,9 +171,7 @@ def test_a_failed_delivery_page_has_a_retry_button_that_sends_it_again(
 def test_the_retry_button_needs_the_permission(client, receiver):
     from django.contrib.auth.models import Permission
 
-    from webhooks.tests.factories import UserFactory
-
-    user = UserFactory(is_staff=True)
+    user = StaffFactory()
     user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
     client.force_login(user)
     delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)

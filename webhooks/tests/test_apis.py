@@ -9,11 +9,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devstack.receivers import Reply
+from orchestrator.tests.factories import StaffFactory, SuperuserFactory, UserFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_attempt, subscribers_notify
-from webhooks.tests.factories import StaffFactory, TenantFactory, UserFactory, WebhookEndpointFactory
+from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, make_delivery
 from webhooks.tests.independent import standard_ok, standard_signature
-from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api():
     client = APIClient()
-    client.force_authenticate(StaffFactory())
+    client.force_authenticate(SuperuserFactory())
     return client
 
 
@@ -110,7 +110,7 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period(api, receiver,
 
 
 def test_deliveries_list_filters_and_detail_masks_secrets(api):
-    tenant = TenantFactory.build()
+    tenant = DeployingTenantFactory.build()
     endpoint = WebhookEndpointFactory()
     failed = make_delivery(endpoint, status=DeliveryStatus.FAILED)
     make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED)
@@ -133,7 +133,7 @@ def test_deliveries_list_filters_and_detail_masks_secrets(api):
 @pytest.mark.parametrize("rows", [3, 60])
 def test_deliveries_list_query_budget_is_constant(api, django_assert_max_num_queries, rows):
     endpoint = WebhookEndpointFactory()
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     for n in range(rows):
         make_delivery(endpoint, tenant=tenant, dedupe_key=f"list:{n}")
 
@@ -166,7 +166,7 @@ def test_retrying_a_delivery_through_the_api(api, receiver, committed):
 
 def test_retry_needs_the_permission(receiver):
     # given staff without the retry permission, and then with it
-    user = UserFactory(is_staff=True)
+    user = StaffFactory()
     client = APIClient()
     client.force_authenticate(user)
     delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)
@@ -187,7 +187,7 @@ def test_anonymous_and_non_staff_get_the_error_shape():
 
 
 def test_notify_creates_one_delivery_per_subscribed_active_endpoint():
-    tenant = TenantFactory()  # its DynamoDB sync is scheduled after commit, which this test never reaches
+    tenant = DeployingTenantFactory()  # its DynamoDB sync is scheduled after commit, which this test never reaches
     WebhookEndpointFactory(events=["tenant.deployed"])
     WebhookEndpointFactory(events=["tenant.deprovisioned"])
     WebhookEndpointFactory(events=["tenant.deployed"], is_active=False)

@@ -19,8 +19,7 @@ from webhooks.services import (
     delivery_attempt,
     delivery_retry,
 )
-from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 

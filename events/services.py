@@ -258,7 +258,13 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     except Exception as error:
         logger.exception("event handler failed", extra={"event_pk": event_pk, "attempt": attempt.number})
         return _event_finish_failure(event_pk=event_pk, attempt=attempt, error=error, rejected=False)
-    logger.info("event processed", extra={"event_pk": event_pk, "attempt": attempt.number})
+    logger.info(
+        "event %s %s processed (tenant %s)",
+        event_pk,
+        event.detail_type,
+        event.tenant_id or "-",
+        extra={"event_pk": event_pk, "attempt": attempt.number},
+    )
     return ProcessOutcome("succeeded", attempt=attempt.number)
 
 

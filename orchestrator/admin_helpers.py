@@ -1,12 +1,19 @@
 """Small pieces every app's admin shares."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.db import router, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 
 
@@ -28,6 +35,46 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def form_errors_add(form: forms.BaseForm, error: ApplicationError) -> None:
+    """A service's refusal shown on the form: each field's reasons next to the field, the rest on top."""
+    for field, reasons in (error.fields or {"__all__": [error.message]}).items():
+        for reason in reasons:
+            form.add_error(field if field in form.fields else None, reason)
+
+
+class ServiceWritesAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose ``save_*``/``delete_*`` call services: a refusal (``ApplicationError``) raised while
+    saving, on the delete page or by an action such as the bulk "Delete selected" becomes an error message
+    instead of a 500, and changes nothing: the view's transaction, log entries included, is rolled back.
+    (Forms run the services' checks first; this is for what only the write itself can know.)"""
+
+    def _refusal_as_message(self, request: HttpRequest, view: Callable[[], Any], redirect_to: str) -> Any:
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return view()
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(redirect_to)
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        view = super().changeform_view
+        return self._refusal_as_message(
+            request, lambda: view(request, object_id, form_url, extra_context), request.get_full_path()
+        )
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        view = super().delete_view
+        opts = self.model._meta
+        change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
+        return self._refusal_as_message(request, lambda: view(request, object_id, extra_context), change_url)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        view = super().response_action
+        return self._refusal_as_message(request, lambda: view(request, queryset), request.get_full_path())
 
 
 # Status value -> badge colour (CSS class ``badge-<colour>``), shared by tenants, builds, deliveries, events.

@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
 
@@ -26,3 +26,15 @@ def recycle_database_connections(task: Task | None = None, **kwargs: Any) -> Non
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@setup_logging.connect
+def use_django_logging(**kwargs: Any) -> None:
+    """Workers and beat log as the web server does (settings ``LOGGING``: one format, a request id, secrets
+    masked, periodic-task chatter at DEBUG), instead of Celery replacing the handlers with its own. Their level
+    is ``LOG_LEVEL``; a ``-l`` option on the command line is not used."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)

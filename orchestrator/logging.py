@@ -67,3 +67,30 @@ class SecretMaskingFilter(logging.Filter):
             record.exc_text = redact_text(record.exc_text, secrets)
             record.exc_info = None
         return True
+
+
+def _periodic_task_names() -> set[str]:
+    return {entry["task"] for entry in getattr(settings, "CELERY_BEAT_SCHEDULE", {}).values()}
+
+
+def _task_name(record: logging.LogRecord) -> str | None:
+    """The task a Celery line is about: workers pass it in ``data`` (received, succeeded), beat as an argument."""
+    data = getattr(record, "data", None)
+    if isinstance(data, dict):
+        return data.get("name")
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and len(record.args) == 2:
+        return str(record.args[1])  # "Scheduler: Sending due task %s (%s)": entry name, task name
+    return None
+
+
+class PeriodicTaskFilter(logging.Filter):
+    """Celery's routine lines about beat's periodic tasks (sent, received, succeeded: several every two seconds)
+    are DEBUG, so a log at INFO shows the work and the errors rather than the clock. Their warnings and errors,
+    and every line about other tasks, are left as they are. Set on the loggers ``celery.beat``,
+    ``celery.worker.strategy`` and ``celery.app.trace`` (settings ``LOGGING``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or _task_name(record) not in _periodic_task_names():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
@@ -24,7 +26,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from orchestrator.admin_helpers import ReadOnlyAdminMixin, badge_html, pretty_json
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, ServiceWritesAdmin, badge_html, form_errors_add, pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants.models import FAILED_TENANT_STATUSES, Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
@@ -32,6 +34,7 @@ from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
+from tenants.services.tiers import tier_create, tier_delete, tier_update, tier_validate
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -375,6 +378,8 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- Tiers -------------------------------------------------------------------------------------------
 
+TIER_FIELDS = ["name", "provision_project", "deprovision_project", "description"]
+
 
 class TierVariableInline(admin.TabularInline):
     model = TierVariable
@@ -391,15 +396,37 @@ class TierVariableInline(admin.TabularInline):
         return request.user.is_superuser
 
 
-@admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
-    """Superusers change the tier mapping; saving writes through to DynamoDB (``tenants.receivers`` →
-    ``tenants.services.sync``). Other staff with the view permission see it read-only."""
+class TierForm(forms.ModelForm):
+    """Checks a tier's name with the tier services' own rules (taken once, never changed)."""
 
+    class Meta:
+        model = Tier
+        fields = TIER_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("name"):
+            try:
+                tier_validate(tier=self.instance if self.instance.pk else None, name=cleaned["name"])
+            except ApplicationError as error:
+                form_errors_add(self, error)
+        return cleaned
+
+    def validate_unique(self) -> None:
+        """A taken name is reported by ``tier_validate`` above, once."""
+
+
+@admin.register(Tier)
+class TierAdmin(ServiceWritesAdmin):
+    """Superusers change the tier mapping through the tier services, as the API does (renaming and deleting
+    a tier in use are refused); saving writes through to DynamoDB. Other staff with the view permission see
+    it read-only."""
+
+    form = TierForm
     list_display = ["name", "provision_project", "deprovision_project", "variable_count", "version", "in_sync"]
     search_fields = ["name", "provision_project", "deprovision_project"]
     inlines = [TierVariableInline]
-    fields = ["name", "provision_project", "deprovision_project", "description", "version", "synced_version"]
+    fields = [*TIER_FIELDS, "version", "synced_version"]
     readonly_fields = ["version", "synced_version"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tier]:
@@ -421,6 +448,48 @@ class TierAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="DynamoDB in sync")
     def in_sync(self, tier: Tier) -> bool:
         return tier.synced_version >= tier.version
+
+    # --- writes: the tier and its variables in one service call (save_related, once the inlines are valid)
+
+    def save_model(self, request: HttpRequest, obj: Tier, form: forms.ModelForm, change: bool) -> None:
+        """Nothing here: ``save_related`` writes the tier with its variables."""
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in TIER_FIELDS}
+        variables = tier_variable_rows(formsets)
+        if change:
+            tier = tier_update(tier=form.instance, **fields, variables=variables)
+        else:
+            tier = tier_create(**fields, variables=variables)
+        form.instance.pk = tier.pk
+        form.instance.refresh_from_db()
+
+    def construct_change_message(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: list, add: bool
+    ) -> list[dict[str, Any]]:
+        # The formsets saved nothing (the service did): name the variables as one changed field.
+        message = construct_change_message(form, [], add)
+        if not add and any(formset.has_changed() for formset in formsets):
+            message.append({"changed": {"fields": ["variables"]}})
+        return message
+
+    def delete_model(self, request: HttpRequest, obj: Tier) -> None:
+        tier_delete(tier=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tier]) -> None:
+        for tier in queryset:
+            tier_delete(tier=tier)
+
+
+def tier_variable_rows(formsets: list) -> list[dict[str, Any]] | None:
+    """The variables the inline lists once saved (deleted rows left out), or None when it was not touched."""
+    rows = None
+    for formset in formsets:
+        if formset.has_changed():
+            rows = [
+                form.cleaned_data for form in formset.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+            ]
+    return rows
 
 
 # --- Builds and history (read-only) --------------------------------------------------------------------

@@ -16,11 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.errors import ApplicationError, ConflictError
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
-from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants import openapi
 from tenants.models import Build, Tenant, Tier
@@ -41,7 +39,7 @@ from tenants.services.builds import ActionResult
 from tenants.services.deprovisioning import tenant_deprovision
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
-from tenants.services.tiers import tier_delete, tier_upsert
+from tenants.services.tiers import tier_create, tier_delete, tier_update
 
 TAG_TENANTS = "tenants"
 TAG_TIERS = "tiers"
@@ -190,51 +188,6 @@ TenantResyncApi = _tenant_action_api(
 # --- Tiers ------------------------------------------------------------------------------------------
 
 
-def _variables(data: dict[str, Any]) -> dict[str, tuple[str, str]] | None:
-    if "variables" not in data:
-        return None
-    return {variable["name"]: (variable["value"], variable["type"]) for variable in data["variables"]}
-
-
-def _keep_masked(variables: dict[str, tuple[str, str]] | None, tier: Tier | None) -> dict | None:
-    """A masked value sent back (from a previous answer) keeps the stored value."""
-    if variables is None or tier is None:
-        return variables
-    current = {variable.name: variable.value for variable in tier.variables.all()}
-    return {
-        name: ((current[name], var_type) if value == MASK and name in current else (value, var_type))
-        for name, (value, var_type) in variables.items()
-    }
-
-
-def _save_tier(data: dict[str, Any], *, existing: Tier | None = None, partial: bool = False) -> Tier:
-    variables = _keep_masked(_variables(data), existing)
-    base = (
-        {
-            "name": existing.name,
-            "provision_project": existing.provision_project,
-            "deprovision_project": existing.deprovision_project,
-            "description": existing.description,
-        }
-        if existing is not None and partial
-        else {}
-    )
-    fields = {**base, **{key: value for key, value in data.items() if key != "variables"}}
-    try:
-        tier, _changed = tier_upsert(
-            name=fields["name"],
-            provision_project=fields["provision_project"],
-            deprovision_project=fields.get("deprovision_project", ""),
-            description=fields.get("description", ""),
-            variables=variables,
-            replace_variables=variables is not None,
-            create_only=False,
-        )
-    except ValueError as error:
-        raise ApplicationError(str(error), fields={"variables": [str(error)]}) from None
-    return tier
-
-
 class TierCollectionApi(GenericAPIView):
     permission_classes = [SuperuserWrites]
     serializer_class = TierSerializer
@@ -268,10 +221,7 @@ class TierCollectionApi(GenericAPIView):
     def post(self, request: Request) -> Response:
         data = TierInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if Tier.objects.filter(name=data.validated_data["name"]).exists():
-            name = data.validated_data["name"]
-            raise ConflictError(f"Tier {name} already exists.", fields={"name": [f"Tier {name} already exists."]})
-        tier = _save_tier(data.validated_data)
+        tier = tier_create(**data.validated_data)
         return Response(TierSerializer(tier_get_by_name(name=tier.name)).data, status=status.HTTP_201_CREATED)
 
 
@@ -331,10 +281,7 @@ class TierDetailApi(GenericAPIView):
         tier = tier_get_by_name(name=name)
         data = TierInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        if data.validated_data.get("name", tier.name) != tier.name:
-            message = "A tier cannot be renamed (tenants refer to it by name); create a new tier instead."
-            raise ApplicationError(message, code="rename_refused", fields={"name": [message]})
-        saved = _save_tier(data.validated_data, existing=tier, partial=partial)
+        saved = tier_update(tier=tier, **data.validated_data)
         return Response(TierSerializer(tier_get_by_name(name=saved.name)).data)
 
     @extend_schema(

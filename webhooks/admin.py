@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from orchestrator.admin_helpers import pretty_json
+from orchestrator.admin_helpers import ServiceWritesAdmin, form_errors_add, pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks import circuit
@@ -32,6 +32,7 @@ from webhooks.models import (
 from webhooks.serializers import masked_headers
 from webhooks.services.endpoints import (
     endpoint_create,
+    endpoint_delete,
     endpoint_rotate_secret,
     endpoint_update,
     endpoint_validate,
@@ -90,14 +91,12 @@ class WebhookEndpointForm(forms.ModelForm):
                 except ApplicationError:
                     self.add_error("new_secret", "Set a new secret to switch the signing scheme.")
         except ApplicationError as error:
-            for field, reasons in (error.fields or {"__all__": [error.message]}).items():
-                for reason in reasons:
-                    self.add_error(field if field in self.fields else None, reason)
+            form_errors_add(self, error)
         return cleaned
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ServiceWritesAdmin):
     form = WebhookEndpointForm
     list_display = (
         "id",
@@ -160,6 +159,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         if new_secret is None:
             request._webhook_new_secrets = [{"endpoint": endpoint, "secret": secret}]  # type: ignore[attr-defined]
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        endpoint_delete(endpoint=obj)  # as the API does: what still waited to be sent to it is cancelled
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            endpoint_delete(endpoint=endpoint)
 
     def response_add(self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None) -> Any:
         shown = getattr(request, "_webhook_new_secrets", None)

@@ -2,32 +2,17 @@ import uuid
 
 import factory
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from events.catalogue import DetailType
 from events.intake.envelope import canonical_sha256
 from events.models import EventStatus, OutboxEvent, ReceivedEvent
 from events.samples import sample_envelope
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("pw")
-
-
-class StaffFactory(UserFactory):
-    is_staff = True
+from orchestrator.tests.factories import StaffFactory
 
 
 class OperatorFactory(StaffFactory):
     """Staff allowed to replay events (what the "Operators" group grants)."""
-
-    class Meta:
-        skip_postgeneration_save = True
 
     @factory.post_generation
     def replay_permission(self, create: bool, extracted: object, **kwargs: object) -> None:

@@ -10,8 +10,9 @@ from rest_framework.test import APIClient
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, ReceivedEvent
 from events.services import event_process
+from orchestrator.tests.factories import StaffFactory, UserFactory
 
-from .factories import OperatorFactory, ReceivedEventFactory, StaffFactory, UserFactory
+from .factories import OperatorFactory, ReceivedEventFactory
 
 pytestmark = pytest.mark.django_db
 

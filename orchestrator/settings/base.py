@@ -180,6 +180,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "orchestrator.logging.RequestIdFilter"},
         "mask_secrets": {"()": "orchestrator.logging.SecretMaskingFilter"},
+        "periodic_tasks_at_debug": {"()": "orchestrator.logging.PeriodicTaskFilter"},
     },
     "formatters": {
         "json": {
@@ -201,6 +202,11 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # Beat sending, and workers receiving and finishing, its periodic tasks: DEBUG (orchestrator/logging.py).
+        **{
+            name: {"filters": ["periodic_tasks_at_debug"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
     },
 }
 

@@ -1,10 +1,13 @@
-"""docker-compose.yml cannot run on the CI machines (no Docker engine): check it against the code instead."""
+"""docker-compose.yml cannot run on the CI machines (no Docker engine): check it against the code, and against the
+Procfile that `scripts/run` starts, instead."""
 
 import re
+import shlex
 from pathlib import Path
 
 import yaml
 from django.conf import settings
+from honcho.environ import parse_procfile
 
 ROOT = Path(settings.BASE_DIR)
 # Variables read by the AWS SDK itself rather than by our settings.
@@ -69,3 +72,29 @@ def test_worker_consumes_every_queue_tasks_are_routed_to():
         queues |= set(command[command.index("-Q") + 1].split(","))
     assert routed <= queues, f"tasks routed to queues the worker does not consume: {routed - queues}"
     assert settings.CELERY_TASK_DEFAULT_QUEUE in queues
+
+
+def procfile_programs() -> dict[str, list[str]]:
+    """Each Procfile process's program, after the devstack step that precedes it (``... && exec program``)."""
+    processes = parse_procfile((ROOT / "Procfile").read_text()).processes
+    return {name: shlex.split(command.rpartition("&& exec ")[2]) for name, command in processes.items()}
+
+
+def option(command: list[str], name: str, default: str = "") -> str:
+    return command[command.index(name) + 1] if name in command else default
+
+
+def test_the_app_services_are_the_procfile_processes_with_the_same_programs_and_queues():
+    # given the Procfile (the local stack) and docker-compose.yml
+    programs = procfile_programs()
+    services = app_services()
+
+    # then each app service of the compose file is a process of the Procfile, running the same program
+    assert set(services) <= set(programs), sorted(set(services) - set(programs))
+    assert "orchestrator.wsgi:application" in programs["web"]
+    for name in ("worker", "webhook-worker", "beat"):
+        compose_command = services[name]["command"]
+        assert programs[name][:4] == compose_command[:4], name
+        # with the same queues and pool (concurrency is the machine's business)
+        assert option(programs[name], "-Q") == option(compose_command, "-Q"), name
+        assert option(programs[name], "-P", "prefork") == option(compose_command, "-P", "prefork"), name

@@ -60,3 +60,60 @@ def test_request_id_is_echoed_or_generated(client):
     generated = client.get("/docs")
     assert echoed["X-Request-ID"] == "abc-123"
     assert len(generated["X-Request-ID"]) == 32
+
+
+# --- Celery's lines about beat's periodic tasks (the terminal of the run command) -----------------------
+
+
+def celery_lines_about(task: str, *, failed: bool = False) -> None:
+    """What Celery logs for one run of ``task``: beat sends it, a worker receives it, then finishes it."""
+    from celery.app.trace import LOG_FAILURE, LOG_RECEIVED, LOG_SUCCESS
+
+    context = {"id": "4e1c", "name": task, "args": "()", "kwargs": "{}", "eta": None, "runtime": 0.01}
+    logging.getLogger("celery.beat").info("Scheduler: Sending due task %s (%s)", f"{task}-entry", task)
+    logging.getLogger("celery.worker.strategy").info(LOG_RECEIVED, context, extra={"data": context})
+    if failed:
+        context = {**context, "exc": "OperationalError('no database')", "description": "raised unexpected"}
+        logging.getLogger("celery.app.trace").error(LOG_FAILURE, context, extra={"data": context})
+    else:
+        context = {**context, "return_value": "0"}
+        logging.getLogger("celery.app.trace").info(LOG_SUCCESS, context, extra={"data": context})
+
+
+def test_routine_lines_about_periodic_tasks_are_debug_and_other_tasks_stay_info(settings, caplog):
+    # given a task beat runs every two seconds, and a task that processes events
+    periodic = settings.CELERY_BEAT_SCHEDULE["webhooks-dispatch-due"]["task"]
+
+    # when Celery logs a run of each, at INFO
+    with caplog.at_level(logging.INFO):
+        celery_lines_about(periodic)
+        celery_lines_about("events.process_events")
+
+    # then only the event task's lines are there, at INFO
+    assert [(record.levelname, record.name) for record in caplog.records] == [
+        ("INFO", "celery.beat"),
+        ("INFO", "celery.worker.strategy"),
+        ("INFO", "celery.app.trace"),
+    ]
+    assert all("events.process_events" in record.getMessage() for record in caplog.records)
+
+
+def test_periodic_task_lines_show_at_debug_and_their_failures_always(settings, caplog):
+    # given a task beat runs every two seconds
+    periodic = settings.CELERY_BEAT_SCHEDULE["webhooks-dispatch-due"]["task"]
+
+    # when a run is logged at DEBUG, and a failed run at INFO
+    with caplog.at_level(logging.DEBUG):
+        celery_lines_about(periodic)
+    at_debug = [(record.levelname, record.name) for record in caplog.records if periodic in record.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        celery_lines_about(periodic, failed=True)
+
+    # then the routine lines were there as DEBUG, and the failure is an error at INFO too
+    assert at_debug == [
+        ("DEBUG", "celery.beat"),
+        ("DEBUG", "celery.worker.strategy"),
+        ("DEBUG", "celery.app.trace"),
+    ]
+    assert [(record.levelname, record.name) for record in caplog.records] == [("ERROR", "celery.app.trace")]

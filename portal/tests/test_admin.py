@@ -16,14 +16,13 @@ from devstack.receivers import Reply
 from events.models import EventStatus
 from events.tests.factories import ReceivedEventFactory
 from orchestrator.staff import OPERATORS_GROUP, READ_ONLY_GROUP, STAFF_APPS, staff_groups_ensure
+from orchestrator.tests.factories import staff_user
 from tenants.admin import EstimatedCountPaginator
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory
-from tenants.tests.staff import staff_user
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.conftest import receiver, run_deployment  # noqa: F401 - fixtures
-from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 

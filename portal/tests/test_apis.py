@@ -7,13 +7,12 @@ from rest_framework.test import APIClient
 
 from events.models import EventStatus
 from events.tests.factories import ReceivedEventFactory
+from orchestrator.tests.factories import LEVELS, staff_user
 from tenants.models import HistoryKind, TenantHistory, TenantStatus, Tier
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory
-from tenants.tests.staff import LEVELS, staff_user
 from tenants.tests.test_apis import api_client, error_of
 from webhooks.models import DeliveryStatus
-from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 

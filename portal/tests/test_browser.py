@@ -18,8 +18,8 @@ import pytest
 from devstack.receivers import Receiver, Reply
 from events.catalogue import DetailType
 from events.samples import sample_envelope
+from orchestrator.tests.factories import PASSWORD, staff_user
 from tenants.models import TenantStatus
-from tenants.tests.staff import PASSWORD, staff_user
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.factories import TenantFactory, deployment_detail
 

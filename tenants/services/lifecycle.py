@@ -68,6 +68,7 @@ def tenant_transition(
         )
         logger.warning("tenant %s: %s", locked.pk, message)
         raise TransitionRefused(message, fields={"status": [message]})
+    logger.info("tenant %s: %s → %s%s", locked.key, from_status, to, f" ({reason})" if reason else "")
     tenant.status, tenant.status_reason, tenant.version = locked.status, locked.status_reason, locked.version
     tenant.updated_at = locked.updated_at
     return tenant

@@ -1,14 +1,26 @@
 """Writes for the tier mapping.
 
-Every saved or deleted ``Tier`` / ``TierVariable`` (here, in the admin, anywhere) reaches DynamoDB through
-the receivers in ``tenants.receivers`` → ``tenants.services.sync`` (version bump, write after commit).
+Staff change tiers through ``tier_create`` / ``tier_update`` / ``tier_delete``, from the API and the admin
+alike, so both follow the same rules: a name is taken once and never changes (tenants refer to their tier
+by name), a tier in use is not deleted, and a masked value sent back keeps the stored secret.
+``tier_upsert`` is the bulk path of the seed and the DynamoDB import.
+
+Every saved or deleted ``Tier`` / ``TierVariable`` reaches DynamoDB through the receivers in
+``tenants.receivers`` → ``tenants.services.sync`` (version bump, write after commit).
 """
+
+from collections.abc import Iterable, Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from orchestrator.errors import ConflictError
+from orchestrator.errors import ApplicationError, ConflictError
+from orchestrator.redaction import MASK
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
+
+RENAME_REFUSED = "A tier cannot be renamed (tenants refer to it by name); create a new tier instead."
+# A variable as both edges send it: the API's JSON object, the admin's inline form (extra keys are ignored).
+VariableRow = Mapping[str, str]
 
 
 @transaction.atomic
@@ -72,6 +84,99 @@ def tier_upsert(
             changed = True
     tier.refresh_from_db()
     return tier, changed
+
+
+def tier_validate(*, tier: Tier | None, name: str) -> None:
+    """The naming rules, for forms that check before saving: a new tier needs a free name, a tier keeps its own."""
+    if tier is None:
+        if Tier.objects.filter(name=name).exists():
+            message = f"Tier {name} already exists."
+            raise ConflictError(message, fields={"name": [message]})
+    elif name != tier.name:
+        raise ApplicationError(RENAME_REFUSED, code="rename_refused", fields={"name": [RENAME_REFUSED]})
+
+
+def _variables_by_name(rows: Iterable[VariableRow] | None) -> dict[str, tuple[str, str]] | None:
+    if rows is None:
+        return None
+    return {row["name"]: (row["value"], row.get("type") or VariableType.PLAINTEXT) for row in rows}
+
+
+def _tier_save(
+    *,
+    name: str,
+    provision_project: str,
+    deprovision_project: str,
+    description: str,
+    variables: dict[str, tuple[str, str]] | None,
+) -> Tier:
+    """Write the tier; ``variables``, when given, replace its variables. An invalid variable is a 400."""
+    try:
+        tier, _changed = tier_upsert(
+            name=name,
+            provision_project=provision_project,
+            deprovision_project=deprovision_project,
+            description=description,
+            variables=variables,
+            replace_variables=variables is not None,
+        )
+    except ValueError as error:
+        raise ApplicationError(str(error), fields={"variables": [str(error)]}) from None
+    return tier
+
+
+@transaction.atomic
+def tier_create(
+    *,
+    name: str,
+    provision_project: str,
+    deprovision_project: str = "",
+    description: str = "",
+    variables: Iterable[VariableRow] | None = None,
+) -> Tier:
+    """A new tier with its variables. Refused (409) when the name is taken."""
+    tier_validate(tier=None, name=name)
+    return _tier_save(
+        name=name,
+        provision_project=provision_project,
+        deprovision_project=deprovision_project,
+        description=description,
+        variables=_variables_by_name(variables),
+    )
+
+
+@transaction.atomic
+def tier_update(
+    *,
+    tier: Tier,
+    name: str | None = None,
+    provision_project: str | None = None,
+    deprovision_project: str | None = None,
+    description: str | None = None,
+    variables: Iterable[VariableRow] | None = None,
+) -> Tier:
+    """Change what is given (``None`` keeps the current value), so a partial update is a call with less.
+
+    ``variables``, when given, replace the tier's variables; a value equal to the mask (what answers show for
+    secret-like values) keeps the stored value. Renaming is refused.
+    """
+    stored = Tier.objects.select_for_update().get(pk=tier.pk)  # the stored name, not an edited copy's
+    if name is not None:
+        tier_validate(tier=stored, name=name)
+    by_name = _variables_by_name(variables)
+    if by_name is not None:
+        values = {variable.name: variable.value for variable in stored.variables.all()}
+        by_name = {
+            var_name: (values[var_name] if value == MASK and var_name in values else value, var_type)
+            for var_name, (value, var_type) in by_name.items()
+        }
+    return _tier_save(
+        name=stored.name,
+        provision_project=stored.provision_project if provision_project is None else provision_project,
+        deprovision_project=stored.deprovision_project if deprovision_project is None else deprovision_project,
+        description=stored.description if description is None else description,
+        variables=by_name,
+    )
 
 
 @transaction.atomic

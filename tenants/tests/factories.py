@@ -1,20 +1,8 @@
 import uuid
 
 import factory
-from django.contrib.auth import get_user_model
 
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus, Tier, TierVariable, VariableType
-
-
-class StaffFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ["username"]
-
-    username = factory.Sequence(lambda n: f"staff{n}")
-    is_staff = True
-    is_superuser = True
-    password = factory.django.Password("pw")
 
 
 class TierFactory(factory.django.DjangoModelFactory):

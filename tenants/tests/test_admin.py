@@ -5,16 +5,17 @@ import pytest
 from django.urls import reverse
 
 from events.catalogue import DetailType
+from orchestrator.tests.factories import SuperuserFactory
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
-from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+from tenants.tests.factories import BuildFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    staff = StaffFactory()
+    staff = SuperuserFactory()
     client.force_login(staff)
     client.staff = staff
     return client
@@ -22,39 +23,50 @@ def staff_client(client):
 
 @pytest.mark.parametrize("model", ["tenant", "tier", "build", "tenanthistory"])
 def test_changelists_render(staff_client, model):
+    # given a tenant with a build and a history entry
     tenant = TenantFactory()
     BuildFactory(tenant=tenant)
     TenantHistory.objects.create(tenant=tenant, kind=HistoryKind.NOTE, summary="hello")
 
+    # when staff open the changelist
     response = staff_client.get(reverse(f"admin:tenants_{model}_changelist"))
 
+    # then it renders
     assert response.status_code == 200
 
 
 def test_tenant_changelist_filters_and_search(staff_client):
+    # given an active tenant and a pending one
     TenantFactory(key="alpha", tier="GOLD", status=TenantStatus.ACTIVE)
     TenantFactory(key="beta", tier="BASIC")
 
+    # when staff filter by status and search by key
     by_status = staff_client.get(reverse("admin:tenants_tenant_changelist"), {"status__exact": "ACTIVE"})
     by_search = staff_client.get(reverse("admin:tenants_tenant_changelist"), {"q": "beta"})
 
+    # then each finds its tenant only
     assert [t.key for t in by_status.context["cl"].result_list] == ["alpha"]
     assert [t.key for t in by_search.context["cl"].result_list] == ["beta"]
 
 
 def test_tenant_detail_masks_secrets(staff_client):
+    # given a tenant whose builder config carries a secret
     tenant = TenantFactory()
 
+    # when staff open its page
     response = staff_client.get(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
 
+    # then the secret is not on it
     assert response.status_code == 200
     assert b"s3cr3t" not in response.content
 
 
 def test_history_and_builds_are_read_only(staff_client):
+    # given a history entry and a build
     entry = TenantHistory.objects.create(tenant=TenantFactory(), kind=HistoryKind.NOTE, summary="x")
     build = BuildFactory()
 
+    # when a superuser tries to delete, add or change them, then it is forbidden and nothing changed
     assert staff_client.post(reverse("admin:tenants_tenanthistory_delete", args=[entry.pk])).status_code == 403
     assert staff_client.get(reverse("admin:tenants_tenanthistory_add")).status_code == 403
     assert (
@@ -65,6 +77,7 @@ def test_history_and_builds_are_read_only(staff_client):
 
 
 def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_client, codebuild_tier, send_event):
+    # given a tenant whose provisioning failed
     detail = provisioning_detail()
     send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
@@ -73,12 +86,14 @@ def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_clie
         envelope(DetailType.TENANT_PROVISIONING_FAILURE, outcome_detail(tenant.pk, build.build_id, succeeding="0"))
     )
 
+    # when staff run "Retry provisioning" on it
     response = staff_client.post(
         reverse("admin:tenants_tenant_changelist"),
         {"action": "retry_provisioning", "_selected_action": [tenant.pk]},
         follow=True,
     )
 
+    # then a second build started, recorded with the staff user and reported
     assert response.status_code == 200
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.PROVISIONING
@@ -90,14 +105,17 @@ def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_clie
 
 
 def test_refused_action_is_a_message_not_an_error(staff_client):
+    # given a tenant still deploying
     tenant = TenantFactory(status=TenantStatus.DEPLOYING)
 
+    # when staff try to deprovision it
     response = staff_client.post(
         reverse("admin:tenants_tenant_changelist"),
         {"action": "deprovision", "_selected_action": [tenant.pk]},
         follow=True,
     )
 
+    # then the refusal is a message, recorded in its history, and its status is unchanged
     assert response.status_code == 200
     assert any("not an allowed transition" in str(m) for m in response.context["messages"])
     tenant.refresh_from_db()
@@ -106,17 +124,21 @@ def test_refused_action_is_a_message_not_an_error(staff_client):
 
 
 def test_actions_need_a_post(staff_client):
+    # given a tenant whose provisioning failed
     tenant = TenantFactory(status=TenantStatus.PROVISION_FAILED)
 
+    # when the retry action is requested with a GET
     staff_client.get(
         reverse("admin:tenants_tenant_changelist"), {"action": "retry_provisioning", "_selected_action": [tenant.pk]}
     )
 
+    # then nothing happened
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.PROVISION_FAILED
 
 
 def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_commit_hooks):
+    # given the add form filled in with two variables
     data = {
         "name": "GOLD",
         "provision_project": "gold-provision",
@@ -134,9 +156,11 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
         "variables-1-type": "PARAMETER_STORE",
     }
 
+    # when a superuser saves it
     with run_commit_hooks():
         response = staff_client.post(reverse("admin:tenants_tier_add"), data)
 
+    # then the tier and its variables are in DynamoDB at the tier's version
     assert response.status_code == 302, response.context["errors"] if response.context else response
     tier = Tier.objects.get(name="GOLD")
     item = tier_item_of("GOLD")
@@ -146,6 +170,7 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
 
 
 def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
+    # given the add form with a variable name a build cannot receive
     data = {
         "name": "GOLD",
         "provision_project": "gold-provision",
@@ -158,7 +183,9 @@ def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
         "variables-0-type": "PLAINTEXT",
     }
 
+    # when a superuser saves it
     response = staff_client.post(reverse("admin:tenants_tier_add"), data)
 
+    # then the form comes back and no tier was created
     assert response.status_code == 200
     assert not Tier.objects.exists()

@@ -6,11 +6,11 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from events.catalogue import DetailType
+from orchestrator.tests.factories import staff_user
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.services.sync import tenant_sync_schedule
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of, tier_item_of
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory, TierVariableFactory
-from tenants.tests.staff import staff_user
 
 pytestmark = pytest.mark.django_db
 

@@ -5,11 +5,11 @@ import pytest
 
 from events.catalogue import DetailType
 from events.models import EventStatus
+from orchestrator.tests.factories import StaffFactory
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.deprovisioning import tenant_deprovision
 from tenants.services.lifecycle import tenant_transition
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
-from tenants.tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,12 @@ from events.catalogue import DetailType
 from events.models import EventStatus, OutboxEvent, ReceivedEvent
 from events.services import event_process, event_replay
 from orchestrator.redaction import MASK
+from orchestrator.tests.factories import StaffFactory
 from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
 from tenants.models import Build, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
-from tenants.tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
 

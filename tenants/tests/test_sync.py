@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from devstack.processes import free_port
 from orchestrator.aws import aws_client, reset_clients
+from orchestrator.tests.factories import StaffFactory
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
 from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import (
@@ -26,7 +27,7 @@ from tenants.services.sync import (
 from tenants.services.tiers import tier_upsert
 from tenants.tasks import sync_pending, sync_tenant
 from tenants.tests.conftest import tenant_item_of, tier_item_of
-from tenants.tests.factories import StaffFactory, TenantFactory, TierFactory
+from tenants.tests.factories import TenantFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,10 @@ import pytest
 
 from devstack.receivers import Receiver
 from events.catalogue import DETAIL_SCHEMAS, DetailType
+from events.models import EventStatus
 from events.registry import get
-from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, WebhookEndpointFactory, deployment_detail
+from events.tests.factories import ReceivedEventFactory
+from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, deployment_detail
 
 
 @pytest.fixture
@@ -26,9 +28,11 @@ def run_deployment(django_capture_on_commit_callbacks):
     """Run the registered TENANT_DEPLOYMENT handler for a tenant, with every after-commit task executed."""
 
     def run(tenant=None, *, base=None, event=None, **overrides):
-        tenant = tenant or TenantFactory()
+        tenant = tenant or DeployingTenantFactory()
         detail = deployment_detail(tenant, base, **overrides)
-        event = event or ReceivedEventFactory(detail=detail, tenant_id=tenant.pk)
+        event = event or ReceivedEventFactory(
+            kind=DetailType.TENANT_DEPLOYMENT, status=EventStatus.PROCESSING, detail=detail, tenant_id=tenant.pk
+        )
         schema = DETAIL_SCHEMAS[DetailType.TENANT_DEPLOYMENT](data=event.detail or detail)
         schema.is_valid(raise_exception=True)
         with django_capture_on_commit_callbacks(execute=True):

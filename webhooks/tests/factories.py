@@ -1,16 +1,22 @@
 import copy
 import json
-import uuid
 
 import factory
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from events.catalogue import DetailType
-from events.models import EventStatus, ReceivedEvent
 from events.samples import sample_envelope
 from tenants.models import Tenant, TenantStatus
-from webhooks.models import SigningScheme, WebhookEndpoint, WebhookEventType
+from tenants.tests.factories import TenantFactory
+from webhooks.delivery import payload_bytes
+from webhooks.models import (
+    DeliveryStatus,
+    DeliveryStep,
+    SigningScheme,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+)
 from webhooks.secrets import secret_generate
 
 CALLBACK_SECRET = "callback-secret-7c1d9e2b4f"
@@ -18,39 +24,9 @@ CALLBACK_CONTEXT = "context-3f0e6c1a-2b7d"
 CLIENT_SECRET = "client-secret-a81f3b77"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        skip_postgeneration_save = True
+class DeployingTenantFactory(TenantFactory):
+    """A tenant whose build succeeded: its deployment chain is what runs next."""
 
-    username = factory.Sequence(lambda n: f"webhook-user{n}")
-    password = factory.django.Password("pw")
-
-
-class StaffFactory(UserFactory):
-    is_staff = True
-    is_superuser = True
-
-
-class TenantFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Tenant
-
-    id = factory.LazyFunction(lambda: str(uuid.uuid4()))
-    key = factory.Sequence(lambda n: f"tenant{n}")
-    name = factory.Sequence(lambda n: f"Tenant {n}")
-    document = factory.LazyAttribute(
-        lambda o: {
-            "id": o.id,
-            "name": o.name,
-            "key": o.key,
-            "contacts": [
-                {"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace", "phone": "+1-555-0100"}
-            ],
-        }
-    )
-    plan = factory.LazyFunction(lambda: {"tier": "BASIC", "features": [{"key": "seats", "value": 5}]})
-    tier = "BASIC"
     status = TenantStatus.DEPLOYING
 
 
@@ -78,24 +54,6 @@ def deployment_detail(tenant: Tenant, base: str | None, **overrides) -> dict:
     return detail
 
 
-class ReceivedEventFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = ReceivedEvent
-
-    event_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
-    detail_type = DetailType.TENANT_DEPLOYMENT
-    source = "saas.tenant.provisioning.success.handler"
-    account = "123456789012"
-    region = "us-east-1"
-    time = factory.LazyFunction(timezone.now)
-    resources = factory.LazyFunction(list)
-    detail = factory.LazyFunction(dict)
-    envelope = factory.LazyFunction(dict)
-    body_sha256 = factory.LazyFunction(lambda: uuid.uuid4().hex * 2)
-    tenant_id = ""
-    status = EventStatus.PROCESSING
-
-
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = WebhookEndpoint
@@ -105,3 +63,21 @@ class WebhookEndpointFactory(factory.django.DjangoModelFactory):
     signing_scheme = SigningScheme.STANDARD
     secret = factory.LazyFunction(secret_generate)
     is_active = True
+
+
+def make_delivery(endpoint: WebhookEndpoint, **fields) -> WebhookDelivery:
+    """A subscriber delivery of ``tenant.deployed`` to ``endpoint``, due now (``fields`` override)."""
+    payload = {"type": "tenant.deployed", "timestamp": "2025-01-15T10:30:00Z", "data": {"tenant": {"id": "t1"}}}
+    defaults = {
+        "dedupe_key": f"test:{WebhookDelivery.objects.count()}:{endpoint.pk}",
+        "step": DeliveryStep.SUBSCRIBER,
+        "event_type": "tenant.deployed",
+        "endpoint": endpoint,
+        "url": endpoint.url,
+        "signing_scheme": endpoint.signing_scheme,
+        "body": payload_bytes(payload).decode(),
+        "payload": payload,
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": timezone.now(),
+    }
+    return WebhookDelivery.objects.create(**{**defaults, **fields})

@@ -3,25 +3,27 @@
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from orchestrator.tests.factories import StaffFactory, SuperuserFactory
 from tenants.models import HistoryKind, TenantHistory
 from webhooks.models import DeliveryStatus, WebhookEndpoint
-from webhooks.tests.factories import StaffFactory, TenantFactory, WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    user = StaffFactory()
+    user = SuperuserFactory()
     client.force_login(user)
     client.user = user
     return client
 
 
 def test_adding_an_endpoint_shows_the_generated_secret_once(staff_client):
+    # when a superuser adds an endpoint without a secret
     response = staff_client.post(
         reverse("admin:webhooks_webhookendpoint_add"),
         {
@@ -35,6 +37,7 @@ def test_adding_an_endpoint_shows_the_generated_secret_once(staff_client):
         },
     )
 
+    # then the generated secret is shown once, not cached, and never again on its page or the list
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     endpoint = WebhookEndpoint.objects.get()
@@ -48,6 +51,7 @@ def test_adding_an_endpoint_shows_the_generated_secret_once(staff_client):
 
 
 def test_the_admin_refuses_reserved_custom_headers(staff_client):
+    # when a superuser adds an endpoint that would override the signature header
     response = staff_client.post(
         reverse("admin:webhooks_webhookendpoint_add"),
         {
@@ -58,20 +62,25 @@ def test_the_admin_refuses_reserved_custom_headers(staff_client):
             "is_active": "on",
         },
     )
+
+    # then the form says why and nothing was created
     assert response.status_code == 200
     assert "Not allowed" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
 
 
 def test_rotating_secrets_from_the_admin(staff_client):
+    # given an endpoint and its secret
     endpoint = WebhookEndpointFactory()
     old = endpoint.secret.reveal()
 
+    # when a superuser rotates it from the list
     response = staff_client.post(
         reverse("admin:webhooks_webhookendpoint_changelist"),
         {"action": "rotate_secrets", "_selected_action": [endpoint.pk]},
     )
 
+    # then the new secret is shown once, and the old one still signs during the grace period
     endpoint.refresh_from_db()
     new = endpoint.secret.reveal()
     assert new != old
@@ -83,7 +92,7 @@ def test_rotating_secrets_from_the_admin(staff_client):
 
 def test_retry_selected_from_the_admin(staff_client, receiver, django_capture_on_commit_callbacks):
     # given a failed delivery for a tenant, and one already delivered
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
     failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=tenant)
     done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED, tenant=tenant)
@@ -108,22 +117,22 @@ def test_retry_selected_from_the_admin(staff_client, receiver, django_capture_on
 
 
 def test_retry_is_post_only_and_needs_the_permission(client, receiver):
-    from webhooks.tests.factories import UserFactory
-
-    user = UserFactory(is_staff=True)
-    from django.contrib.auth.models import Permission
-
+    # given staff who may only view deliveries, and a failed delivery
+    user = StaffFactory()
     user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
     client.force_login(user)
     delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)
 
+    # when they open the list and post the retry action anyway
     page = client.get(reverse("admin:webhooks_webhookdelivery_changelist"))
-    assert page.status_code == 200
-    assert "retry_selected" not in page.content.decode()
     client.post(
         reverse("admin:webhooks_webhookdelivery_changelist"),
         {"action": "retry_selected", "_selected_action": [delivery.pk]},
     )
+
+    # then the action is not offered and the delivery was not retried
+    assert page.status_code == 200
+    assert "retry_selected" not in page.content.decode()
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
 
@@ -148,7 +157,7 @@ def test_a_failed_delivery_page_has_a_retry_button_that_sends_it_again(
 ):
     # given a failed delivery and a delivered one
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"))
-    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=TenantFactory())
+    failed = make_delivery(endpoint, status=DeliveryStatus.FAILED, tenant=DeployingTenantFactory())
     done = make_delivery(endpoint, status=DeliveryStatus.SUCCEEDED)
     retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[failed.pk])
 
@@ -171,16 +180,14 @@ def test_a_failed_delivery_page_has_a_retry_button_that_sends_it_again(
 
 
 def test_the_retry_button_needs_the_permission(client, receiver):
-    from django.contrib.auth.models import Permission
-
-    from webhooks.tests.factories import UserFactory
-
-    user = UserFactory(is_staff=True)
+    # given staff who may only view deliveries, and a failed delivery
+    user = StaffFactory()
     user.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
     client.force_login(user)
     delivery = make_delivery(WebhookEndpointFactory(url=receiver.url("/hook")), status=DeliveryStatus.FAILED)
     retry_url = reverse("admin:webhooks_webhookdelivery_retry", args=[delivery.pk])
 
+    # then its page shows no Retry button, and posting to it anyway is forbidden and changes nothing
     assert retry_url not in client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk])).text
     assert client.post(retry_url).status_code == 403
     delivery.refresh_from_db()

@@ -7,6 +7,7 @@ import pytest
 from devstack.receivers import Reply
 from events.catalogue import DetailType
 from events.models import OutboxEvent
+from orchestrator.tests.factories import StaffFactory
 from tenants.models import HistoryKind, TenantHistory, TenantStatus
 from webhooks.models import DeliveryStatus, DeliveryStep, Deployment, DeploymentStatus, WebhookDelivery
 from webhooks.services.retry import delivery_retry
@@ -14,8 +15,7 @@ from webhooks.tests.factories import (
     CALLBACK_CONTEXT,
     CALLBACK_SECRET,
     CLIENT_SECRET,
-    StaffFactory,
-    TenantFactory,
+    DeployingTenantFactory,
     WebhookEndpointFactory,
 )
 from webhooks.tests.independent import original_ok, standard_ok
@@ -27,7 +27,7 @@ def test_full_chain_runs_in_order_signed_and_activates_the_tenant(receiver, run_
     # given a tenant deploying and one subscriber for tenant.deployed
     base = receiver.url("")
     endpoint = WebhookEndpointFactory(url=receiver.url("/subscriber"))
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
 
     # when the deployment event is handled
     tenant, event, result = run_deployment(tenant, base=base)
@@ -47,7 +47,7 @@ def test_full_chain_runs_in_order_signed_and_activates_the_tenant(receiver, run_
     # the bodies are the original's payloads
     app_body = json.loads(app.body)
     assert app_body["tenant"]["id"] == tenant.pk
-    assert app_body["email"] == "ada@example.com"
+    assert app_body["email"] == tenant.primary_contact["email"]
     assert app_body["tenantKey"] == tenant.key
     assert app_body["authClient"]["secret"] == CALLBACK_SECRET
     assert app_body["authClient"]["clientSecret"] == CLIENT_SECRET

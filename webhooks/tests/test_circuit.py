@@ -16,8 +16,7 @@ from webhooks.services import attempts
 from webhooks.services.attempts import deliveries_attempt, delivery_attempt
 from webhooks.services.dispatch import deliveries_dispatch_due, deliveries_sweep
 from webhooks.services.retry import delivery_retry
-from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ import pytest
 from webhooks.concurrency import _client, _key, slot_acquire, slot_release
 from webhooks.models import DeliveryAttempt, DeliveryStatus
 from webhooks.services import attempts
-from webhooks.tests.factories import WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 

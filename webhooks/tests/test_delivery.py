@@ -9,37 +9,18 @@ import pytest
 from django.utils import timezone
 
 from devstack.receivers import Reply
-from webhooks.delivery import payload_bytes, retry_delay, retry_schedule
+from webhooks.delivery import retry_delay, retry_schedule
 from webhooks.models import (
     AttemptOutcome,
     DeliveryAttempt,
     DeliveryStatus,
-    DeliveryStep,
-    WebhookDelivery,
 )
 from webhooks.services.attempts import delivery_attempt
 from webhooks.services.dispatch import deliveries_sweep
-from webhooks.tests.factories import WebhookEndpointFactory
+from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
 from webhooks.tests.independent import standard_ok
 
 pytestmark = pytest.mark.django_db
-
-
-def make_delivery(endpoint, **fields):
-    payload = {"type": "tenant.deployed", "timestamp": "2025-01-15T10:30:00Z", "data": {"tenant": {"id": "t1"}}}
-    defaults = {
-        "dedupe_key": f"test:{WebhookDelivery.objects.count()}:{endpoint.pk}",
-        "step": DeliveryStep.SUBSCRIBER,
-        "event_type": "tenant.deployed",
-        "endpoint": endpoint,
-        "url": endpoint.url,
-        "signing_scheme": endpoint.signing_scheme,
-        "body": payload_bytes(payload).decode(),
-        "payload": payload,
-        "status": DeliveryStatus.PENDING,
-        "next_attempt_at": timezone.now(),
-    }
-    return WebhookDelivery.objects.create(**{**defaults, **fields})
 
 
 @pytest.fixture

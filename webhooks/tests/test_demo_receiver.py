@@ -12,7 +12,7 @@ from django.core.management import call_command
 from tenants.models import TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_generate
-from webhooks.tests.factories import CALLBACK_CONTEXT, CALLBACK_SECRET, TenantFactory
+from webhooks.tests.factories import CALLBACK_CONTEXT, CALLBACK_SECRET, DeployingTenantFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
 
@@ -56,7 +56,7 @@ def test_a_deployment_against_the_demo_receiver_reaches_active(demo, run_deploym
     assert WebhookEndpoint.objects.get().url == f"{base}/subscriber"
 
     # when a tenant is deployed with the build script's paths (tenant key prefix)
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     tenant, event, _ = run_deployment(
         tenant,
         base=None,

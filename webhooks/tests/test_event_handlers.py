@@ -10,7 +10,7 @@ from events.models import EventStatus, ReceivedEvent
 from events.samples import sample_envelope
 from tenants.models import TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.tests.factories import TenantFactory, deployment_detail
+from webhooks.tests.factories import DeployingTenantFactory, deployment_detail
 from webhooks.tests.independent import original_ok
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
@@ -20,7 +20,7 @@ def test_a_deployment_event_posted_to_the_intake_activates_the_tenant(
     client, receiver, django_capture_on_commit_callbacks
 ):
     # given a deploying tenant and the build outputs pointing at a receiver
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     envelope = sample_envelope(DetailType.TENANT_DEPLOYMENT)
     envelope["detail"] = deployment_detail(tenant, receiver.url(""))
 

@@ -5,14 +5,15 @@ import json
 import pytest
 
 from events.catalogue import DetailType
+from events.models import EventStatus
+from events.tests.factories import ReceivedEventFactory
 from tenants.models import TenantStatus
 from tenants.services.lifecycle import TransitionCause, tenant_transition
+from tenants.tests.factories import TenantFactory
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery, WebhookEventType
 from webhooks.tests.factories import (
     CALLBACK_CONTEXT,
     CALLBACK_SECRET,
-    ReceivedEventFactory,
-    TenantFactory,
     WebhookEndpointFactory,
     deployment_detail,
 )
@@ -25,7 +26,9 @@ def test_provisioning_failure_tells_the_control_plane_and_subscribers(receiver, 
     # given a provisioning tenant, its failure event (build outputs), and a subscriber for failures
     tenant = TenantFactory(status=TenantStatus.PROVISIONING)
     detail = deployment_detail(tenant, receiver.url(""), CODEBUILD_BUILD_SUCCEEDING="0")
-    event = ReceivedEventFactory(detail_type=DetailType.TENANT_PROVISIONING_FAILURE, detail=detail, tenant_id=tenant.pk)
+    event = ReceivedEventFactory(
+        kind=DetailType.TENANT_PROVISIONING_FAILURE, status=EventStatus.PROCESSING, detail=detail, tenant_id=tenant.pk
+    )
     endpoint = WebhookEndpointFactory(
         url=receiver.url("/subscriber"), events=[WebhookEventType.TENANT_PROVISIONING_FAILED]
     )

@@ -15,8 +15,7 @@ from webhooks.services import attempts as attempt_engine
 from webhooks.services.attempts import deliveries_attempt
 from webhooks.services.dispatch import deliveries_dispatch_due, delivery_enqueue
 from webhooks.services.notify import subscribers_notify
-from webhooks.tests.factories import TenantFactory, WebhookEndpointFactory
-from webhooks.tests.test_delivery import make_delivery
+from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, make_delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +27,7 @@ def test_a_fan_out_is_published_as_tasks_of_a_batch_each(receiver, published, se
         WebhookEndpointFactory(url=receiver.url(f"/hook{index}"), events=["tenant.deployed"])
 
     # when one notification fans out in one transaction
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
 
     def notify():
         with transaction.atomic():
@@ -127,7 +126,7 @@ def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch)
 
 def test_a_batch_costs_a_few_statements_per_group_of_answers(endpoint_at):
     # given ten due deliveries of one tenant to fast receivers
-    tenant = TenantFactory()
+    tenant = DeployingTenantFactory()
     deliveries = [make_delivery(endpoint_at(f"/hook{index}"), tenant=tenant) for index in range(10)]
 
     # when one batch sends them

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
-
 from infra.config import ConfigError, load_config
 from infra.stack import OrchestratorStack
 

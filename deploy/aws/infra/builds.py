@@ -8,7 +8,6 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-
 from infra.config import Config, Tier
 
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0  # as bootstrap_aws's projects
@@ -28,11 +27,7 @@ class TierBuilds(Construct):
             ],
         )
         bus.grant_put_events_to(self.role)
-        self.projects = [
-            self._project(tier=tier, name=name)
-            for tier in config.tiers
-            for name in tier.projects
-        ]
+        self.projects = [self._project(tier=tier, name=name) for tier in config.tiers for name in tier.projects]
 
     def _project(self, *, tier: Tier, name: str) -> codebuild.Project:
         purpose = "provisions" if name == tier.provision_project else "deprovisions"

@@ -12,7 +12,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_rds as rds
 from constructs import Construct
-
 from infra.config import Config
 
 DATABASE_NAME = "orchestrator"
@@ -48,7 +47,9 @@ class Tables(Construct):
 class Database(Construct):
     """PostgreSQL on RDS; its generated credentials live in a Secrets Manager secret."""
 
-    def __init__(self, scope: Construct, id: str, *, config: Config, vpc: ec2.IVpc, clients: ec2.ISecurityGroup) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, vpc: ec2.IVpc, clients: ec2.ISecurityGroup
+    ) -> None:
         super().__init__(scope, id)
         settings = config.database
         version = settings["engine_version"]
@@ -87,7 +88,9 @@ class Database(Construct):
 class Broker(Construct):
     """Redis on ElastiCache: TLS required, encrypted at rest, and no eviction (it holds Celery's queues)."""
 
-    def __init__(self, scope: Construct, id: str, *, config: Config, vpc: ec2.IVpc, clients: ec2.ISecurityGroup) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, vpc: ec2.IVpc, clients: ec2.ISecurityGroup
+    ) -> None:
         super().__init__(scope, id)
         security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="Orchestrator Redis", allow_all_outbound=False

@@ -15,7 +15,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-
 from infra.config import Config
 
 # events.catalogue.BUS_DETAIL_TYPES (the orchestrator's code cannot be imported here; a test keeps them equal).

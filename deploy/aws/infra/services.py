@@ -22,7 +22,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-
 from infra.config import Config, Size
 from infra.data import DATABASE_NAME, Broker, Database
 
@@ -159,7 +158,11 @@ class Orchestrator(Construct):
             self._service(name, self._task(name, size, run[name], stop_timeout=WORKER_STOP_TIMEOUT), size)
         # Never two beats at once, even during a deployment: the old task stops before the new one starts.
         self._service(
-            "beat", self._task("beat", config.beat, run["beat"]), config.beat, min_healthy_percent=0, max_healthy_percent=100
+            "beat",
+            self._task("beat", config.beat, run["beat"]),
+            config.beat,
+            min_healthy_percent=0,
+            max_healthy_percent=100,
         )
         self.load_balancer = self._load_balancer(vpc)
 
@@ -246,7 +249,9 @@ class Orchestrator(Construct):
             port=443,
             certificates=[elbv2.ListenerCertificate.from_arn(config.certificate_arn)],
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-            default_action=elbv2.ListenerAction.fixed_response(404, content_type="text/plain", message_body="Unknown host"),
+            default_action=elbv2.ListenerAction.fixed_response(
+                404, content_type="text/plain", message_body="Unknown host"
+            ),
         )
         https.add_targets(
             "Web",

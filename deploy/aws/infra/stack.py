@@ -5,7 +5,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-
 from infra.builds import TierBuilds
 from infra.config import Config
 from infra.data import Broker, Database, Tables
@@ -51,9 +50,7 @@ class OrchestratorStack(Stack):
                 },
             ),
         )
-        grant_orchestrator(
-            task_role, tables=[tables.tenants, tables.tiers], bus=intake.bus, projects=builds.projects
-        )
+        grant_orchestrator(task_role, tables=[tables.tenants, tables.tiers], bus=intake.bus, projects=builds.projects)
         orchestrator = Orchestrator(
             self,
             "Orchestrator",

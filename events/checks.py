@@ -56,3 +56,31 @@ def check_dialects_known(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         if unknown
         else []
     )
+
+
+INTAKE_AUTH_SCHEMES = ("api_key", "basic", "bearer_jwt", "oauth_client")
+
+
+@register("events")
+def check_intake_auth_schemes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    unknown = sorted(set(settings.INTAKE_AUTH_SCHEMES) - set(INTAKE_AUTH_SCHEMES))
+    if unknown:
+        messages.append(
+            Error(
+                f"INTAKE_AUTH_SCHEMES names unknown schemes: {', '.join(unknown)}.",
+                hint=f"Known schemes: {', '.join(INTAKE_AUTH_SCHEMES)}.",
+                id="events.E003",
+                obj="settings.INTAKE_AUTH_SCHEMES",
+            )
+        )
+    if "bearer_jwt" in settings.INTAKE_AUTH_SCHEMES and not (settings.INTAKE_JWKS_URL and settings.INTAKE_JWT_ISSUER):
+        messages.append(
+            Warning(
+                "bearer_jwt is on but INTAKE_JWKS_URL or INTAKE_JWT_ISSUER is empty: every bearer JWT is refused.",
+                hint="Set both to your identity provider's JWKS URL and issuer.",
+                id="events.W002",
+                obj="settings.INTAKE_AUTH_SCHEMES",
+            )
+        )
+    return messages

@@ -239,3 +239,15 @@ def test_without_an_issuer_configured_no_token_is_accepted(issuer, send, setting
 
 def test_api_keys_still_work_beside_bearer_tokens(issuer, intake, sample, recorder):
     assert intake(sample(DetailType.TENANT_DEPROVISIONING)).status_code == 202
+
+
+def test_misconfigured_schemes_are_reported_at_start_up(settings):
+    from django.core import checks
+
+    settings.INTAKE_AUTH_SCHEMES = ["api_key", "bearer_jwt", "oauth"]
+    settings.INTAKE_JWKS_URL = ""
+
+    messages = checks.run_checks(tags=["events"])
+
+    assert sorted(message.id for message in messages) == ["events.E003", "events.W002"]
+    assert "oauth" in next(message.msg for message in messages if message.id == "events.E003")

@@ -28,7 +28,6 @@ from tenants.tests.sbt import (
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(autouse=True)
 def sbt_on(settings):
     settings.EVENT_DIALECTS = ["original", "sbt"]

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
 from events.oauth.models import OAuthClient
 from events.oauth.services import oauth_client_create, oauth_client_revoke, oauth_client_rotate_secret
+from orchestrator.admin_helpers import secret_once_page
 
 READ_ONLY = (
     "client_id",
@@ -60,17 +60,15 @@ class OAuthClientAdmin(admin.ModelAdmin):
         return self._secrets_page(request, request._oauth_new_secrets, title="Client created: its secret")  # type: ignore[attr-defined]
 
     def _secrets_page(self, request: HttpRequest, secrets: list[dict], *, title: str) -> HttpResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "secrets": secrets,
-            "token_url": settings.ORCHESTRATOR_BASE_URL.rstrip("/") + "/oauth/token",
-            "grace_hours": round(settings.OAUTH_CLIENT_SECRET_GRACE_SECONDS / 3600, 1),
-        }
-        response = TemplateResponse(request, "admin/events/oauthclient/secret_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_once_page(
+            self,
+            request,
+            "admin/events/oauthclient/secret_once.html",
+            title=title,
+            secrets=secrets,
+            token_url=settings.ORCHESTRATOR_BASE_URL.rstrip("/") + "/oauth/token",
+            grace_hours=round(settings.OAUTH_CLIENT_SECRET_GRACE_SECONDS / 3600, 1),
+        )
 
     @admin.action(description="Rotate the secret of selected clients", permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> HttpResponse | None:

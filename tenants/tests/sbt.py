@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from events.samples import sample_envelope
-from tenants.models import Build
+from tenants.models import Build, Tenant
 
 # What the integration stack of sbt-aws (src/core-app-plane/integ.default.ts) sorts into jobOutput.
 TENANT_DATA_VARIABLES = ["tenantS3Bucket", "tenantConfig", "prices", "tenantName", "email"]
@@ -48,21 +48,20 @@ def codebuild_state_change(build: Build, status: str, *, exported: list | None =
     }
 
 
-def assert_sbt_answer(
-    answer: dict[str, Any], fixture: str, *, registration: str, tenant_id: str, status: str, reason: str = ""
-) -> None:
-    """``answer`` (detail-type, source, bus, detail) is sbt-aws's ``fixture`` for this registration, field by
-    field, plus our own ``orchestrator`` block and nothing else."""
+def assert_sbt_answer(answer: dict[str, Any], fixture: str, request: dict[str, Any], *, reason: str = "") -> None:
+    """``answer`` (detail-type, source, bus, detail) is sbt-aws's ``fixture`` for the registration of
+    ``request``, field by field, plus our own ``orchestrator`` block (the tenant as it is now) and nothing else."""
     expected = sample_envelope(fixture)
     assert answer["detail-type"] == expected["detail-type"]
     assert answer["source"] == expected["source"] == settings.SBT_APPLICATION_PLANE_SOURCE
     assert answer["bus"] == (settings.SBT_EVENT_BUS_NAME or settings.EVENT_BUS_NAME)
     detail = answer["detail"]
-    assert detail["tenantRegistrationId"] == registration
+    assert detail["tenantRegistrationId"] == request["detail"]["tenantRegistrationId"]
     assert detail["jobOutput"] == expected["detail"]["jobOutput"]
     assert set(detail) == {"tenantRegistrationId", "jobOutput", "orchestrator"}
-    ours = {"tenantId": tenant_id, "status": status, **({"reason": reason} if reason else {})}
-    assert detail["orchestrator"] == ours
+    tenant = Tenant.objects.filter(pk=request["detail"]["tenantId"]).first()
+    ours = {"tenantId": request["detail"]["tenantId"], "status": tenant.status if tenant else ""}
+    assert detail["orchestrator"] == {**ours, **({"reason": reason} if reason else {})}
 
 
 def outbox_answer(row: Any) -> dict[str, Any]:

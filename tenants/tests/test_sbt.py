@@ -8,7 +8,6 @@ import pytest
 from django.conf import settings
 
 from events.catalogue import DetailType
-from events.dialects.sbt import SbtDetailType
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from events.services import event_replay
 from orchestrator.bootstrap import ensure_codebuild_projects
@@ -40,6 +39,12 @@ def basic_tier(db, aws):
     tier = TierFactory(name="basic", provision_project="sbt-provisioning", deprovision_project="sbt-deprovisioning")
     ensure_codebuild_projects()
     return tier
+
+
+def assert_answered(fixture, request, reason=""):
+    """The outbox holds one answer of ``fixture``'s type, sbt-aws's shape for ``request``'s registration."""
+    [answer] = answers(fixture)
+    assert_sbt_answer(answer, fixture, request, reason=reason)
 
 
 def answers(detail_type=None):
@@ -109,13 +114,9 @@ def test_a_failing_build_that_reports_nothing_is_answered_with_provision_failure
 
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.PROVISION_FAILED
-    [answer] = answers()
-    assert_sbt_answer(
-        answer,
+    assert_answered(
         "sbt_aws_provisionFailure",
-        registration=request["detail"]["tenantRegistrationId"],
-        tenant_id=tenant.pk,
-        status=TenantStatus.PROVISION_FAILED,
+        request,
         reason="Provision build failed: BUILD FAILED: COMMAND_EXECUTION_ERROR: exit 1",
     )
 
@@ -143,14 +144,7 @@ def test_a_succeeding_build_is_answered_with_its_exported_variables_once_the_ten
 
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE
-    [answer] = answers()
-    assert_sbt_answer(
-        answer,
-        "sbt_aws_provisionSuccess",
-        registration=request["detail"]["tenantRegistrationId"],
-        tenant_id=tenant.pk,
-        status=TenantStatus.ACTIVE,
-    )
+    assert_answered("sbt_aws_provisionSuccess", request)
 
     # CodeBuild's event again (a redelivery replayed by staff) stores no second outcome
     codebuild.refresh_from_db()
@@ -165,14 +159,8 @@ def test_an_unknown_tier_is_answered_with_provision_failure(basic_tier, send_eve
 
     tenant = Tenant.objects.get(pk=request["detail"]["tenantId"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
-    [answer] = answers()
-    assert_sbt_answer(
-        answer,
-        "sbt_aws_provisionFailure",
-        registration=request["detail"]["tenantRegistrationId"],
-        tenant_id=tenant.pk,
-        status=TenantStatus.PROVISION_FAILED,
-        reason="Unknown tier 'platinum': it is not in the tier mapping.",
+    assert_answered(
+        "sbt_aws_provisionFailure", request, reason="Unknown tier 'platinum': it is not in the tier mapping."
     )
 
 
@@ -198,14 +186,7 @@ def test_offboarding_deprovisions_and_is_answered_with_deprovision_success(activ
 
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.INACTIVE
-    [answer] = answers(SbtDetailType.DEPROVISION_SUCCESS)
-    assert_sbt_answer(
-        answer,
-        "sbt_aws_deprovisionSuccess",
-        registration=request["detail"]["tenantRegistrationId"],
-        tenant_id=tenant.pk,
-        status=TenantStatus.INACTIVE,
-    )
+    assert_answered("sbt_aws_deprovisionSuccess", request)
 
 
 @pytest.mark.parametrize(
@@ -231,10 +212,7 @@ def test_activate_and_deactivate_are_refused_on_the_event_and_answered(active, s
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE
     assert TenantHistory.objects.filter(tenant=tenant, ref_type="event", ref_id=str(event.pk)).get().details["refused"]
-    [answer] = answers(fixture)
-    assert_sbt_answer(
-        answer, fixture, registration=registration, tenant_id=tenant.pk, status=TenantStatus.ACTIVE, reason=reason
-    )
+    assert_answered(fixture, request, reason=reason)
 
 
 def test_offboarding_an_unknown_tenant_fails_and_is_answered_with_deprovision_failure(basic_tier, send_event):
@@ -243,17 +221,9 @@ def test_offboarding_an_unknown_tenant_fails_and_is_answered_with_deprovision_fa
     event = send_event(offboarding)
 
     event.refresh_from_db()
-    tenant_id = offboarding["detail"]["tenantId"]
     assert event.status == EventStatus.FAILED
-    [answer] = answers()
-    assert_sbt_answer(
-        answer,
-        "sbt_aws_deprovisionFailure",
-        registration=offboarding["detail"]["tenantRegistrationId"],
-        tenant_id=tenant_id,
-        status="",
-        reason=f"EventRejected: sbt_aws_offboardingRequest for unknown tenant {tenant_id}.",
-    )
+    reason = f"EventRejected: sbt_aws_offboardingRequest for unknown tenant {offboarding['detail']['tenantId']}."
+    assert_answered("sbt_aws_deprovisionFailure", offboarding, reason=reason)
 
 
 def test_tenants_of_the_original_dialect_get_no_sbt_answers(codebuild_tier, send_event):

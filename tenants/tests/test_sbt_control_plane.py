@@ -137,21 +137,11 @@ def test_an_sbt_control_plane_onboards_and_offboards_tenants_through_orchestrato
     assert bad_tenant.status == TenantStatus.PROVISION_FAILED
     answers = {answer["detail"]["tenantRegistrationId"]: answer for answer in control_plane.received()}
     assert len(answers) == 2
-    assert_sbt_answer(
-        answers[good["detail"]["tenantRegistrationId"]],
-        "sbt_aws_provisionSuccess",
-        registration=good["detail"]["tenantRegistrationId"],
-        tenant_id=good_tenant.pk,
-        status=TenantStatus.ACTIVE,
-    )
-    assert_sbt_answer(
-        answers[bad["detail"]["tenantRegistrationId"]],
-        "sbt_aws_provisionFailure",
-        registration=bad["detail"]["tenantRegistrationId"],
-        tenant_id=bad_tenant.pk,
-        status=TenantStatus.PROVISION_FAILED,
-        reason="Provision build failed",
-    )
+    for request, fixture, reason in (
+        (good, "sbt_aws_provisionSuccess", ""),
+        (bad, "sbt_aws_provisionFailure", "Provision build failed"),
+    ):
+        assert_sbt_answer(answers[request["detail"]["tenantRegistrationId"]], fixture, request, reason=reason)
 
     # Offboarding the active tenant: its deprovisioning script job succeeds
     control_plane.send(
@@ -167,10 +157,4 @@ def test_an_sbt_control_plane_onboards_and_offboards_tenants_through_orchestrato
     good_tenant.refresh_from_db()
     assert good_tenant.status == TenantStatus.INACTIVE
     [answer] = control_plane.received()
-    assert_sbt_answer(
-        answer,
-        "sbt_aws_deprovisionSuccess",
-        registration=good["detail"]["tenantRegistrationId"],
-        tenant_id=good_tenant.pk,
-        status=TenantStatus.INACTIVE,
-    )
+    assert_sbt_answer(answer, "sbt_aws_deprovisionSuccess", good)

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.oauth.services import OAuthError, oauth_token_issue
+from events.serializers import EventErrorResponseSerializer
 
 REALM = "orchestrator-token"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -90,6 +91,10 @@ class TokenApi(APIView):
             200: TOKEN_RESPONSE,
             400: OpenApiResponse(TOKEN_ERROR, description="invalid_request, unsupported_grant_type, invalid_scope"),
             401: OpenApiResponse(TOKEN_ERROR, description="invalid_client: unknown, wrong or revoked credentials"),
+            404: OpenApiResponse(
+                EventErrorResponseSerializer,
+                description="The endpoint is off (oauth_client not in INTAKE_AUTH_SCHEMES).",
+            ),
         },
         examples=[
             OpenApiExample(

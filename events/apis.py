@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from events import openapi
 from events.authentication import IntakeAuthentication
-from events.catalogue import DetailType
 from events.envelope import body_parse, envelope_validate
 from events.selectors import event_get, event_list
 from events.serializers import (
@@ -44,7 +43,10 @@ INTAKE_RESPONSES = {
     202: OpenApiResponse(IntakeResponseSerializer, description='Stored and queued: {"id", "status": "accepted"}.'),
     200: OpenApiResponse(IntakeResponseSerializer, description='Already received with this body: "duplicate".'),
     400: _error("Invalid envelope or detail (fields name the paths), unsupported detail-type, or not JSON."),
-    401: _error("Missing or wrong API key / Basic credentials; nothing is stored."),
+    401: _error(
+        "Missing or wrong credentials (API key, Basic or bearer token, as INTAKE_AUTH_SCHEMES allows); "
+        "WWW-Authenticate names the scheme; nothing is stored."
+    ),
     409: _error("This id was already received with a different body."),
     413: _error("The body is larger than INTAKE_MAX_BODY_BYTES."),
     415: _error("The content type is not application/json."),
@@ -116,7 +118,8 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         description=(
             "Validates the envelope and the detail of its `detail-type`, stores the event (unique on `id`) "
             "and queues its handler. A redelivery with the same body answers 200 `duplicate`; the same id with "
-            "another body 409. Authenticate with the connection's API key header or HTTP Basic."
+            "another body 409. Authenticate with the connection's API key header, HTTP Basic or an OAuth bearer "
+            "token (INTAKE_AUTH_SCHEMES); sbt-aws's requests (`sbt_aws_*`) are accepted with EVENT_DIALECTS=sbt."
         ),
         request=openapi.EVENT_REQUEST,
         examples=[*openapi.event_examples(), *api_examples.EVENT_INTAKE],
@@ -166,7 +169,7 @@ class OriginalIntakeApi(APIView):
                 "eventType",
                 OpenApiTypes.STR,
                 OpenApiParameter.PATH,
-                enum=list(DetailType.ALL),
+                enum=list(openapi.INTAKE_DETAIL_TYPES),
                 description="The detail-type.",
             )
         ],

@@ -168,6 +168,8 @@ class CodeBuildAdditionalInformationSchema(HyphenatedFields):
         "build-complete": serializers.BooleanField(required=False),
         "build-start-time": serializers.CharField(required=False),
         "timeout-in-minutes": serializers.IntegerField(required=False),
+        # What the buildspec's ``exported-variables`` exported (read by the sbt dialect).
+        "exported-environment-variables": CodeBuildEnvironmentVariableSchema(many=True, required=False),
     }
     environment = CodeBuildEnvironmentSchema(required=False)
     initiator = serializers.CharField(required=False)
@@ -223,9 +225,12 @@ def _tenant_id_from(value: Any) -> str:
 
 
 def tenant_id_of(detail_type: str, detail: dict[str, Any]) -> str:
-    """The tenant an event is about (for filtering and the tenant timeline); "" when it names none."""
+    """The tenant an event is about (for filtering and the tenant timeline); "" when it names none.
+
+    ``detail.tenant.id`` in our own and the original service's events; ``detail.tenantId`` in sbt-aws's.
+    """
     if detail_type != DetailType.CODEBUILD_BUILD_STATE_CHANGE:
-        return _tenant_id_from(detail.get("tenant"))
+        return _tenant_id_from(detail.get("tenant")) or _tenant_id_from({"id": detail.get("tenantId")})
     environment = (detail.get("additional-information") or {}).get("environment") or {}
     variables = {
         item.get("name"): item.get("value")

@@ -15,7 +15,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from events import registry
+from events import dialects, registry
 from events.catalogue import DETAIL_SCHEMAS, DetailType, tenant_id_of
 from events.detail_validation import CompiledSchema, compile_schema
 from orchestrator.errors import ApplicationError, flatten_errors
@@ -48,8 +48,8 @@ def invalid(fields: dict[str, list[str]], message: str = "The event is invalid."
 
 
 def supported_detail_types() -> list[str]:
-    """The catalogue plus anything an app registered beyond it."""
-    return sorted(set(DetailType.ALL) | set(registry.supported()))
+    """The catalogue plus anything an app registered beyond it, less the requests of dialects that are off."""
+    return sorted((set(DetailType.ALL) | set(registry.supported())) - dialects.refused_detail_types())
 
 
 def _reject_constant(value: str) -> None:

@@ -260,6 +260,16 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
     return ReceiveResult(event_id=envelope.event_id, pk=existing["pk"], created=False)
 
 
+def event_store_internal(*, envelope: Envelope) -> int | None:
+    """Store an event the orchestrator produced itself (e.g. a build outcome read from CodeBuild's own event),
+    in the caller's transaction, processed after commit like any received event. None when its id is already
+    stored (a re-run produced it again)."""
+    pk = events_store([envelope])[0]
+    if pk is not None:
+        transaction.on_commit(lambda: events_dispatch([pk]))
+    return pk
+
+
 class _BrokerBreaker:
     """After a failed publish, skip publishing for a short while instead of waiting on a dead broker.
 
@@ -580,9 +590,17 @@ def events_sweep_stale(*, limit: int = 500) -> list[int]:
 
 
 def outbox_publish(
-    *, detail_type: str, detail: dict[str, Any], tenant_id: str = "", source: str | None = None
+    *,
+    detail_type: str,
+    detail: dict[str, Any],
+    tenant_id: str = "",
+    source: str | None = None,
+    event_bus: str | None = None,
 ) -> OutboxEvent:
     """Store an event to emit to EventBridge in the caller's transaction; it is sent after commit.
+
+    ``source`` and ``event_bus`` default to EVENT_SOURCE and EVENT_BUS_NAME (another control plane's
+    dialect answers on its own bus, with its own source).
 
     The row survives EventBridge (or the broker) being down: the ``events.publish_pending_outbox`` beat
     task re-sends pending rows until they are sent.
@@ -591,7 +609,7 @@ def outbox_publish(
         detail_type=detail_type,
         source=source or settings.EVENT_SOURCE,
         detail=_jsonable(detail),
-        event_bus=settings.EVENT_BUS_NAME,
+        event_bus=event_bus or settings.EVENT_BUS_NAME,
         tenant_id=tenant_id,
     )
 

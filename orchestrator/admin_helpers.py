@@ -3,7 +3,9 @@
 import json
 from typing import Any
 
+from django.contrib import admin
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from orchestrator.redaction import redact
@@ -27,3 +29,13 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def secret_once_page(
+    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, **context: Any
+) -> TemplateResponse:
+    """A page showing secrets that were just made and are never shown again: never cached."""
+    context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, **context}
+    response = TemplateResponse(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -13,10 +13,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from orchestrator.admin_helpers import pretty_json
+from orchestrator.admin_helpers import pretty_json, secret_once_page
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks import circuit
@@ -168,16 +167,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return super().response_add(request, obj, post_url_continue)
 
     def _secrets_page(self, request: HttpRequest, secrets: list[dict], *, title: str) -> HttpResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "secrets": secrets,
-            "grace_hours": round(settings.WEBHOOK_SECRET_GRACE_SECONDS / 3600, 1),
-        }
-        response = TemplateResponse(request, "admin/webhooks/webhookendpoint/secret_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_once_page(
+            self,
+            request,
+            "admin/webhooks/webhookendpoint/secret_once.html",
+            title=title,
+            secrets=secrets,
+            grace_hours=round(settings.WEBHOOK_SECRET_GRACE_SECONDS / 3600, 1),
+        )
 
     @admin.action(description="Rotate the signing secret of selected endpoints", permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> HttpResponse | None:

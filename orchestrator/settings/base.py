@@ -238,6 +238,23 @@ SPECTACULAR_SETTINGS = {
 INTAKE_API_KEY_HEADER = env("INTAKE_API_KEY_HEADER", default="x-api-key")
 INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 INTAKE_BASIC_AUTH = env.list("INTAKE_BASIC_AUTH", default=[])
+# The schemes the intake accepts (events/authentication.py): api_key, basic, bearer_jwt (JWTs of an external
+# issuer, checked against its JWKS), oauth_client (tokens of our POST /oauth/token, clients in the admin).
+INTAKE_AUTH_SCHEMES = env.list("INTAKE_AUTH_SCHEMES", default=["api_key", "basic"])
+INTAKE_JWKS_URL = env("INTAKE_JWKS_URL", default="")
+INTAKE_JWT_ISSUER = env("INTAKE_JWT_ISSUER", default="")  # required with bearer_jwt (else every token is refused)
+INTAKE_JWT_AUDIENCE = env("INTAKE_JWT_AUDIENCE", default="")  # empty: not checked (Cognito access tokens carry none)
+INTAKE_JWT_ALGORITHMS = env.list("INTAKE_JWT_ALGORITHMS", default=["RS256"])  # asymmetric only
+INTAKE_JWT_LEEWAY_SECONDS = env.int("INTAKE_JWT_LEEWAY_SECONDS", default=30)  # clock skew allowed on exp/nbf/iat
+# The issuer's keys are cached this long; a token signed with a key not in the cache fetches them again, at
+# most once per INTAKE_JWKS_MIN_REFRESH_SECONDS (so forged key ids cannot make us hammer the issuer).
+INTAKE_JWKS_CACHE_SECONDS = env.int("INTAKE_JWKS_CACHE_SECONDS", default=300)
+INTAKE_JWKS_MIN_REFRESH_SECONDS = env.int("INTAKE_JWKS_MIN_REFRESH_SECONDS", default=30)
+INTAKE_JWKS_TIMEOUT_SECONDS = env.float("INTAKE_JWKS_TIMEOUT_SECONDS", default=5.0)
+# Our own token endpoint (oauth_client): lifetime of the tokens it issues, and how long a rotated-out client
+# secret still gets tokens (time to update the EventBridge connection).
+OAUTH_TOKEN_TTL_SECONDS = env.int("OAUTH_TOKEN_TTL_SECONDS", default=3600)
+OAUTH_CLIENT_SECRET_GRACE_SECONDS = env.int("OAUTH_CLIENT_SECRET_GRACE_SECONDS", default=86400)
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
 # Group commit (events/group_commit.py): events accepted at the same moment by one web process share one
 # INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
@@ -271,6 +288,21 @@ EVENT_INTAKE_ROLE_ARN = env("EVENT_INTAKE_ROLE_ARN", default="")
 # Against an emulator (an AWS endpoint is set): also route the bus to a queue that a relay posts to the
 # intake, because moto calls API destinations without the event body or the connection's key.
 EVENT_EMULATOR_RELAY = env.bool("EVENT_EMULATOR_RELAY", default=True)
+# The control planes whose events the intake accepts (events/dialects): "original" (the tenant-management
+# service's TENANT_PROVISIONING / TENANT_DEPROVISIONING) and "sbt" (AWS's SaaS Builder Toolkit, sbt-aws).
+EVENT_DIALECTS = env.list("EVENT_DIALECTS", default=["original"])
+# sbt-aws: the bus its control plane and application plane share (empty: EVENT_BUS_NAME), the sources of its
+# EventManager (controlPlaneEventSource, applicationPlaneEventSource), the builder its tenants' builds use,
+# and which exported variables of a build go into jobOutput.tenantData / .tenantRegistrationData (as a
+# ScriptJob's environmentVariablesToOutgoingEvent does).
+SBT_EVENT_BUS_NAME = env("SBT_EVENT_BUS_NAME", default="")
+SBT_CONTROL_PLANE_SOURCE = env("SBT_CONTROL_PLANE_SOURCE", default="sbt.control.plane")
+SBT_APPLICATION_PLANE_SOURCE = env("SBT_APPLICATION_PLANE_SOURCE", default="sbt.application.plane")
+SBT_BUILDER_TYPE = env("SBT_BUILDER_TYPE", default="CODE_BUILD")
+SBT_TENANT_DATA_VARIABLES = env.list("SBT_TENANT_DATA_VARIABLES", default=[])
+SBT_TENANT_REGISTRATION_DATA_VARIABLES = env.list(
+    "SBT_TENANT_REGISTRATION_DATA_VARIABLES", default=["registrationStatus"]
+)
 CELERY_BEAT_SCHEDULE["events.sweep_stale_events"] = {
     "task": "events.sweep_stale_events",
     "schedule": float(EVENT_SWEEP_INTERVAL_SECONDS),

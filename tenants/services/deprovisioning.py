@@ -29,7 +29,7 @@ DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILE
 
 
 def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
-    """Handle ``TENANT_DEPROVISIONING`` (idempotent per event)."""
+    """Handle ``TENANT_DEPROVISIONING`` (idempotent per event); sbt-aws's ``offboardingRequest`` too."""
     tenant_id = str(detail["tenant"]["id"])
     refused = ""
     build: Build | None = None
@@ -37,17 +37,17 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
-            raise EventRejected(f"TENANT_DEPROVISIONING for unknown tenant {tenant_id}.")
+            raise EventRejected(f"{event.detail_type} for unknown tenant {tenant_id}.")
         if event_already_applied(tenant=tenant, event=event):
             build = Build.objects.filter(event=event, purpose=BuildPurpose.DEPROVISION).first()
         elif tenant.status not in DEPROVISIONABLE:
             refused = (
-                f"TENANT_DEPROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
                 "not active or deprovision-failed."
             )
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:
-            history_record_event(tenant=tenant, event=event, summary="TENANT_DEPROVISIONING received")
+            history_record_event(tenant=tenant, event=event, summary=f"{event.detail_type} received")
             build, environment = tenant_attempt_start(
                 tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event, actor_user=None
             )

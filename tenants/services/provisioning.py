@@ -47,7 +47,8 @@ def _tenant_fields(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
-    """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new)."""
+    """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new); sbt-aws's
+    ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
     fields = _tenant_fields(detail)
     refused = ""
@@ -65,7 +66,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             build = Build.objects.filter(event=event, purpose=BuildPurpose.PROVISION).first()
         elif not created and tenant.status not in PROVISIONABLE:
             refused = (
-                f"TENANT_PROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
                 "not pending or failed."
             )
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
@@ -77,7 +78,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             history_record_event(
                 tenant=tenant,
                 event=event,
-                summary=f"TENANT_PROVISIONING received (tier {tenant.tier}, builder "
+                summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
             build, environment = tenant_attempt_start(

@@ -65,6 +65,27 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Sbt:
+    """The SaaS Builder Toolkit dialect (README "Using Orchestrator with the SaaS Builder Toolkit"): its control
+    plane's bus (created by sbt-aws's own stack, so only named here) and the sources on it."""
+
+    event_bus: str
+    control_plane_source: str
+    application_plane_source: str
+
+
+def _sbt(config: dict[str, Any]) -> Sbt | None:
+    section = _get(config, "sbt", dict, "", default=None)
+    if section is None:
+        return None
+    return Sbt(
+        event_bus=_get(section, "event_bus", str, "sbt"),
+        control_plane_source=_get(section, "control_plane_source", str, "sbt", default="sbt.control.plane"),
+        application_plane_source=_get(section, "application_plane_source", str, "sbt", default="sbt.application.plane"),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     stack_name: str
     domain_name: str
@@ -93,6 +114,7 @@ class Config:
     log_retention_days: int
     codebuild_managed_policy_arns: list[str]
     tiers: list[Tier]
+    sbt: Sbt | None = None
 
     @property
     def base_url(self) -> str:
@@ -178,6 +200,7 @@ def parse_config(config: dict[str, Any]) -> Config:
             _section(config, "codebuild"), "managed_policy_arns", list, "codebuild", default=[]
         ),
         tiers=_tiers(config),
+        sbt=_sbt(config),
     )
 
 

@@ -5,6 +5,8 @@
 - an API destination ``POST https://<domain_name>/api/events/`` limited to ``intake.rate_limit_per_second``;
 - a rule on the bus for the catalogue's detail-types, and one on the ``default`` bus for AWS's own
   ``CodeBuild Build State Change`` (source ``aws.codebuild``);
+- with an ``sbt`` section in the config, a rule on sbt-aws's bus for its control plane's requests
+  (``events.dialects.sbt.bus_rule_pattern``);
 - each targets the API destination with the full event (no input transform), retried for 24 hours
   (185 attempts, as EventBridge allows), then sent to the dead-letter queue ``<prefix>-dlq``.
 """
@@ -29,6 +31,13 @@ BUS_DETAIL_TYPES = (
 )
 CODEBUILD_SOURCE = "aws.codebuild"
 CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
+# events.dialects.sbt.SbtDetailType.REQUESTS (a test keeps them equal).
+SBT_REQUEST_DETAIL_TYPES = (
+    "sbt_aws_onboardingRequest",
+    "sbt_aws_offboardingRequest",
+    "sbt_aws_activateRequest",
+    "sbt_aws_deactivateRequest",
+)
 # events.wiring.TARGET_ID and RETRY_POLICY.
 TARGET_ID = "orchestrator-intake"
 RETRY_ATTEMPTS = 185
@@ -92,6 +101,20 @@ class Intake(Construct):
             description="CodeBuild state changes to the intake",
             target=target,
         )
+        # sbt-aws's bus belongs to its control plane's stack: named here, never created.
+        self.sbt_bus: events.IEventBus | None = None
+        if config.sbt is not None:
+            self.sbt_bus = events.EventBus.from_event_bus_name(self, "SbtBus", config.sbt.event_bus)
+            self._rule(
+                "SbtRule",
+                name=f"{prefix}-sbt",
+                bus=self.sbt_bus,
+                pattern=events.EventPattern(
+                    source=[config.sbt.control_plane_source], detail_type=list(SBT_REQUEST_DETAIL_TYPES)
+                ),
+                description="sbt-aws requests to the intake",
+                target=target,
+            )
 
     def _rule(
         self,

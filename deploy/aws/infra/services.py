@@ -56,7 +56,11 @@ def commands(config: Config) -> dict[str, list[str]]:
 
 
 def grant_orchestrator(
-    role: iam.IRole, *, tables: list[dynamodb.ITable], bus: events.IEventBus, projects: list[codebuild.IProject]
+    role: iam.IRole,
+    *,
+    tables: list[dynamodb.ITable],
+    buses: list[events.IEventBus],
+    projects: list[codebuild.IProject],
 ) -> None:
     """What the orchestrator calls on AWS, on its own resources only (tenants/services/sync.py, events/publisher.py,
     tenants/builders/codebuild.py, orchestrator/health.py)."""
@@ -71,7 +75,7 @@ def grant_orchestrator(
         iam.PolicyStatement(
             sid="PublishEvents",
             actions=["events:PutEvents", "events:DescribeEventBus"],
-            resources=[bus.event_bus_arn],
+            resources=[bus.event_bus_arn for bus in buses],
         )
     )
     role.add_to_principal_policy(
@@ -139,6 +143,13 @@ class Orchestrator(Construct):
             # Builds run on CodeBuild; a LOCAL tier command must never run inside these containers.
             "LOCAL_BUILDER_ENABLED": "false",
         }
+        if config.sbt is not None:
+            self._environment.update(
+                EVENT_DIALECTS="original,sbt",
+                SBT_EVENT_BUS_NAME=config.sbt.event_bus,
+                SBT_CONTROL_PLANE_SOURCE=config.sbt.control_plane_source,
+                SBT_APPLICATION_PLANE_SOURCE=config.sbt.application_plane_source,
+            )
         self._secrets = {
             "DJANGO_SECRET_KEY": ecs.Secret.from_secrets_manager(django_secret_key),
             "INTAKE_API_KEYS": ecs.Secret.from_secrets_manager(intake_api_key),

@@ -50,7 +50,12 @@ class OrchestratorStack(Stack):
                 },
             ),
         )
-        grant_orchestrator(task_role, tables=[tables.tenants, tables.tiers], bus=intake.bus, projects=builds.projects)
+        grant_orchestrator(
+            task_role,
+            tables=[tables.tenants, tables.tiers],
+            buses=[bus for bus in (intake.bus, intake.sbt_bus) if bus is not None],
+            projects=builds.projects,
+        )
         orchestrator = Orchestrator(
             self,
             "Orchestrator",

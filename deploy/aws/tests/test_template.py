@@ -21,6 +21,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from events.catalogue import BUS_DETAIL_TYPES
+from events.dialects import sbt
 from events.wiring import RETRY_POLICY, TARGET_ID, codebuild_rule_pattern, resource_names
 from orchestrator.tests.test_compose import AWS_SDK_VARIABLES, app_services, variables_read_by_settings
 
@@ -51,6 +52,7 @@ def _test_config() -> dict:
         "intake_resources": "t-intake",
     }
     config["intake"] = {"api_key_header": "x-orchestrator-key", "rate_limit_per_second": 123}
+    config["sbt"] = {"event_bus": "t-sbt-bus", "control_plane_source": "t.sbt.control"}
     config["web"].update(count=3, health_check_path="/healthz-probe")
     config["worker"].update(count=2, concurrency=3)
     config["delivery_worker"].update(count=4, threads=6)
@@ -219,12 +221,30 @@ def test_intake_resources_are_named_and_matched_as_bootstrap_aws_does(template):
     assert codebuild_rule["Properties"]["EventPattern"] == codebuild_rule_pattern()
 
 
+def test_sbt_requests_reach_the_intake_from_sbts_bus_and_answers_may_go_back(template):
+    with override_settings(EVENT_INTAKE_RESOURCE_NAME="t-intake", SBT_CONTROL_PLANE_SOURCE="t.sbt.control"):
+        names = resource_names()
+        pattern = sbt.bus_rule_pattern()
+    _, rule = only(template, "AWS::Events::Rule", Name=names["sbt_rule"])
+    publish = next(statement for statement in statements(template) if statement.get("Sid") == "PublishEvents")
+
+    assert rule["Properties"]["EventPattern"] == pattern
+    assert "t-sbt-bus" in json.dumps(rule["Properties"]["EventBusName"])
+    only(template, "AWS::Events::EventBus")  # sbt's bus belongs to its control plane: named, not created
+    assert any("event-bus/t-sbt-bus" in json.dumps(resource) for resource in publish["Resource"])
+    for container in containers(template).values():
+        environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+        assert environment["EVENT_DIALECTS"] == "original,sbt"
+        assert environment["SBT_EVENT_BUS_NAME"] == "t-sbt-bus"
+        assert environment["SBT_CONTROL_PLANE_SOURCE"] == "t.sbt.control"
+
+
 def test_every_rule_target_sends_the_whole_event_with_retries_then_dead_letters(template):
     queue_id, _ = only(template, "AWS::SQS::Queue", QueueName="t-intake-dlq")
     destination_id, _ = only(template, "AWS::Events::ApiDestination")
     rules = resources(template, "AWS::Events::Rule")
 
-    assert len(rules) == 2
+    assert len(rules) == 3
     for rule in rules.values():
         (target,) = rule["Properties"]["Targets"]
         assert target["Id"] == TARGET_ID
@@ -257,6 +277,16 @@ def test_no_iam_statement_reaches_every_resource_but_the_ones_aws_requires(templ
             assert set(actions) <= WILDCARD_ACTIONS, statement
 
 
+def _granted_to(target) -> str:
+    """A statement's resource: ``*``, the logical id of a resource of this stack, or the name part of an ARN
+    built for a resource of another stack."""
+    if target == "*":
+        return target
+    if "Fn::Join" in target:
+        return target["Fn::Join"][1][-1]
+    return logical_id(target)
+
+
 def test_task_role_reaches_only_the_tables_bus_and_tier_projects(template):
     role_id, _ = only(template, "AWS::IAM::Role", Description="Orchestrator tasks (web, workers, beat)")
     (policy,) = [
@@ -269,11 +299,11 @@ def test_task_role_reaches_only_the_tables_bus_and_tier_projects(template):
     granted = {}
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        granted[statement["Sid"]] = {target if target == "*" else logical_id(target) for target in targets}
+        granted[statement["Sid"]] = {_granted_to(target) for target in targets}
 
     assert granted == {
         "MirrorTenantsAndTiers": tables,
-        "PublishEvents": {bus_id},
+        "PublishEvents": {bus_id, ":event-bus/t-sbt-bus"},  # sbt's bus: its ARN, built from its name
         "RunTierBuilds": projects,
         "StatusCheckListsProjects": {"*"},
     }

@@ -1,7 +1,7 @@
 """Input and output serializers of the tenants API (edges only: no rules here).
 
-Output never carries a secret: the tenant document and builder config are redacted, build environments
-are stored masked, and plaintext tier variables with secret-like names are masked (``********`` sent back
+Output never carries a secret: the tenant document, plan, builder and app configs are redacted (also
+inside strings that hold JSON), build environments are stored masked, and plaintext tier variables with secret-like names are masked (``********`` sent back
 in an update means "keep the current value").
 """
 
@@ -87,9 +87,9 @@ class TenantSerializer(serializers.ModelSerializer):
 
 class TenantDetailSerializer(TenantSerializer):
     document = serializers.SerializerMethodField(help_text="The tenant document, secrets masked.")
-    plan = serializers.JSONField(read_only=True)
+    plan = serializers.SerializerMethodField(help_text="The plan config, secrets masked.")
     builder_config = serializers.SerializerMethodField(help_text="Builder type and config, secrets masked.")
-    app_config = serializers.JSONField(read_only=True)
+    app_config = serializers.SerializerMethodField(help_text="The app config, secrets masked.")
 
     class Meta(TenantSerializer.Meta):
         fields = [*TenantSerializer.Meta.fields, "document", "plan", "builder_config", "app_config"]
@@ -98,8 +98,14 @@ class TenantDetailSerializer(TenantSerializer):
     def get_document(self, tenant: Tenant) -> dict[str, Any]:
         return redact(tenant.document)
 
+    def get_plan(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.plan)
+
     def get_builder_config(self, tenant: Tenant) -> dict[str, Any]:
         return redact(tenant.builder_config)
+
+    def get_app_config(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.app_config)
 
 
 class TenantActionResultSerializer(serializers.Serializer):
@@ -268,8 +274,11 @@ class BuildSerializer(serializers.ModelSerializer):
 
 
 class BuildDetailSerializer(BuildSerializer):
-    environment = serializers.JSONField(read_only=True, help_text="Variables sent, secrets masked.")
+    environment = serializers.SerializerMethodField(help_text="Variables sent, secrets masked.")
 
     class Meta(BuildSerializer.Meta):
         fields = [*BuildSerializer.Meta.fields, "environment"]
         read_only_fields = fields
+
+    def get_environment(self, build: Build) -> list[dict[str, str]]:
+        return redact(build.environment)  # stored masked; rows from before JSON strings were masked too

@@ -20,6 +20,7 @@ from orchestrator.admin_helpers import pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks import circuit
+from webhooks.delivery import request_headers_masked
 from webhooks.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -57,8 +58,28 @@ def delivery_retry_reported(model_admin: admin.ModelAdmin, request: HttpRequest,
     model_admin.message_user(request, f"{label}: {result.message}.", level)
 
 
+class MaskedHeadersField(forms.JSONField):
+    """Custom headers as a JSON object whose values are shown masked (they are write-only); a value left
+    masked keeps the stored one (``endpoint_update``)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return super().prepare_value(masked_headers(value) if isinstance(value, dict) else value)
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            headers = super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("A JSON object of header names to string values.") from None
+        return {} if headers is None else headers
+
+
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2048, assume_scheme="https")
+    custom_headers = MaskedHeadersField(
+        required=False,
+        help_text='A JSON object, e.g. {"Authorization": "Bearer ..."}. Values are write-only: shown as '
+        "********, and a value left as ******** keeps the stored one.",
+    )
     events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
     new_secret = forms.CharField(
         required=False,
@@ -111,12 +132,28 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_active", "signing_scheme")
     search_fields = ("url", "description")
-    readonly_fields = ("secret_status", "circuit_status", "disabled_reason", "disabled_at", "created_at", "updated_at")
+    readonly_fields = (
+        "secret_status",
+        "circuit_status",
+        "disabled_reason",
+        "disabled_at",
+        "created_at",
+        "updated_at",
+        "custom_headers_masked",
+    )
     actions = ["rotate_secrets", "close_circuits"]
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Shown read-only: the model field would be rendered as stored (opened), so a masked copy instead.
+            shown = [name if name != "custom_headers" else "custom_headers_masked" for name in ENDPOINT_FIELDS]
+            return [*shown, *(name for name in self.readonly_fields if name != "custom_headers_masked")]
         fields = [*ENDPOINT_FIELDS, "new_secret"]
-        return fields + (list(self.readonly_fields) if obj else [])
+        return fields + ([name for name in self.readonly_fields if name != "custom_headers_masked"] if obj else [])
+
+    @admin.display(description="Custom headers")
+    def custom_headers_masked(self, endpoint: WebhookEndpoint) -> str:
+        return pretty_json(masked_headers(endpoint.custom_headers))
 
     @admin.display(description="Events")
     def events_display(self, endpoint: WebhookEndpoint) -> str:
@@ -212,7 +249,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
     @admin.display(description="Request headers")
     def headers_display(self, attempt: DeliveryAttempt) -> str:
-        return pretty_json(masked_headers(attempt.request_headers))
+        return pretty_json(request_headers_masked(attempt.request_headers))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

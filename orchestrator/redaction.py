@@ -8,9 +8,11 @@ build variable is the tenant document as a JSON string).
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.jsonwalk import (
+    DROP,
     JSON_CONTAINER_STARTS,
     compact_json,
     depth_exceeded,
@@ -48,25 +50,38 @@ def is_secret_key(key: str) -> bool:
 def redact(value: Any) -> Any:
     """A JSON-like value with every secret-named key's non-empty value masked, also inside strings that
     hold JSON (re-encoded compactly); the very same object when there is nothing to mask."""
-    return rewrite(
-        value,
-        is_secret_key=is_secret_key,
-        on_secret=_masked,
-        on_string=_redacted_text,
-        string_starts=JSON_CONTAINER_STARTS,
-    )
+    return _secrets_replaced(value, _masked)
+
+
+def secrets_left_out(value: Any) -> Any:
+    """A JSON-like value without its secret-named keys, also inside strings that hold JSON (re-encoded
+    compactly); the very same object when there is none."""
+    return _secrets_replaced(value, _left_out)
 
 
 def _masked(item: Any) -> Any:
     return item if item is None or item == "" else MASK
 
 
-def _redacted_text(text: str) -> str:
-    parsed = json_container_text(text)
-    if parsed is None:
-        return text
-    redacted = redact(parsed)
-    return text if redacted is parsed else compact_json(redacted)
+def _left_out(item: Any) -> Any:
+    return DROP
+
+
+def _secrets_replaced(value: Any, on_secret: Callable[[Any], Any]) -> Any:
+    def inside_text(text: str) -> str:
+        parsed = json_container_text(text)
+        if parsed is None:
+            return text
+        replaced = _secrets_replaced(parsed, on_secret)
+        return text if replaced is parsed else compact_json(replaced)
+
+    return rewrite(
+        value,
+        is_secret_key=is_secret_key,
+        on_secret=on_secret,
+        on_string=inside_text,
+        string_starts=JSON_CONTAINER_STARTS,
+    )
 
 
 def redacted_json(value: Any, **dumps_options: Any) -> str:

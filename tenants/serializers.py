@@ -1,8 +1,8 @@
 """Input and output serializers of the tenants API (edges only: no rules here).
 
 Output never carries a secret: the tenant document, plan, builder and app configs are redacted (also
-inside strings that hold JSON), build environments are stored masked, and plaintext tier variables with secret-like names are masked (``********`` sent back
-in an update means "keep the current value").
+inside strings that hold JSON), build environments are stored masked, and plaintext tier variables with
+secret-like names are masked (``********`` sent back in an update means "keep the current value").
 """
 
 from typing import Any

@@ -7,6 +7,7 @@ set variables that this module (or ``local``/``production``) reads, and a test c
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -296,6 +297,11 @@ BUILD_POLL_AFTER_SECONDS = env.int("BUILD_POLL_AFTER_SECONDS", default=300)
 BUILD_POLL_INTERVAL_SECONDS = env.int("BUILD_POLL_INTERVAL_SECONDS", default=60)
 # How often beat re-enqueues DynamoDB writes that have not landed (tenants/tiers with synced_version < version).
 DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300)
+# Secret-named values in the DynamoDB mirror: "sealed" (the token the database holds; only the orchestrator's
+# keys open it) or "omit" (the key left out). Never plain: the data plane's readers are not staff.
+DYNAMODB_MIRROR_SECRETS = env("DYNAMODB_MIRROR_SECRETS", default="sealed")
+if DYNAMODB_MIRROR_SECRETS not in ("sealed", "omit"):
+    raise ImproperlyConfigured(f"DYNAMODB_MIRROR_SECRETS must be sealed or omit, not {DYNAMODB_MIRROR_SECRETS!r}")
 # LOCAL builder: run tier commands on this machine (demo / development). Commands must live under the root.
 LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=True)
 LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))

@@ -215,6 +215,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "orchestrator.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "orchestrator.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [],
 }
 SPECTACULAR_SETTINGS = {
@@ -240,6 +245,9 @@ INTAKE_API_KEY_HEADER = env("INTAKE_API_KEY_HEADER", default="x-api-key")
 INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 INTAKE_BASIC_AUTH = env.list("INTAKE_BASIC_AUTH", default=[])
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
+# JSON bodies (the intake and the staff API) nested deeper are answered 400 (orchestrator/parsers.py). Events
+# nest under ten levels; 64 is System.Text.Json's default limit, far below where recursive code would fail.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 # Group commit (events/group_commit.py): events accepted at the same moment by one web process share one
 # INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
 INTAKE_GROUP_COMMIT = env.bool("INTAKE_GROUP_COMMIT", default=True)

@@ -19,6 +19,7 @@ from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import (
     SyncUnavailable,
     dynamodb_drift,
+    dynamodb_repair,
     tenant_item,
     tenant_resync,
     tenant_sync,
@@ -351,13 +352,19 @@ def test_the_mirror_seals_secrets_and_keeps_the_original_layout(aws, run_commit_
 
 
 def test_the_mirror_can_leave_secrets_out_instead(aws, run_commit_hooks, settings):
-    settings.DYNAMODB_MIRROR_SECRETS = "omit"
+    # Given items written sealed (the default)
     with run_commit_hooks():
         tenant = _tenant_with_secrets()
         tier_upsert(
             name="BASIC", provision_project="p", variables={"DB_PASSWORD": ("tier-pw-6", VariableType.PLAINTEXT)}
         )
 
+    # When the mode becomes omit: the sealed items are drift, and the repair rewrites them
+    settings.DYNAMODB_MIRROR_SECRETS = "omit"
+    assert {name for drift in dynamodb_drift() for name in drift.different} == {tenant.pk, "BASIC"}
+    assert dynamodb_repair(dynamodb_drift()) == {"written": 2, "deleted": 0}
+
+    # Then the items hold no secret at all, sealed or not, and keep every other key and value
     item, tier = tenant_item_of(tenant.pk), tier_item_of("BASIC")
 
     text = json.dumps([item, tier], default=str)

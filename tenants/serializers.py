@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from orchestrator.redaction import MASK, is_secret_key, redact
+from orchestrator.redaction import MASK, redact
 from tenants.models import (
     Build,
     BuildPurpose,
@@ -22,6 +22,7 @@ from tenants.models import (
     TierVariable,
     VariableType,
 )
+from tenants.services.environment import is_plaintext_secret
 
 
 class TenantErrorDetailSerializer(serializers.Serializer):
@@ -186,7 +187,7 @@ class TierVariableSerializer(serializers.Serializer):
 
     def to_representation(self, variable: Any) -> dict[str, Any]:
         data = super().to_representation(variable)
-        if data["type"] == VariableType.PLAINTEXT and is_secret_key(data["name"]) and data["value"]:
+        if is_plaintext_secret(name=data["name"], value=data["value"], type=data["type"]):
             data["value"] = MASK
         return data
 

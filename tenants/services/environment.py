@@ -48,8 +48,14 @@ class EnvVar:
         """The copy stored on ``Build.environment``: secret-named plaintext values masked, and secrets inside
         values that hold JSON (``tenant``). Masked, not sealed: nothing reads it back in plain (a build's
         environment is computed again from the sealed tenant and the tier when it is needed)."""
-        secret = self.type == VariableType.PLAINTEXT and is_secret_key(self.name) and self.value != ""
+        secret = is_plaintext_secret(name=self.name, value=self.value, type=self.type)
         return {"name": self.name, "value": MASK if secret else redact(self.value), "type": str(self.type)}
+
+
+def is_plaintext_secret(*, name: str, value: str, type: str) -> bool:
+    """A variable whose value is itself a secret (plain text under a secret-like name), not a reference to
+    one in SSM / Secrets Manager: masked wherever staff see variables."""
+    return type == VariableType.PLAINTEXT and is_secret_key(name) and value != ""
 
 
 def encode_value(value: Any) -> str:

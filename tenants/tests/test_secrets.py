@@ -11,6 +11,7 @@ from events.catalogue import DetailType
 from orchestrator.redaction import MASK
 from tenants.models import Build, Tenant
 from tenants.tests.conftest import envelope, provisioning_detail
+from tenants.tests.factories import TierFactory, TierVariableFactory
 from tenants.tests.staff import LEVELS, staff_user
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +127,43 @@ def test_admin_pages_mask_every_secret_for_every_staff_role(provisioned, client,
     assert [page.status_code for page in pages] == [200] * len(pages)
     assert plain_secrets_in(b"".join(page.content for page in pages).decode()) == []
     assert MASK in pages[0].content.decode()
+
+
+@pytest.mark.parametrize("level", STAFF_LEVELS)
+def test_plain_text_tier_secrets_are_masked_in_the_admin_for_every_role(client, level):
+    tier = TierFactory(name="GOLD")
+    password = TierVariableFactory(tier=tier, name="DB_PASSWORD", value="tier-pw-8")
+    TierVariableFactory(tier=tier, name="EKS_CLUSTER_NAME", value="gold-eks")
+    client.force_login(staff_user(level))
+
+    page = client.get(reverse("admin:tenants_tier_change", args=[tier.pk])).content.decode()
+
+    assert "tier-pw-8" not in page
+    assert MASK in page
+    assert "gold-eks" in page
+    if level != "superuser":
+        return
+    # a superuser saving the form as shown keeps the stored value (the mask is write-only)
+    response = client.post(
+        reverse("admin:tenants_tier_change", args=[tier.pk]),
+        {
+            "name": "GOLD",
+            "provision_project": tier.provision_project,
+            "deprovision_project": tier.deprovision_project,
+            "description": "changed",
+            "variables-TOTAL_FORMS": "1",
+            "variables-INITIAL_FORMS": "1",
+            "variables-MIN_NUM_FORMS": "0",
+            "variables-MAX_NUM_FORMS": "1000",
+            "variables-0-id": password.pk,
+            "variables-0-tier": tier.pk,
+            "variables-0-name": "DB_PASSWORD",
+            "variables-0-value": MASK,
+            "variables-0-type": "PLAINTEXT",
+        },
+    )
+    assert response.status_code == 302, response.content
+    password.refresh_from_db()
+    assert password.value == "tier-pw-8"
+    tier.refresh_from_db()
+    assert tier.description == "changed"

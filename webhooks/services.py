@@ -496,6 +496,8 @@ def _known_secrets(delivery: WebhookDelivery) -> list[str]:
     secrets = [delivery.signing_secret.reveal(), delivery.signing_context.reveal()]
     if delivery.endpoint is not None:
         secrets += [delivery.endpoint.secret.reveal(), delivery.endpoint.previous_secret.reveal()]
+        for value in (delivery.endpoint.custom_headers or {}).values():  # credentials, e.g. "Bearer <token>"
+            secrets += [str(value), str(value).rsplit(" ", 1)[-1]]
     return [secret for secret in secrets if secret]
 
 

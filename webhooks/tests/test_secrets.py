@@ -69,8 +69,10 @@ def plain_header_values(text: str) -> list[str]:
 
 
 def test_custom_headers_are_sealed_at_rest_and_sent_in_plain(receiver):
-    # given an endpoint with custom headers, one under a name no secret rule could guess
+    # given an endpoint with custom headers, one under a name no secret rule could guess, and a receiver
+    # that echoes them in its answer
     endpoint = WebhookEndpointFactory(url=receiver.url("/hook"), custom_headers=HEADERS)
+    receiver.script("/hook", Reply(200, body=b"saw header-secret-1 and X-Custom-Auth: header-secret-2"))
 
     # when a delivery is sent
     attempt = delivery_attempt(delivery_id=make_delivery(endpoint).pk)
@@ -88,6 +90,7 @@ def test_custom_headers_are_sealed_at_rest_and_sent_in_plain(receiver):
     assert stored["x-custom-auth"] == MASK
     assert stored["content-type"] == "application/json"  # the engine's own headers stay readable
     assert stored["webhook-id"] == request.headers["webhook-id"]
+    assert DeliveryAttempt.objects.get(pk=attempt.pk).response_body == f"saw {MASK} and X-Custom-Auth: {MASK}"
 
 
 @pytest.mark.parametrize("level", ["read_only", "operator", "superuser"])

@@ -54,40 +54,30 @@ def _masked(value: Any) -> Any:
     return value if value is None or value == "" else _MASK
 
 
-def _inside_text(change: Callable[[Any], Any], text: str, *, seal_whole: bool) -> str:
-    """``text`` holding JSON with ``change`` applied inside, re-encoded compactly; with ``seal_whole``, text
-    that compact JSON would not give back exactly is sealed whole instead."""
-    parsed = json_container_text(text)
-    if parsed is None:
-        return text
-    changed = change(parsed)
-    if changed is parsed:
-        return text
-    if seal_whole and compact_json(parsed) != text:
-        return _sealed(text)
-    return compact_json(changed)
+def _secrets_changed(value: Any, on_secret: Callable[[Any], Any], *, seal_whole: bool) -> Any:
+    """Values under secret names changed by ``on_secret``, also inside strings that hold JSON (re-encoded
+    compactly; with ``seal_whole``, such a string compact JSON would not give back exactly is sealed whole)."""
+
+    def inside_text(text: str) -> str:
+        parsed = json_container_text(text)
+        changed = None if parsed is None else _secrets_changed(parsed, on_secret, seal_whole=seal_whole)
+        if changed is parsed:
+            return text
+        return _sealed(text) if seal_whole and compact_json(parsed) != text else compact_json(changed)
+
+    return rewrite(
+        value, is_secret_key=_is_secret_name, on_secret=on_secret, on_string=inside_text, string_starts=_JSON_STARTS
+    )
 
 
 def seal_secrets(value: Any) -> Any:
     """Values under secret names sealed, also inside strings that hold JSON (as ``orchestrator.sealing``)."""
-    return rewrite(
-        value,
-        is_secret_key=_is_secret_name,
-        on_secret=_sealed,
-        on_string=lambda text: _inside_text(seal_secrets, text, seal_whole=True),
-        string_starts=_JSON_STARTS,
-    )
+    return _secrets_changed(value, _sealed, seal_whole=True)
 
 
 def mask_secrets(value: Any) -> Any:
     """Values under secret names masked, also inside strings that hold JSON (as ``redact``)."""
-    return rewrite(
-        value,
-        is_secret_key=_is_secret_name,
-        on_secret=_masked,
-        on_string=lambda text: _inside_text(mask_secrets, text, seal_whole=False),
-        string_starts=_JSON_STARTS,
-    )
+    return _secrets_changed(value, _masked, seal_whole=False)
 
 
 def seal_every_value(value: Any) -> Any:
@@ -119,7 +109,13 @@ def mask_request_headers(value: Any) -> Any:
     return value if masked == value else masked
 
 
-def rows_rewrite(model: type[models.Model], changes: dict[str, Callable[[Any], Any]], *, batch: int = 500) -> int:
+def models_rewrite(apps: Any, changes: dict[str, dict[str, Callable[[Any], Any]]]) -> dict[str, int]:
+    """``_rows_rewrite`` for each ``"app_label.model"`` of ``changes`` (historical models from ``apps``); the rows
+    written per model."""
+    return {label: _rows_rewrite(apps.get_model(label), columns) for label, columns in changes.items()}
+
+
+def _rows_rewrite(model: type[models.Model], changes: dict[str, Callable[[Any], Any]], *, batch: int = 500) -> int:
     """Apply ``changes`` (column name -> function of its JSON value) to every row; the rows written.
 
     A function returns its argument itself when nothing changes; only changed rows are written."""

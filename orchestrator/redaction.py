@@ -50,13 +50,13 @@ def is_secret_key(key: str) -> bool:
 def redact(value: Any) -> Any:
     """A JSON-like value with every secret-named key's non-empty value masked, also inside strings that
     hold JSON (re-encoded compactly); the very same object when there is nothing to mask."""
-    return _secrets_replaced(value, _masked)
+    return secrets_replaced(value, _masked)
 
 
 def secrets_left_out(value: Any) -> Any:
     """A JSON-like value without its secret-named keys, also inside strings that hold JSON (re-encoded
     compactly); the very same object when there is none."""
-    return _secrets_replaced(value, _left_out)
+    return secrets_replaced(value, _left_out)
 
 
 def _masked(item: Any) -> Any:
@@ -67,13 +67,24 @@ def _left_out(item: Any) -> Any:
     return DROP
 
 
-def _secrets_replaced(value: Any, on_secret: Callable[[Any], Any]) -> Any:
+def secrets_replaced(
+    value: Any, on_secret: Callable[[Any], Any], *, whole_text: Callable[[str], str] | None = None
+) -> Any:
+    """``value`` with every secret-named key's value replaced by ``on_secret(value)`` (``DROP``: left out),
+    also inside strings that hold JSON. Such a string comes back re-encoded compactly; with ``whole_text``,
+    a string that compact JSON would not give back exactly becomes ``whole_text(string)`` instead. The very
+    same object when nothing changed."""
+
     def inside_text(text: str) -> str:
         parsed = json_container_text(text)
         if parsed is None:
             return text
-        replaced = _secrets_replaced(parsed, on_secret)
-        return text if replaced is parsed else compact_json(replaced)
+        replaced = secrets_replaced(parsed, on_secret, whole_text=whole_text)
+        if replaced is parsed:
+            return text
+        if whole_text is not None and compact_json(parsed) != text:
+            return whole_text(text)
+        return compact_json(replaced)
 
     return rewrite(
         value,

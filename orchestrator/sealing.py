@@ -25,7 +25,7 @@ from django.db.models.functions import Cast
 
 from orchestrator.crypto import secret_decrypt, secret_encrypt
 from orchestrator.jsonwalk import JSON_CONTAINER_STARTS, compact_json, json_container_text, rewrite
-from orchestrator.redaction import is_secret_key
+from orchestrator.redaction import secrets_replaced
 
 logger = logging.getLogger(__name__)
 
@@ -47,32 +47,17 @@ def _sealed(value: Any) -> str:
 def seal(value: Any) -> Any:
     """``value`` with every non-empty value under a secret-named key sealed, also inside strings that hold
     JSON; the very same object when there is nothing to seal (callers use ``is`` to skip work).
-    Unchanged containers are shared, not copied: only the path down to a sealed value is new."""
-    return rewrite(
-        value,
-        is_secret_key=is_secret_key,
-        on_secret=_sealed_secret,
-        on_string=_sealed_text,
-        string_starts=JSON_CONTAINER_STARTS,
-    )
+    Unchanged containers are shared, not copied: only the path down to a sealed value is new.
+
+    A string holding JSON is re-encoded with its secrets sealed when compact encoding gives the very text
+    back (``unseal`` then does too, as JSON.stringify writes it), else it is sealed whole."""
+    return secrets_replaced(value, _sealed_secret, whole_text=_sealed)
 
 
 def _sealed_secret(value: Any) -> Any:
     if value is None or value == "" or _is_sealed(value):
         return value
     return _sealed(value)
-
-
-def _sealed_text(text: str) -> str:
-    """A string holding JSON with secrets in it: re-encoded with them sealed when compact encoding gives
-    the very text back (``unseal`` then does too, as JSON.stringify writes it), else sealed whole."""
-    parsed = json_container_text(text)
-    if parsed is None:
-        return text
-    sealed = seal(parsed)
-    if sealed is parsed:
-        return text
-    return compact_json(sealed) if compact_json(parsed) == text else _sealed(text)
 
 
 def _opened(value: str) -> Any:

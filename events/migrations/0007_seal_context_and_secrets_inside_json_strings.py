@@ -3,16 +3,17 @@ JSON are looked into; mask secrets in handler results (stored for staff to read,
 
 from django.db import migrations
 
-from orchestrator import migration_secrets
+from orchestrator.migration_secrets import mask_secrets, models_rewrite, seal_secrets
 
 
 def seal_existing(apps, schema_editor):
-    received, outbox = apps.get_model("events", "receivedevent"), apps.get_model("events", "outboxevent")
-    seal = migration_secrets.seal_secrets
-    migration_secrets.rows_rewrite(
-        received, {"envelope": seal, "detail_override": seal, "result": migration_secrets.mask_secrets}
+    models_rewrite(
+        apps,
+        {
+            "events.receivedevent": {"envelope": seal_secrets, "detail_override": seal_secrets, "result": mask_secrets},
+            "events.outboxevent": {"detail": seal_secrets},
+        },
     )
-    migration_secrets.rows_rewrite(outbox, {"detail": seal})
 
 
 class Migration(migrations.Migration):

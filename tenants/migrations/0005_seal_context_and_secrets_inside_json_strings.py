@@ -4,20 +4,17 @@ entries, which are stored masked (nothing reads them back in plain)."""
 
 from django.db import migrations
 
-from orchestrator import migration_secrets
+from orchestrator.migration_secrets import mask_build_environment, mask_secrets, models_rewrite, seal_secrets
 
 
 def seal_existing(apps, schema_editor):
-    seal = migration_secrets.seal_secrets
-    migration_secrets.rows_rewrite(
-        apps.get_model("tenants", "tenant"),
-        {"document": seal, "plan": seal, "builder_config": seal, "app_config": seal},
-    )
-    migration_secrets.rows_rewrite(
-        apps.get_model("tenants", "build"), {"environment": migration_secrets.mask_build_environment}
-    )
-    migration_secrets.rows_rewrite(
-        apps.get_model("tenants", "tenanthistory"), {"details": migration_secrets.mask_secrets}
+    models_rewrite(
+        apps,
+        {
+            "tenants.tenant": dict.fromkeys(["document", "plan", "builder_config", "app_config"], seal_secrets),
+            "tenants.build": {"environment": mask_build_environment},
+            "tenants.tenanthistory": {"details": mask_secrets},
+        },
     )
 
 

@@ -5,18 +5,17 @@ non-secret values; deliveries' payloads get ``context`` and secrets inside JSON 
 from django.db import migrations
 
 import orchestrator.sealing
-from orchestrator import migration_secrets
+from orchestrator.migration_secrets import mask_request_headers, mask_secrets, models_rewrite, seal_every_value
 
 
 def seal_existing(apps, schema_editor):
-    migration_secrets.rows_rewrite(
-        apps.get_model("webhooks", "webhookendpoint"), {"custom_headers": migration_secrets.seal_every_value}
-    )
-    migration_secrets.rows_rewrite(
-        apps.get_model("webhooks", "deliveryattempt"), {"request_headers": migration_secrets.mask_request_headers}
-    )
-    migration_secrets.rows_rewrite(
-        apps.get_model("webhooks", "webhookdelivery"), {"payload": migration_secrets.mask_secrets}
+    models_rewrite(
+        apps,
+        {
+            "webhooks.webhookendpoint": {"custom_headers": seal_every_value},
+            "webhooks.deliveryattempt": {"request_headers": mask_request_headers},
+            "webhooks.webhookdelivery": {"payload": mask_secrets},
+        },
     )
 
 

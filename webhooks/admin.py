@@ -42,6 +42,14 @@ from webhooks.services import (
 )
 
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
+ENDPOINT_STATE_FIELDS = (
+    "secret_status",
+    "circuit_status",
+    "disabled_reason",
+    "disabled_at",
+    "created_at",
+    "updated_at",
+)
 # Deliveries a staff retry can send again now (``delivery_retry`` explains a refusal for the others).
 RETRYABLE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliveryStatus.CANCELLED)
 
@@ -132,24 +140,17 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_active", "signing_scheme")
     search_fields = ("url", "description")
-    readonly_fields = (
-        "secret_status",
-        "circuit_status",
-        "disabled_reason",
-        "disabled_at",
-        "created_at",
-        "updated_at",
-        "custom_headers_masked",
-    )
+    readonly_fields = (*ENDPOINT_STATE_FIELDS, "custom_headers_masked")
     actions = ["rotate_secrets", "close_circuits"]
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
-        if obj is not None and not self.has_change_permission(request, obj):
+        if obj is None:
+            return [*ENDPOINT_FIELDS, "new_secret"]
+        if not self.has_change_permission(request, obj):
             # Shown read-only: the model field would be rendered as stored (opened), so a masked copy instead.
-            shown = [name if name != "custom_headers" else "custom_headers_masked" for name in ENDPOINT_FIELDS]
-            return [*shown, *(name for name in self.readonly_fields if name != "custom_headers_masked")]
-        fields = [*ENDPOINT_FIELDS, "new_secret"]
-        return fields + ([name for name in self.readonly_fields if name != "custom_headers_masked"] if obj else [])
+            shown = ["custom_headers_masked" if name == "custom_headers" else name for name in ENDPOINT_FIELDS]
+            return [*shown, *ENDPOINT_STATE_FIELDS]
+        return [*ENDPOINT_FIELDS, "new_secret", *ENDPOINT_STATE_FIELDS]
 
     @admin.display(description="Custom headers")
     def custom_headers_masked(self, endpoint: WebhookEndpoint) -> str:

@@ -41,7 +41,7 @@ from events import registry
 from events.envelope import Envelope
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from orchestrator.errors import ConflictError
-from orchestrator.redaction import redact_text
+from orchestrator.redaction import redact, redact_text
 from orchestrator.sealing import seal
 
 if TYPE_CHECKING:
@@ -442,7 +442,7 @@ def _event_finish_success(*, event_pk: int, attempt: EventAttempt, result: Any) 
         raise _AttemptSuperseded
     now = timezone.now()
     event.status = EventStatus.PROCESSED
-    event.result = _jsonable(result)
+    event.result = redact(_jsonable(result))  # for staff to read; nothing reads it back in plain
     event.last_error = ""
     event.finished_at = now
     event.save(update_fields=["status", "result", "last_error", "finished_at", "updated_at"])

@@ -1,6 +1,5 @@
 """Small pieces every app's admin shares."""
 
-import json
 from typing import Any
 
 from django.contrib import admin
@@ -8,14 +7,12 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from orchestrator.redaction import redact
+from orchestrator.redaction import redacted_json
 
 
 def pretty_json(value: Any) -> str:
     """A JSON value as an indented, secret-masked block for a read-only admin field."""
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
-    )
+    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", redacted_json(value, indent=2, sort_keys=True))
 
 
 class ReadOnlyAdminMixin:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -25,12 +26,14 @@ from django.utils.html import format_html
 
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError
+from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
 from orchestrator.templatetags.portal import badge_html
 from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
 from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
+from tenants.services.environment import is_plaintext_secret
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
 from webhooks.admin import delivery_retry_reported
@@ -398,10 +401,40 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- Tiers -------------------------------------------------------------------------------------------
 
 
+class TierVariableForm(forms.ModelForm):
+    """A plain-text secret's value is shown masked and is write-only: left as ``********``, it is kept."""
+
+    class Meta:
+        model = TierVariable
+        fields = ["name", "value", "type"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        variable = self.instance
+        if variable.pk and is_plaintext_secret(name=variable.name, value=variable.value, type=variable.type):
+            self.initial["value"] = MASK
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data["value"]
+        return self.instance.value if value == MASK and self.instance.pk else value
+
+
 class TierVariableInline(admin.TabularInline):
     model = TierVariable
+    form = TierVariableForm
     extra = 1
     fields = ["name", "value", "type"]
+    readonly_fields = ["value_masked"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if not self.has_change_permission(request, obj):  # shown read-only: the masked copy, not the field
+            return ["name", "value_masked", "type"]
+        return self.fields
+
+    @admin.display(description="value")
+    def value_masked(self, variable: TierVariable) -> str:
+        secret = is_plaintext_secret(name=variable.name, value=variable.value, type=variable.type)
+        return MASK if secret else variable.value
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser

@@ -110,9 +110,17 @@ TENANT_DETAIL_EXAMPLE = {
         "name": "Acme Inc",
         "contacts": [{"email": "ops@acme.example", "isPrimary": True}],
     },
-    "plan": {"id": "plan-basic", "name": "Basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": 50}},
-    "builder_config": {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "********"}}},
-    "app_config": {"preferredSubdomain": "acme"},
+    "plan": {
+        "id": "plan-basic",
+        "name": "Basic",
+        "tier": "BASIC",
+        "sizeConfig": {"MAX_USERS": 50, "DB_PASSWORD": "********"},
+    },
+    "builder_config": {
+        "type": "CODE_BUILD",
+        "config": {"environmentOverride": {"secret": "********", "context": "********"}},
+    },
+    "app_config": {"preferredSubdomain": "acme", "clientSecret": "********"},
 }
 HISTORY_EXAMPLE = {
     "id": 912,

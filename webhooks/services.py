@@ -31,7 +31,7 @@ from events.registry import EventRejected
 from events.services import outbox_publish
 from orchestrator.errors import ApplicationError, ConflictError
 from orchestrator.http import OutboundError, OutboundRefused, url_check
-from orchestrator.redaction import redact, redact_text
+from orchestrator.redaction import MASK, redact, redact_text
 from tenants.models import HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.lifecycle import TransitionRefused, history_entry, history_record, tenant_transition
 from webhooks import circuit, payloads
@@ -496,6 +496,8 @@ def _known_secrets(delivery: WebhookDelivery) -> list[str]:
     secrets = [delivery.signing_secret.reveal(), delivery.signing_context.reveal()]
     if delivery.endpoint is not None:
         secrets += [delivery.endpoint.secret.reveal(), delivery.endpoint.previous_secret.reveal()]
+        for value in (delivery.endpoint.custom_headers or {}).values():  # credentials, e.g. "Bearer <token>"
+            secrets += [str(value), str(value).rsplit(" ", 1)[-1]]
     return [secret for secret in secrets if secret]
 
 
@@ -1113,7 +1115,8 @@ def endpoint_create(
     secret: str | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint; returns it and its secret (generated unless given), to be shown once."""
-    endpoint_validate(url=url, events=events, custom_headers=custom_headers or {})
+    custom_headers = custom_headers_keep_masked(headers=custom_headers or {}, stored={})
+    endpoint_validate(url=url, events=events, custom_headers=custom_headers)
     secret = secret or secret_generate()
     secret_validate(secret=secret, scheme=signing_scheme)
     endpoint = WebhookEndpoint.objects.create(
@@ -1129,6 +1132,28 @@ def endpoint_create(
     return endpoint, secret
 
 
+def custom_headers_keep_masked(*, headers: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Custom headers as staff sent them, where a value sent masked (``********``, as every view shows it)
+    keeps the stored value of that header (names compared case-insensitively). A masked value with
+    nothing stored under its name is refused: it would send the mask."""
+    stored_by_name = {str(name).lower(): value for name, value in stored.items()}
+    kept, missing = {}, []
+    for name, value in headers.items():
+        if value == MASK:
+            if str(name).lower() not in stored_by_name:
+                missing.append(str(name))
+                continue
+            value = stored_by_name[str(name).lower()]
+        kept[name] = value
+    if missing:
+        raise ApplicationError(
+            "The endpoint is invalid.",
+            code="invalid",
+            fields={"custom_headers": [f"{MASK} keeps a stored value, and none is stored for: {', '.join(missing)}"]},
+        )
+    return kept
+
+
 ENDPOINT_EDITABLE = ("url", "events", "signing_scheme", "description", "custom_headers", "is_active")
 
 
@@ -1137,6 +1162,10 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
     unknown = set(changes) - set(ENDPOINT_EDITABLE)
     if unknown:
         raise ApplicationError(f"Cannot change: {', '.join(sorted(unknown))}")
+    if changes.get("custom_headers") is not None:
+        # What is stored, not the instance: a form may already have put the masked values on it.
+        stored = WebhookEndpoint.objects.filter(pk=endpoint.pk).values_list("custom_headers", flat=True).first()
+        changes["custom_headers"] = custom_headers_keep_masked(headers=changes["custom_headers"], stored=stored or {})
     endpoint_validate(
         url=changes.get("url"), events=changes.get("events"), custom_headers=changes.get("custom_headers")
     )

@@ -7,6 +7,7 @@ set variables that this module (or ``local``/``production``) reads, and a test c
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -214,6 +215,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "orchestrator.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "orchestrator.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [],
 }
 SPECTACULAR_SETTINGS = {
@@ -256,6 +262,9 @@ INTAKE_JWKS_TIMEOUT_SECONDS = env.float("INTAKE_JWKS_TIMEOUT_SECONDS", default=5
 OAUTH_TOKEN_TTL_SECONDS = env.int("OAUTH_TOKEN_TTL_SECONDS", default=3600)
 OAUTH_CLIENT_SECRET_GRACE_SECONDS = env.int("OAUTH_CLIENT_SECRET_GRACE_SECONDS", default=86400)
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
+# JSON bodies (the intake and the staff API) nested deeper are answered 400 (orchestrator/parsers.py). Events
+# nest under ten levels; 64 is System.Text.Json's default limit, far below where recursive code would fail.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 # Group commit (events/group_commit.py): events accepted at the same moment by one web process share one
 # INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
 INTAKE_GROUP_COMMIT = env.bool("INTAKE_GROUP_COMMIT", default=True)
@@ -328,6 +337,11 @@ BUILD_POLL_AFTER_SECONDS = env.int("BUILD_POLL_AFTER_SECONDS", default=300)
 BUILD_POLL_INTERVAL_SECONDS = env.int("BUILD_POLL_INTERVAL_SECONDS", default=60)
 # How often beat re-enqueues DynamoDB writes that have not landed (tenants/tiers with synced_version < version).
 DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300)
+# Secret-named values in the DynamoDB mirror: "sealed" (the token the database holds; only the orchestrator's
+# keys open it) or "omit" (the key left out). Never plain: the data plane's readers are not staff.
+DYNAMODB_MIRROR_SECRETS = env("DYNAMODB_MIRROR_SECRETS", default="sealed")
+if DYNAMODB_MIRROR_SECRETS not in ("sealed", "omit"):
+    raise ImproperlyConfigured(f"DYNAMODB_MIRROR_SECRETS must be sealed or omit, not {DYNAMODB_MIRROR_SECRETS!r}")
 # LOCAL builder: run tier commands on this machine (demo / development). Commands must live under the root.
 LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=True)
 LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))

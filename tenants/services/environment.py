@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import ApplicationError
-from orchestrator.redaction import MASK, is_secret_key
+from orchestrator.redaction import MASK, is_secret_key, redact
 from tenants.models import ENV_NAME_PATTERN, VariableType
 
 _NAME = re.compile(ENV_NAME_PATTERN)
@@ -45,9 +45,17 @@ class EnvVar:
         return {"name": self.name, "value": self.value, "type": str(self.type)}
 
     def masked(self) -> dict[str, str]:
-        """The copy stored on ``Build.environment``: secret-named plaintext values masked."""
-        secret = self.type == VariableType.PLAINTEXT and is_secret_key(self.name) and self.value != ""
-        return {"name": self.name, "value": MASK if secret else self.value, "type": str(self.type)}
+        """The copy stored on ``Build.environment``: secret-named plaintext values masked, and secrets inside
+        values that hold JSON (``tenant``). Masked, not sealed: nothing reads it back in plain (a build's
+        environment is computed again from the sealed tenant and the tier when it is needed)."""
+        secret = is_plaintext_secret(name=self.name, value=self.value, type=self.type)
+        return {"name": self.name, "value": MASK if secret else redact(self.value), "type": str(self.type)}
+
+
+def is_plaintext_secret(*, name: str, value: str, type: str) -> bool:
+    """A variable whose value is itself a secret (plain text under a secret-like name), not a reference to
+    one in SSM / Secrets Manager: masked wherever staff see variables."""
+    return type == VariableType.PLAINTEXT and is_secret_key(name) and value != ""
 
 
 def encode_value(value: Any) -> str:

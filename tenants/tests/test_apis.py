@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from events.catalogue import DetailType
 from events.models import EventStatus
 from events.tests.factories import ReceivedEventFactory
+from orchestrator.sealing import unseal
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of, tier_item_of
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory, TierVariableFactory
@@ -368,7 +369,8 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
     variables = {v["name"]: v["value"] for v in created.json()["variables"]}
     assert variables == {"API_SECRET": "********", "DB_PASSWORD": "/gold/db", "EKS_CLUSTER_NAME": "gold-eks"}
     item = tier_item_of("GOLD")
-    assert (item["jobName"], item["EKS_CLUSTER_NAME"], item["API_SECRET"]) == (
+    assert item["API_SECRET"].startswith("sealed:v1:")  # the mirror never holds a secret in plain
+    assert (item["jobName"], item["EKS_CLUSTER_NAME"], unseal(item["API_SECRET"])) == (
         "gold-provision",
         "gold-eks",
         "plain-secret",
@@ -390,7 +392,7 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
     assert patched.status_code == 200, patched.content
     item = tier_item_of("GOLD")
     assert item["jobName"] == "gold-provision-v2"
-    assert (item["EKS_CLUSTER_NAME"], item["API_SECRET"]) == ("gold-eks-2", "plain-secret")
+    assert (item["EKS_CLUSTER_NAME"], unseal(item["API_SECRET"])) == ("gold-eks-2", "plain-secret")
     assert "DB_PASSWORD" not in item
     assert patched.json()["deprovision_project"] == "gold-deprovision"
     assert item["version"] == Tier.objects.get(name="GOLD").version

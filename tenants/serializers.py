@@ -13,6 +13,7 @@ from rest_framework import serializers
 from orchestrator.redaction import MASK, is_secret_key, redact
 from tenants.models import (
     Build,
+    BuilderType,
     BuildPurpose,
     BuildStatus,
     HistoryKind,
@@ -196,6 +197,7 @@ class TierSerializer(serializers.ModelSerializer):
             "name",
             "provision_project",
             "deprovision_project",
+            "allowed_builders",
             "description",
             "variables",
             "version",
@@ -218,6 +220,13 @@ class TierInputSerializer(serializers.Serializer):
     )
     provision_project = serializers.CharField(max_length=255)
     deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        required=False,
+        allow_empty=False,
+        help_text="Builders an event may choose for this tier (builderConfig.type); when sent, replaces the "
+        "current list (a new tier: CODE_BUILD only). LOCAL needs its projects in LOCAL_BUILD_COMMANDS.",
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="")
     variables = TierVariableSerializer(
         many=True,

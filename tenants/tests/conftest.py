@@ -1,5 +1,8 @@
 import json
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +93,15 @@ def send_event(client, django_capture_on_commit_callbacks):
 def run_commit_hooks(django_capture_on_commit_callbacks):
     """Run a block and then what it queued for after commit (tasks are eager in tests)."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def build_root():
+    """A LOCAL_BUILD_ROOT the build's unprivileged user can enter (pytest's tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="orchestrator-build-root-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -121,6 +121,7 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
         "name": "GOLD",
         "provision_project": "gold-provision",
         "deprovision_project": "",
+        "allowed_builders": ["CODE_BUILD"],
         "description": "",
         "variables-TOTAL_FORMS": "2",
         "variables-INITIAL_FORMS": "0",
@@ -141,6 +142,7 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
     tier = Tier.objects.get(name="GOLD")
     item = tier_item_of("GOLD")
     assert item["jobName"] == "gold-provision"
+    assert item["allowedBuilders"] == ["CODE_BUILD"]
     assert (item["EKS_CLUSTER_NAME"], item["DB_PASSWORD"]) == ("gold-eks", "/gold/db")
     assert item["version"] == tier.version
 
@@ -149,6 +151,7 @@ def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
     data = {
         "name": "GOLD",
         "provision_project": "gold-provision",
+        "allowed_builders": ["CODE_BUILD"],
         "variables-TOTAL_FORMS": "1",
         "variables-INITIAL_FORMS": "0",
         "variables-MIN_NUM_FORMS": "0",

@@ -122,7 +122,8 @@ def test_exploit_names_are_refused_at_the_intake_and_nothing_runs(db, post, cana
     # When the exploit is posted
     response, event = post(detail)
 
-    # Then the intake refuses it, naming every refused variable and why; nothing is stored or run
+    # Then nothing runs, and the intake refuses it, naming every refused variable and why; nothing is stored
+    assert_nothing_ran(canary, detail["tenant"]["id"])
     assert response.status_code == 400, response.content
     reasons = response.json()["error"]["fields"][FIELDS[where]]
     assert len(reasons) == len(variables)
@@ -130,7 +131,6 @@ def test_exploit_names_are_refused_at_the_intake_and_nothing_runs(db, post, cana
         assert reason.startswith(f"{name!r} is reserved: it ")
     assert event is None
     assert not Tenant.objects.exists()
-    assert_nothing_ran(canary, detail["tenant"]["id"])
 
 
 def test_path_to_a_planted_program_is_refused(db, post, canary, build_root):
@@ -144,11 +144,11 @@ def test_path_to_a_planted_program_is_refused(db, post, canary, build_root):
     # When an event points PATH at it
     response, event = post(provisioning_detail(builder="LOCAL", override={"PATH": str(planted)}))
 
-    # Then it is refused and the planted program never runs
+    # Then the planted program never runs, and the event is refused
+    assert not canary.exists(), "the planted program ran"
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [FIELDS["environmentOverride"]]
     assert event is None
-    assert not canary.exists()
 
 
 def test_codebuild_keeps_accepting_lowercase_names_that_are_not_reserved(db, post, canary):
@@ -174,7 +174,8 @@ def test_local_chosen_by_the_event_for_a_codebuild_only_tier_is_refused(db, post
     # When an event asks for the LOCAL builder
     response, event = post(provisioning_detail(builder="LOCAL"))
 
-    # Then the event is refused with the reason; no tenant is stored, nothing runs
+    # Then nothing runs, and the event is refused with the reason; no tenant is stored
+    assert not canary.exists(), "the tier's command ran"
     assert response.status_code == 202
     event.refresh_from_db()
     assert event.status == EventStatus.FAILED
@@ -184,7 +185,6 @@ def test_local_chosen_by_the_event_for_a_codebuild_only_tier_is_refused(db, post
     )
     assert not Tenant.objects.exists()
     assert not Build.objects.exists()
-    assert not canary.exists()
 
 
 def test_local_is_refused_when_the_deployment_has_it_disabled(db, post, canary, canary_command):
@@ -193,6 +193,7 @@ def test_local_is_refused_when_the_deployment_has_it_disabled(db, post, canary, 
     with override_settings(LOCAL_BUILDER_ENABLED=False):
         response, event = post(provisioning_detail(builder="LOCAL"))
 
+    assert not canary.exists(), "the tier's command ran"
     assert response.status_code == 202
     event.refresh_from_db()
     assert event.status == EventStatus.FAILED
@@ -201,7 +202,6 @@ def test_local_is_refused_when_the_deployment_has_it_disabled(db, post, canary, 
         "The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED)."
     )
     assert not Tenant.objects.exists()
-    assert not canary.exists()
 
 
 def test_local_names_outside_the_local_rule_fail_the_attempt_before_anything_runs(db, post, canary):
@@ -210,6 +210,8 @@ def test_local_names_outside_the_local_rule_fail_the_attempt_before_anything_run
 
     response, _event = post(detail)
 
+    assert_nothing_ran(canary, detail["tenant"]["id"])
+    assert not Build.objects.exists()
     assert response.status_code == 202
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
@@ -217,8 +219,6 @@ def test_local_names_outside_the_local_rule_fail_the_attempt_before_anything_run
         "Environment variable 'custom_flag' in builderConfig.config.environmentOverride is not allowed for a "
         "LOCAL build: use upper-case letters"
     )
-    assert_nothing_ran(canary, tenant.pk)
-    assert not Build.objects.exists()
 
 
 # --- A LOCAL tier's projects come from LOCAL_BUILD_COMMANDS ----------------------------------------------
@@ -321,13 +321,13 @@ def test_a_command_forced_into_the_database_is_refused_at_run_time(db, post, can
         response, _event = post(detail)
 
     # Then the build is refused before anything runs, with the reason on the tenant
+    assert_nothing_ran(canary, detail["tenant"]["id"])
     assert response.status_code == 202
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert tenant.status_reason == (
         "Provision build failed: LOCAL build command 'maintenance.sh' is not one of LOCAL_BUILD_COMMANDS."
     )
-    assert_nothing_ran(canary, tenant.pk)
 
 
 def test_staff_retry_of_an_exploit_stored_before_the_fix_runs_nothing(db, canary, aws, no_outcome_receiver):
@@ -341,14 +341,14 @@ def test_staff_retry_of_an_exploit_stored_before_the_fix_runs_nothing(db, canary
     # When staff retry its provisioning
     tenant_retry_provisioning(tenant=tenant, actor_user=StaffFactory())
 
-    # Then the attempt fails with the reason and nothing ran
+    # Then nothing ran and the attempt fails with the reason
+    assert_nothing_ran(canary, tenant.pk)
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert tenant.status_reason == (
         "Environment variable 'BASH_ENV' in builderConfig.config.environmentOverride is reserved: "
         "it changes how a shell starts or runs commands."
     )
-    assert_nothing_ran(canary, tenant.pk)
 
 
 # --- A LOCAL build never runs as root -----------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_a_root_worker_that_cannot_step_down_runs_nothing(db, post, canary, cana
     with override_settings(LOCAL_BUILD_USER=user):
         post(detail)
 
+    assert_nothing_ran(canary, detail["tenant"]["id"])
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert reason in tenant.status_reason
-    assert_nothing_ran(canary, tenant.pk)

@@ -13,7 +13,7 @@ from events.services import event_process, event_replay
 from orchestrator.redaction import MASK
 from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
-from tenants.models import Build, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.models import Build, BuilderType, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
 from tenants.tests.factories import StaffFactory
@@ -135,6 +135,10 @@ def test_unknown_builder_type_fails_with_the_known_types(codebuild_tier, send_ev
         "Unknown builder type 'JENKINS' in builderConfig.type; known types: CODE_BUILD, LOCAL."
     )
     assert codebuild_calls == []
+
+
+def test_the_builders_a_tier_may_allow_are_the_registered_builders():
+    assert sorted(BuilderType.values) == registry.known_types()
 
 
 def test_invalid_variable_name_is_refused_at_the_intake(codebuild_tier, client, codebuild_calls):

@@ -8,9 +8,9 @@ for CodeBuild). Three rules, from loose to strict:
 - **Syntax** (every builder, every source): letters, digits and underscores, not starting with a digit,
   at most 255 characters (CodeBuild's own limit), and not ``CODEBUILD_*`` (reserved by CodeBuild).
 - **Reserved** (every builder, names from events and plans; every name of a LOCAL build): names that change
-  how a shell, the dynamic loader, libc, an interpreter, a tool (git, TLS, proxies, the AWS SDKs) or the
-  runner itself behaves. Compared without regard to case (``http_proxy`` and ``HTTP_PROXY`` both count;
-  some tools read either).
+  how a shell, the dynamic loader, libc, an interpreter, a tool (git, TLS, proxies, the AWS SDKs: every
+  ``AWS_*`` but the region) or the runner itself behaves. Compared without regard to case (``http_proxy``
+  and ``HTTP_PROXY`` both count; some tools read either).
 - **LOCAL** (every name a LOCAL build receives): additionally a positive rule, so that a name nobody thought
   of is refused too: ``^[A-Z][A-Z0-9_]{0,127}$``, or one of the lowercase names the control plane itself
   sends (``tenant``, ``secret``, ``context``).
@@ -86,9 +86,15 @@ _RESERVED: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...] = (
 )
 
 
+# Where to deploy, not who deploys or how: a control plane may choose a tenant's region.
+_NOT_RESERVED = _names("AWS_REGION AWS_DEFAULT_REGION")
+
+
 def reserved_reason(name: str) -> str:
     """Why ``name`` is reserved ("" when it is not)."""
     upper = name.upper()
+    if upper in _NOT_RESERVED:
+        return ""
     for why, names, prefixes in _RESERVED:
         if upper in names or upper.startswith(prefixes):
             return why

@@ -44,7 +44,9 @@ def test_reserved_names_are_refused_whatever_their_case(name):
     assert name_problem(name) == f"is reserved: {reserved_reason(name)}"
 
 
-@pytest.mark.parametrize("name", ["MAX_USERS", "ENVIRONMENT", "NAMESPACE", "TENANT_ID", "TF_STATE_BUCKET", "PATHS"])
+@pytest.mark.parametrize(
+    "name", ["MAX_USERS", "ENVIRONMENT", "NAMESPACE", "TENANT_ID", "TF_STATE_BUCKET", "PATHS", "AWS_REGION"]
+)
 def test_ordinary_names_are_not_reserved(name):
     assert reserved_reason(name) == ""
     assert name_problem(name, local=True) == ""

@@ -27,7 +27,7 @@ from tenants.builders.base import BuildRejected
 from tenants.builders.local_sandbox import command_listed
 from tenants.builders.registry import builder_for
 from tenants.models import BuilderType, Tier
-from tenants.selectors import tier_get
+from tenants.selectors import tier_builders_get
 
 
 class BuilderNotAllowed(BuildRejected):
@@ -54,7 +54,7 @@ def builder_check(*, tier: Tier, builder_type: str) -> None:
 def builder_refusal(*, tier_name: str, builder_config: Any) -> str:
     """Why the tier refuses the builder a provisioning request names ("" when it does not, and when the tier
     or the builder is unknown: the attempt then fails with that reason, as for any other tenant)."""
-    tier = tier_get(name=tier_name)
+    tier = tier_builders_get(name=tier_name)
     if tier is None:
         return ""
     try:

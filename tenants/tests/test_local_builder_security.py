@@ -427,3 +427,20 @@ def test_a_root_worker_that_cannot_step_down_runs_nothing(db, post, canary, cana
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert reason in tenant.status_reason
+
+
+@RUNS_AS_ROOT
+def test_a_script_the_build_user_cannot_read_fails_the_build_with_the_reason(db, post, build_root):
+    # Given an allow-listed script that only root may read (a root worker's own access check would pass)
+    script = build_root / "private.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o700)
+    local_tier(project="private.sh")
+    detail = provisioning_detail(builder="LOCAL")
+
+    with override_settings(LOCAL_BUILD_ROOT=str(build_root), LOCAL_BUILD_COMMANDS=["private.sh"]):
+        post(detail)
+
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    assert tenant.status == TenantStatus.PROVISION_FAILED
+    assert f"The command exited with 126: could not start {script}: Permission denied" in tenant.status_reason

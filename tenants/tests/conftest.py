@@ -74,6 +74,23 @@ def outcome_detail(tenant_id: str, build_id: str = "", *, succeeding: str = "1",
     return detail
 
 
+def admin_tier_form(*, variables: tuple[tuple[str, str, str], ...] = (), **fields: Any) -> dict[str, Any]:
+    """The tier admin's form as a browser posts it, with its variables inline: ``(name, value, type)``."""
+    data = {
+        "deprovision_project": "",
+        "allowed_builders": ["CODE_BUILD"],
+        "description": "",
+        **fields,
+        "variables-TOTAL_FORMS": str(len(variables)),
+        "variables-INITIAL_FORMS": "0",
+        "variables-MIN_NUM_FORMS": "0",
+        "variables-MAX_NUM_FORMS": "1000",
+    }
+    for index, variable in enumerate(variables):
+        data.update({f"variables-{index}-{key}": part for key, part in zip(("name", "value", "type"), variable)})
+    return data
+
+
 @pytest.fixture
 def send_event(client, django_capture_on_commit_callbacks):
     """POST an envelope to the real intake; everything it queues (processing, sync, outbox) runs."""

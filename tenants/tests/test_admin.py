@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from events.catalogue import DetailType
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
+from tenants.tests.conftest import admin_tier_form, envelope, outcome_detail, provisioning_detail, tier_item_of
 from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -117,23 +117,11 @@ def test_actions_need_a_post(staff_client):
 
 
 def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_commit_hooks):
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "deprovision_project": "",
-        "allowed_builders": ["CODE_BUILD"],
-        "description": "",
-        "variables-TOTAL_FORMS": "2",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "EKS_CLUSTER_NAME",
-        "variables-0-value": "gold-eks",
-        "variables-0-type": "PLAINTEXT",
-        "variables-1-name": "DB_PASSWORD",
-        "variables-1-value": "/gold/db",
-        "variables-1-type": "PARAMETER_STORE",
-    }
+    data = admin_tier_form(
+        name="GOLD",
+        provision_project="gold-provision",
+        variables=(("EKS_CLUSTER_NAME", "gold-eks", "PLAINTEXT"), ("DB_PASSWORD", "/gold/db", "PARAMETER_STORE")),
+    )
 
     with run_commit_hooks():
         response = staff_client.post(reverse("admin:tenants_tier_add"), data)
@@ -148,18 +136,7 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
 
 
 def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "allowed_builders": ["CODE_BUILD"],
-        "variables-TOTAL_FORMS": "1",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "bad-name",
-        "variables-0-value": "x",
-        "variables-0-type": "PLAINTEXT",
-    }
+    data = admin_tier_form(name="GOLD", provision_project="gold-provision", variables=(("bad-name", "x", "PLAINTEXT"),))
 
     response = staff_client.post(reverse("admin:tenants_tier_add"), data)
 

@@ -22,7 +22,7 @@ from events.models import EventStatus, ReceivedEvent
 from orchestrator.testing.plugin import free_port
 from tenants.models import Build, BuildStatus, Tenant, TenantStatus, Tier
 from tenants.services.provisioning import tenant_retry_provisioning
-from tenants.tests.conftest import API_KEY, envelope, provisioning_detail
+from tenants.tests.conftest import API_KEY, admin_tier_form, envelope, provisioning_detail
 from tenants.tests.factories import StaffFactory, TenantFactory, TierFactory
 
 WRITE_CANARY = "$(id > {canary})"  # what bash expands when it reads BASH_ENV, PS4...
@@ -61,10 +61,10 @@ def post(client, django_capture_on_commit_callbacks, aws, no_outcome_receiver):
     return send
 
 
-def local_tier(*, name: str = "BASIC", project: str = "demo/build.sh provision") -> Tier:
-    """A tier that allows LOCAL, created as staff could have before any check existed."""
-    tier = TierFactory(name=name, provision_project=project, deprovision_project="")
-    tier.allowed_builders = ["LOCAL"]
+def local_tier(*, project: str = "demo/build.sh provision", builders: tuple[str, ...] = ("LOCAL",)) -> Tier:
+    """Tier BASIC allowing ``builders``, written as staff could have before any check existed."""
+    tier = TierFactory(name="BASIC", provision_project=project, deprovision_project="")
+    tier.allowed_builders = list(builders)
     tier.save()
     return tier
 
@@ -167,41 +167,32 @@ def test_codebuild_keeps_accepting_lowercase_names_that_are_not_reserved(db, pos
 # --- The tier decides which builders an event may pick; LOCAL must be enabled --------------------------
 
 
-def test_local_chosen_by_the_event_for_a_codebuild_only_tier_is_refused(db, post, canary, canary_command):
-    # Given a tier that allows CodeBuild only (whatever its projects would do on the LOCAL runner)
-    TierFactory(name="BASIC", provision_project=canary_command, deprovision_project="")
+@pytest.mark.parametrize(
+    ("builders", "enabled", "reason"),
+    [
+        (["CODE_BUILD"], True, "Tier BASIC does not allow builder LOCAL (builderConfig.type); it allows CODE_BUILD."),
+        (["LOCAL"], False, "The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED)."),
+    ],
+    ids=["LOCAL for a CodeBuild-only tier", "LOCAL disabled on the deployment"],
+)
+def test_an_event_may_only_pick_a_builder_its_tier_allows_and_the_deployment_enables(
+    db, post, canary, canary_command, builders, enabled, reason
+):
+    # Given a tier whose project would create the canary on the LOCAL runner
+    local_tier(project=canary_command, builders=builders)
 
     # When an event asks for the LOCAL builder
-    response, event = post(provisioning_detail(builder="LOCAL"))
-
-    # Then nothing runs, and the event is refused with the reason; no tenant is stored
-    assert not canary.exists(), "the tier's command ran"
-    assert response.status_code == 202
-    event.refresh_from_db()
-    assert event.status == EventStatus.FAILED
-    assert event.last_error == (
-        "EventRejected: TENANT_PROVISIONING refused: Tier BASIC does not allow builder LOCAL (builderConfig.type); "
-        "it allows CODE_BUILD."
-    )
-    assert not Tenant.objects.exists()
-    assert not Build.objects.exists()
-
-
-def test_local_is_refused_when_the_deployment_has_it_disabled(db, post, canary, canary_command):
-    local_tier(project=canary_command)
-
-    with override_settings(LOCAL_BUILDER_ENABLED=False):
+    with override_settings(LOCAL_BUILDER_ENABLED=enabled):
         response, event = post(provisioning_detail(builder="LOCAL"))
 
+    # Then nothing runs, and the event is refused with the reason; no tenant or build is stored
     assert not canary.exists(), "the tier's command ran"
     assert response.status_code == 202
     event.refresh_from_db()
     assert event.status == EventStatus.FAILED
-    assert event.last_error == (
-        "EventRejected: TENANT_PROVISIONING refused: "
-        "The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED)."
-    )
+    assert event.last_error == f"EventRejected: TENANT_PROVISIONING refused: {reason}"
     assert not Tenant.objects.exists()
+    assert not Build.objects.exists()
 
 
 def test_local_names_outside_the_local_rule_fail_the_attempt_before_anything_runs(db, post, canary):
@@ -229,17 +220,7 @@ ROGUE_COMMAND = "manage.py shell -c \"open('/tmp/pwned', 'w').write('x')\""
 @pytest.mark.django_db
 def test_admin_refuses_a_local_tier_command_outside_the_allow_list(client):
     client.force_login(StaffFactory())
-    data = {
-        "name": "ROGUE",
-        "provision_project": ROGUE_COMMAND,
-        "deprovision_project": "",
-        "allowed_builders": ["LOCAL"],
-        "description": "",
-        "variables-TOTAL_FORMS": "0",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-    }
+    data = admin_tier_form(name="ROGUE", provision_project=ROGUE_COMMAND, allowed_builders=["LOCAL"])
 
     response = client.post(reverse("admin:tenants_tier_add"), data)
 
@@ -254,20 +235,13 @@ def test_admin_refuses_a_local_tier_command_outside_the_allow_list(client):
 @pytest.mark.django_db
 def test_admin_refuses_a_reserved_variable_on_a_local_tier(client):
     client.force_login(StaffFactory())
-    data = {
-        "name": "DEMO",
-        "provision_project": "demo/build.sh provision",
-        "deprovision_project": "demo/build.sh deprovision",
-        "allowed_builders": ["LOCAL"],
-        "description": "",
-        "variables-TOTAL_FORMS": "1",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "BASH_ENV",
-        "variables-0-value": "$(id)",
-        "variables-0-type": "PLAINTEXT",
-    }
+    data = admin_tier_form(
+        name="DEMO",
+        provision_project="demo/build.sh provision",
+        deprovision_project="demo/build.sh deprovision",
+        allowed_builders=["LOCAL"],
+        variables=(("BASH_ENV", "$(id)", "PLAINTEXT"),),
+    )
 
     response = client.post(reverse("admin:tenants_tier_add"), data)
 

@@ -87,7 +87,8 @@ def admin_tier_form(*, variables: tuple[tuple[str, str, str], ...] = (), **field
         "variables-MAX_NUM_FORMS": "1000",
     }
     for index, variable in enumerate(variables):
-        data.update({f"variables-{index}-{key}": part for key, part in zip(("name", "value", "type"), variable)})
+        keys = (f"variables-{index}-name", f"variables-{index}-value", f"variables-{index}-type")
+        data.update(zip(keys, variable, strict=True))
     return data
 
 

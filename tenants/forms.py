@@ -5,13 +5,14 @@ from typing import Any
 from django import forms
 from django.forms.models import BaseInlineFormSet
 
-from tenants.models import BuilderType, Tier
+from tenants.models import BuilderType, Tier, default_allowed_builders
 from tenants.services.build_policy import tier_builder_problems, tier_variable_problems
 
 
 class TierForm(forms.ModelForm):
     allowed_builders = forms.MultipleChoiceField(
         choices=BuilderType.choices,
+        initial=default_allowed_builders,
         widget=forms.CheckboxSelectMultiple,
         help_text=Tier._meta.get_field("allowed_builders").help_text,
     )

@@ -7,7 +7,7 @@ from django.urls import reverse
 from events.catalogue import DetailType
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.tests.conftest import admin_tier_form, envelope, outcome_detail, provisioning_detail, tier_item_of
-from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +142,13 @@ def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
 
     assert response.status_code == 200
     assert not Tier.objects.exists()
+
+
+def test_a_new_tier_offers_codebuild_alone_and_an_existing_one_shows_its_builders(staff_client):
+    tier = TierFactory(name="DEMO", allowed_builders=["LOCAL"])
+
+    add_form = staff_client.get(reverse("admin:tenants_tier_add")).context["adminform"].form
+    change_form = staff_client.get(reverse("admin:tenants_tier_change", args=[tier.pk])).context["adminform"].form
+
+    assert add_form["allowed_builders"].value() == ["CODE_BUILD"]
+    assert change_form["allowed_builders"].value() == ["LOCAL"]

@@ -187,6 +187,11 @@ class TierVariableSerializer(serializers.Serializer):
 
 
 class TierSerializer(serializers.ModelSerializer):
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        read_only=True,
+        help_text="Builders an event may choose for this tier (builderConfig.type).",
+    )
     variables = TierVariableSerializer(many=True, read_only=True)
     in_sync = serializers.SerializerMethodField(help_text="DynamoDB holds the current version.")
 

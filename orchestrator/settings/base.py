@@ -228,6 +228,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "BuildStatusEnum": "tenants.models.BuildStatus",
+        "BuilderTypeEnum": "tenants.models.BuilderType",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }

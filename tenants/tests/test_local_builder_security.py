@@ -261,6 +261,16 @@ def test_api_refuses_a_local_tier_command_outside_the_allow_list():
         {"name": "ROGUE", "provision_project": ROGUE_COMMAND, "allowed_builders": ["LOCAL"]},
         format="json",
     )
+    reserved_variable = client.post(
+        "/api/tiers/",
+        {
+            "name": "DEMO",
+            "provision_project": "demo/build.sh provision",
+            "allowed_builders": ["LOCAL"],
+            "variables": [{"name": "LD_PRELOAD", "value": "/tmp/evil.so"}],
+        },
+        format="json",
+    )
     local_disabled = TierFactory(name="CB")
     with override_settings(LOCAL_BUILDER_ENABLED=False):
         widened = client.patch("/api/tiers/CB/", {"allowed_builders": ["CODE_BUILD", "LOCAL"]}, format="json")
@@ -273,6 +283,11 @@ def test_api_refuses_a_local_tier_command_outside_the_allow_list():
         ]
     }
     assert not Tier.objects.filter(name="ROGUE").exists()
+    assert reserved_variable.status_code == 400
+    assert reserved_variable.json()["error"]["fields"] == {
+        "variables": ["'LD_PRELOAD' is reserved: it changes what the dynamic loader or the C library loads."]
+    }
+    assert not Tier.objects.filter(name="DEMO").exists()
     assert widened.status_code == 400
     assert widened.json()["error"]["fields"] == {
         "allowed_builders": ["The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED)."]

@@ -7,7 +7,8 @@ the deployment (``LOCAL_BUILDER_ENABLED``), a LOCAL tier's projects have to be c
 
 Where each rule is enforced:
 
-- saving a tier (admin, API, ``import_tiers``, ``seed_demo``): ``tier_problems`` / ``tier_validate``;
+- saving a tier: ``tier_validate`` (API, ``import_tiers``, ``seed_demo``, through ``tier_upsert``), and its
+  parts ``tier_builder_problems`` / ``tier_variable_problems`` in the admin's forms;
 - a provisioning event whose tier refuses its builder: the event is refused (``tenant_provision``), nothing
   is stored or started;
 - every attempt (event, staff retry, deprovisioning): ``builder_check`` in ``tenant_attempt_start`` fails

@@ -30,6 +30,7 @@ from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_DELIVERY, PERM_RETRY_PROVISIONING
 from orchestrator.templatetags.portal import badge_html
 from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
+from tenants.forms import TierForm, TierVariableFormSet
 from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
@@ -422,6 +423,7 @@ class TierVariableForm(forms.ModelForm):
 class TierVariableInline(admin.TabularInline):
     model = TierVariable
     form = TierVariableForm
+    formset = TierVariableFormSet
     extra = 1
     fields = ["name", "value", "type"]
     readonly_fields = ["value_masked"]
@@ -451,10 +453,27 @@ class TierAdmin(admin.ModelAdmin):
     """Superusers change the tier mapping; saving writes through to DynamoDB (``tenants.receivers`` →
     ``tenants.services.sync``). Other staff with the view permission see it read-only."""
 
-    list_display = ["name", "provision_project", "deprovision_project", "variable_count", "version", "in_sync"]
+    form = TierForm
+    list_display = [
+        "name",
+        "provision_project",
+        "deprovision_project",
+        "builders",
+        "variable_count",
+        "version",
+        "in_sync",
+    ]
     search_fields = ["name", "provision_project", "deprovision_project"]
     inlines = [TierVariableInline]
-    fields = ["name", "provision_project", "deprovision_project", "description", "version", "synced_version"]
+    fields = [
+        "name",
+        "provision_project",
+        "deprovision_project",
+        "allowed_builders",
+        "description",
+        "version",
+        "synced_version",
+    ]
     readonly_fields = ["version", "synced_version"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tier]:
@@ -468,6 +487,10 @@ class TierAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    @admin.display(description="builders")
+    def builders(self, tier: Tier) -> str:
+        return ", ".join(tier.allowed_builders or [])
 
     @admin.display(description="variables")
     def variable_count(self, tier: Tier) -> int:

@@ -149,6 +149,7 @@ TIER_EXAMPLE = {
     "name": "BASIC",
     "provision_project": "orchestrator-basic-provision",
     "deprovision_project": "orchestrator-basic-deprovision",
+    "allowed_builders": ["CODE_BUILD"],
     "description": "Shared infrastructure",
     "variables": [
         {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
@@ -164,6 +165,7 @@ TIER_INPUT_EXAMPLE = {
     "name": "BASIC",
     "provision_project": "orchestrator-basic-provision",
     "deprovision_project": "orchestrator-basic-deprovision",
+    "allowed_builders": ["CODE_BUILD"],
     "description": "Shared infrastructure",
     "variables": [
         {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},
@@ -434,6 +436,7 @@ def _save_tier(data: dict[str, Any], *, existing: Tier | None = None, partial: b
             provision_project=fields["provision_project"],
             deprovision_project=fields.get("deprovision_project", ""),
             description=fields.get("description", ""),
+            allowed_builders=fields.get("allowed_builders"),
             variables=variables,
             replace_variables=variables is not None,
             create_only=False,

@@ -10,7 +10,7 @@ from orchestrator.sealing import SealedJSONField
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Attributes of a tier item in DynamoDB that are not variables.
-TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version"})
+TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version", "allowedBuilders"})
 
 
 class TenantStatus(models.TextChoices):
@@ -95,6 +95,17 @@ class VariableType(models.TextChoices):
     SECRETS_MANAGER = "SECRETS_MANAGER", "Secrets Manager (secret id)"
 
 
+class BuilderType(models.TextChoices):
+    """``builderConfig.type`` values (``tenants.builders.registry`` maps each to its builder)."""
+
+    CODE_BUILD = "CODE_BUILD", "AWS CodeBuild"
+    LOCAL = "LOCAL", "Local runner (runs an allow-listed command on the worker)"
+
+
+def default_allowed_builders() -> list[str]:
+    return [BuilderType.CODE_BUILD.value]
+
+
 class Tier(models.Model):
     """One row of the tier mapping: which build projects a tier uses and the variables they get."""
 
@@ -103,6 +114,12 @@ class Tier(models.Model):
         max_length=255, help_text="CodeBuild project (or local command) that provisions."
     )
     deprovision_project = models.CharField(max_length=255, blank=True)
+    # The builders an event may choose for this tier (builderConfig.type); anything else is refused.
+    allowed_builders = models.JSONField(
+        default=default_allowed_builders,
+        help_text="Builders an event may choose for this tier (builderConfig.type). LOCAL runs the projects on "
+        "the worker: they must be commands listed in LOCAL_BUILD_COMMANDS.",
+    )
     description = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     synced_version = models.PositiveIntegerField(default=0)
@@ -145,7 +162,8 @@ class TierVariable(models.Model):
             RegexValidator(ENV_NAME_PATTERN, "Letters, digits and underscores; not starting with a digit."),
             RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
             RegexValidator(
-                r"^(?!(tier|jobName|deprovisionJobName|version)$)", "Reserved for the tier item in DynamoDB."
+                r"^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders)$)",
+                "Reserved for the tier item in DynamoDB.",
             ),
         ],
     )

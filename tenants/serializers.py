@@ -13,6 +13,7 @@ from rest_framework import serializers
 from orchestrator.redaction import MASK, redact
 from tenants.models import (
     Build,
+    BuilderType,
     BuildPurpose,
     BuildStatus,
     HistoryKind,
@@ -193,6 +194,11 @@ class TierVariableSerializer(serializers.Serializer):
 
 
 class TierSerializer(serializers.ModelSerializer):
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        read_only=True,
+        help_text="Builders an event may choose for this tier (builderConfig.type).",
+    )
     variables = TierVariableSerializer(many=True, read_only=True)
     in_sync = serializers.SerializerMethodField(help_text="DynamoDB holds the current version.")
 
@@ -203,6 +209,7 @@ class TierSerializer(serializers.ModelSerializer):
             "name",
             "provision_project",
             "deprovision_project",
+            "allowed_builders",
             "description",
             "variables",
             "version",
@@ -225,6 +232,13 @@ class TierInputSerializer(serializers.Serializer):
     )
     provision_project = serializers.CharField(max_length=255)
     deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        required=False,
+        allow_empty=False,
+        help_text="Builders an event may choose for this tier (builderConfig.type); when sent, replaces the "
+        "current list (a new tier: CODE_BUILD only). LOCAL needs its projects in LOCAL_BUILD_COMMANDS.",
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="")
     variables = TierVariableSerializer(
         many=True,

@@ -234,6 +234,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "BuildStatusEnum": "tenants.models.BuildStatus",
+        "BuilderTypeEnum": "tenants.models.BuilderType",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
@@ -342,19 +343,26 @@ DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300
 DYNAMODB_MIRROR_SECRETS = env("DYNAMODB_MIRROR_SECRETS", default="sealed")
 if DYNAMODB_MIRROR_SECRETS not in ("sealed", "omit"):
     raise ImproperlyConfigured(f"DYNAMODB_MIRROR_SECRETS must be sealed or omit, not {DYNAMODB_MIRROR_SECRETS!r}")
-# LOCAL builder: run tier commands on this machine (demo / development). Commands must live under the root.
-LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=True)
+# LOCAL builder: run an allow-listed command on the worker (demo / development; tenants/builders/local.py).
+# Off unless enabled; production settings refuse to start with it on unless LOCAL_BUILDER_ALLOW_IN_PRODUCTION.
+LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=False)
+LOCAL_BUILDER_ALLOW_IN_PRODUCTION = env.bool("LOCAL_BUILDER_ALLOW_IN_PRODUCTION", default=False)
 LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))
+# The only command lines a LOCAL tier's projects may be (comma separated; the executable relative to the root).
+LOCAL_BUILD_COMMANDS = env.list("LOCAL_BUILD_COMMANDS", default=[])
+DEMO_BUILD_COMMANDS = ["demo/build.sh provision", "demo/build.sh deprovision"]  # what local and test settings allow
+# A worker running as root runs LOCAL builds as this user (never as root); PATH the build gets.
+LOCAL_BUILD_USER = env("LOCAL_BUILD_USER", default="nobody")
+LOCAL_BUILD_PATH = env("LOCAL_BUILD_PATH", default="/usr/local/bin:/usr/bin:/bin")
 # Celery queue of the LOCAL runner task (the worker must consume it: `-Q default,builds,...`).
 LOCAL_BUILD_QUEUE = env("LOCAL_BUILD_QUEUE", default="builds")
 # Seconds a LOCAL command may run before it is killed and the build fails.
 LOCAL_BUILD_TIMEOUT_SECONDS = env.int("LOCAL_BUILD_TIMEOUT_SECONDS", default=900)
 # Attempts to POST a LOCAL build's outcome to the intake (exponential backoff between them).
 LOCAL_BUILD_POST_ATTEMPTS = env.int("LOCAL_BUILD_POST_ATTEMPTS", default=5)
-# Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it).
-LOCAL_BUILD_PASSTHROUGH_ENV = env.list(
-    "LOCAL_BUILD_PASSTHROUGH_ENV", default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DEMO_RECEIVER_URL"]
-)
+# Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it); they never
+# replace what the runner sets itself (PATH, HOME, TMPDIR, LANG, CODEBUILD_*...).
+LOCAL_BUILD_PASSTHROUGH_ENV = env.list("LOCAL_BUILD_PASSTHROUGH_ENV", default=["LC_ALL", "TZ", "DEMO_RECEIVER_URL"])
 CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {
     "task": "tenants.poll_builds",
     "schedule": float(BUILD_POLL_INTERVAL_SECONDS),

@@ -1,9 +1,10 @@
 """LOCAL builder: run the tier's build command on this machine, then report like CodeBuild's post-build step.
 
 For a LOCAL tier, ``Tier.provision_project`` / ``deprovision_project`` is a command line, split like a
-shell would (no shell runs it), e.g. ``demo/build.sh provision``. The executable is resolved relative to
-``LOCAL_BUILD_ROOT`` (the repository root by default) and must live inside it, so a tier can only run
-scripts shipped with the deployment. ``LOCAL_BUILDER_ENABLED=false`` turns the builder off.
+shell would (no shell runs it), e.g. ``demo/build.sh provision``; it must be one of ``LOCAL_BUILD_COMMANDS``
+and its executable must live inside ``LOCAL_BUILD_ROOT`` (the repository root by default). The builder is
+off unless ``LOCAL_BUILDER_ENABLED``, and a tier must allow it (``tenants.services.build_policy``). What
+the command runs as and sees: ``tenants.builders.local_sandbox``.
 
 How a build runs (``local_build_run``, in the Celery task ``tenants.run_local_build`` on the
 ``LOCAL_BUILD_QUEUE`` queue, so the event handler returns at once and a worker restart re-delivers it):
@@ -12,9 +13,11 @@ How a build runs (``local_build_run``, in the Celery task ``tenants.run_local_bu
 2. The environment is the same one CodeBuild would get (``build_environment``). ``PARAMETER_STORE`` and
    ``SECRETS_MANAGER`` variables are resolved through SSM / Secrets Manager. On top come what CodeBuild's
    runtime provides (``CODEBUILD_BUILD_ID``, ``CODEBUILD_BUILD_NUMBER``, ``CODEBUILD_SRC_DIR``,
-   ``CODEBUILD_INITIATOR``), ``BUILD_PURPOSE`` (provision/deprovision), ``ORCHESTRATOR_OUTPUT_FILE`` and the
-   few variables of this process listed in ``LOCAL_BUILD_PASSTHROUGH_ENV`` (``PATH``, ``DEMO_RECEIVER_URL``...).
-   Nothing else of the worker's environment (database URL, Django secret) reaches the script.
+   ``CODEBUILD_INITIATOR``), ``BUILD_PURPOSE`` (provision/deprovision), ``ORCHESTRATOR_OUTPUT_FILE``, a fixed
+   ``PATH``, ``HOME``/``TMPDIR`` in the build's scratch directory, and the few variables of this process
+   listed in ``LOCAL_BUILD_PASSTHROUGH_ENV`` (``DEMO_RECEIVER_URL``...). Nothing else of the worker's
+   environment (database URL, Django secret) reaches the script. A root worker runs it as
+   ``LOCAL_BUILD_USER``, never as root.
 3. The script exports its outputs by writing ``KEY=VALUE`` lines to ``$ORCHESTRATOR_OUTPUT_FILE``.
 4. The runner POSTs ``TENANT_PROVISIONING_SUCCESS`` (exit code 0) or ``TENANT_PROVISIONING_FAILURE`` to the
    intake (``{ORCHESTRATOR_BASE_URL}/api/events/`` with the first ``INTAKE_API_KEYS`` key in
@@ -29,7 +32,6 @@ A build that never reports (worker killed mid-run) is timed out by the build pol
 import json
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import tempfile
@@ -50,6 +52,7 @@ from orchestrator.aws import aws_client
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact_text
 from tenants.builders.base import Builder, BuildRejected, BuildState, StartedBuild
+from tenants.builders.local_sandbox import child_environment, command_argv, popen_identity, scratch_prepare
 from tenants.models import Build, BuildStatus, VariableType
 
 if TYPE_CHECKING:
@@ -65,25 +68,6 @@ LOST_BUILD_GRACE_SECONDS = 120
 
 class OutcomeNotDelivered(Exception):
     pass
-
-
-def command_argv(command: str) -> list[str]:
-    """The tier's command as an argv, its executable resolved inside ``LOCAL_BUILD_ROOT``."""
-    try:
-        argv = shlex.split(command)
-    except ValueError as error:
-        raise BuildRejected(f"LOCAL build command {command!r} cannot be parsed: {error}.") from None
-    if not argv:
-        raise BuildRejected("The tier has no LOCAL build command.")
-    root = Path(settings.LOCAL_BUILD_ROOT).resolve()
-    executable = (root / argv[0]).resolve()
-    if not executable.is_relative_to(root):
-        raise BuildRejected(f"LOCAL build command {argv[0]!r} must be a script inside {root}.")
-    if not executable.is_file():
-        raise BuildRejected(f"LOCAL build command {argv[0]!r} not found under {root}.")
-    if not os.access(executable, os.X_OK):
-        raise BuildRejected(f"LOCAL build command {argv[0]!r} is not executable.")
-    return [str(executable), *argv[1:]]
 
 
 def local_build_id(build: Build) -> str:
@@ -195,15 +179,19 @@ def parse_outputs(text: str) -> dict[str, str]:
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int | None, str]:
     """Run the command in its own process group; returns (exit code or None on timeout, output)."""
-    process = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **popen_identity(),  # never as root (local_sandbox)
+        )
+    except OSError as error:  # e.g. the build's user may not read the script
+        return 126, f"could not start {argv[0]}: {error.strerror or error}"
     try:
         output, _ = process.communicate(timeout=settings.LOCAL_BUILD_TIMEOUT_SECONDS)
         return process.returncode, output.decode(errors="replace")
@@ -277,6 +265,7 @@ def local_build_run(*, build_pk: int) -> str:
             environment = build_environment_for(build=build)
             resolved = resolve_environment(environment)
             argv = command_argv(build.project)
+            scratch = scratch_prepare(Path(workdir))
         except ApplicationError as error:
             reason = error.message
         else:
@@ -285,17 +274,17 @@ def local_build_run(*, build_pk: int) -> str:
                 for v in environment
                 if v.type != VariableType.PLAINTEXT or v.masked()["value"] != v.value
             ]
-            env = {name: os.environ[name] for name in settings.LOCAL_BUILD_PASSTHROUGH_ENV if name in os.environ}
-            env.update(resolved)
-            env.update(
-                {
+            env = child_environment(
+                variables=resolved,
+                runner={
                     OUTPUT_FILE_VARIABLE: str(outputs_path),
                     "CODEBUILD_BUILD_ID": build.build_id or local_build_id(build),
                     "CODEBUILD_BUILD_NUMBER": str(build.attempt),
                     "CODEBUILD_SRC_DIR": str(Path(settings.LOCAL_BUILD_ROOT).resolve()),
                     "CODEBUILD_INITIATOR": "orchestrator/local",
                     "BUILD_PURPOSE": build.purpose,
-                }
+                },
+                scratch=scratch,
             )
             exit_code, output = _run(argv, env, Path(settings.LOCAL_BUILD_ROOT).resolve())
             if exit_code is None:

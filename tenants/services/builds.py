@@ -34,6 +34,7 @@ from tenants.models import (
     Tier,
 )
 from tenants.selectors import tier_get
+from tenants.services.build_policy import builder_check, builder_type_of
 from tenants.services.environment import EnvVar, build_environment, environment_masked
 from tenants.services.lifecycle import history_record, tenant_transition
 
@@ -66,6 +67,7 @@ def build_environment_for(*, build: Build) -> list[EnvVar]:
     tier = tier_get(name=build.tenant.tier)
     if tier is None:
         raise BuildRejected(f"Tier {build.tenant.tier!r} no longer exists in the tier mapping.")
+    builder_check(tier=tier, builder_type=build.builder_type)  # the tier may have changed since the start
     return environment_for(tenant=build.tenant, tier=tier)
 
 
@@ -290,7 +292,7 @@ def tenant_attempt_start(
         project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
         if not project:
             raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
-        builder_for(str((tenant.builder_config or {}).get("type", "")))
+        builder_check(tier=tier, builder_type=builder_type_of(tenant.builder_config))
         environment = environment_for(tenant=tenant, tier=tier)
     except ApplicationError as error:
         tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, context=context)

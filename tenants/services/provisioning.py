@@ -15,6 +15,7 @@ from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
+from tenants.services.build_policy import builder_refusal
 from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.lifecycle import (
@@ -51,7 +52,9 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
     ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
     fields = _tenant_fields(detail)
-    refused = ""
+    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
+    if refused:  # the tier decides which builders an event may pick: nothing is stored or started
+        raise EventRejected(f"TENANT_PROVISIONING refused: {refused}")
     build: Build | None = None
     environment: list[EnvVar] | None = None
     with transaction.atomic():

@@ -6,8 +6,10 @@ Table layouts (the original service's, so existing readers keep working):
   ``builderConfig``, ``appConfig`` (when the event carried one), ``status`` and ``version``, all top level.
   A deprovisioned tenant keeps its item with ``status = "INACTIVE"`` (never silently deleted).
 - Tier table (``DYNAMODB_TIER_TABLE``), key ``tier``: ``jobName`` (the provisioning project),
-  ``deprovisionJobName`` (when set), ``version``, and one attribute per tier variable (plaintext values;
-  for SSM / Secrets Manager variables the parameter name / secret id, never the secret).
+  ``deprovisionJobName`` (when set), ``version``, ``allowedBuilders`` (a list: the builders events may
+  pick; an attribute the original did not have, which its readers ignore), and one attribute per tier
+  variable (plaintext values; for SSM / Secrets Manager variables the parameter name / secret id, never
+  the secret).
 
 Secrets are not copied in plain: every secret-named value (``orchestrator.redaction.is_secret_key``; also
 inside strings that hold JSON, such as ``builderConfig.config.environmentOverride.tenant``; for tiers,
@@ -38,7 +40,7 @@ from django.db import transaction
 from django.db.models import F
 
 from orchestrator.aws import TRANSIENT_AWS_ERRORS, aws_client, is_transient
-from orchestrator.errors import ServiceUnavailableError
+from orchestrator.errors import ApplicationError, ServiceUnavailableError
 from orchestrator.redaction import secrets_left_out
 from orchestrator.sealing import seal, unseal
 from tenants.models import TIER_ITEM_RESERVED, Tenant, Tier, TierVariable, VariableType
@@ -97,7 +99,12 @@ def tenant_item(tenant: Tenant) -> dict[str, Any]:
 
 
 def tier_item(tier: Tier, variables: list[TierVariable] | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"tier": tier.name, "jobName": tier.provision_project, "version": tier.version}
+    item: dict[str, Any] = {
+        "tier": tier.name,
+        "jobName": tier.provision_project,
+        "version": tier.version,
+        "allowedBuilders": list(tier.allowed_builders),
+    }
     if tier.deprovision_project:
         item["deprovisionJobName"] = tier.deprovision_project
     plain: dict[str, Any] = {}  # plain-text values: secret-named ones are mirrored sealed or left out
@@ -364,16 +371,21 @@ def tiers_import_from_dynamodb(*, overwrite: bool = False) -> dict[str, list[str
             result["skipped"].append(name)
             continue
         variables = {key: _variable_text(value) for key, value in item.items() if key not in TIER_ITEM_RESERVED}
+        builders = item.get("allowedBuilders")  # absent from the original's items: CODE_BUILD only
         try:
             tier_upsert(
                 name=name,
                 provision_project=str(item.get("jobName", "")),
                 deprovision_project=str(item.get("deprovisionJobName", "")),
+                allowed_builders=sorted(map(str, builders)) if isinstance(builders, list | set) else None,
                 variables={key: (value, VariableType.PLAINTEXT) for key, value in variables.items()},
                 replace_variables=True,
             )
         except ValueError as error:
             result["invalid"].append(f"{name}: {error}")
+            continue
+        except ApplicationError as error:
+            result["invalid"].append(f"{name}: {error.message}")
             continue
         result["updated" if exists else "created"].append(name)
     return result

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from orchestrator.errors import ConflictError
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
+from tenants.services.build_policy import tier_validate
 
 
 @transaction.atomic
@@ -18,6 +19,7 @@ def tier_upsert(
     provision_project: str,
     deprovision_project: str = "",
     description: str | None = None,
+    allowed_builders: list[str] | None = None,
     variables: dict[str, tuple[str, str]] | None = None,
     replace_variables: bool = False,
     create_only: bool = False,
@@ -25,8 +27,11 @@ def tier_upsert(
     """Create or update a tier and its variables (``{name: (value, type)}``). Returns (tier, changed).
 
     ``create_only`` leaves an existing tier and existing variables alone and only adds what is missing
-    (what ``seed_demo`` needs to be idempotent without clobbering staff edits). Invalid variable names
-    raise ``ValueError``. Saving schedules the DynamoDB write after commit.
+    (what ``seed_demo`` needs to be idempotent without clobbering staff edits). ``allowed_builders`` None
+    keeps the tier's (a new tier: CODE_BUILD only). Invalid variable names raise ``ValueError``; a tier
+    its builders do not allow (``build_policy.tier_validate``: a LOCAL tier's commands and variable names)
+    raises ``ApplicationError`` with field errors and changes nothing. Saving schedules the DynamoDB write
+    after commit.
     """
     tier = Tier.objects.select_for_update().filter(name=name).first()
     changed = False
@@ -36,12 +41,15 @@ def tier_upsert(
             provision_project=provision_project,
             deprovision_project=deprovision_project,
             description=description or "",
+            **({"allowed_builders": allowed_builders} if allowed_builders is not None else {}),
         )
         changed = True
     elif not create_only:
         wanted = {"provision_project": provision_project, "deprovision_project": deprovision_project}
         if description is not None:
             wanted["description"] = description
+        if allowed_builders is not None:
+            wanted["allowed_builders"] = allowed_builders
         if any(getattr(tier, attribute) != value for attribute, value in wanted.items()):
             for attribute, value in wanted.items():
                 setattr(tier, attribute, value)
@@ -71,6 +79,7 @@ def tier_upsert(
                 variable.delete()  # one by one: each delete bumps the tier's version (receivers)
             changed = True
     tier.refresh_from_db()
+    tier_validate(tier=tier)  # the whole saved state; raising rolls this transaction back
     return tier, changed
 
 

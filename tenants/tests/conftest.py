@@ -1,5 +1,8 @@
 import json
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,6 +74,24 @@ def outcome_detail(tenant_id: str, build_id: str = "", *, succeeding: str = "1",
     return detail
 
 
+def admin_tier_form(*, variables: tuple[tuple[str, str, str], ...] = (), **fields: Any) -> dict[str, Any]:
+    """The tier admin's form as a browser posts it, with its variables inline: ``(name, value, type)``."""
+    data = {
+        "deprovision_project": "",
+        "allowed_builders": ["CODE_BUILD"],
+        "description": "",
+        **fields,
+        "variables-TOTAL_FORMS": str(len(variables)),
+        "variables-INITIAL_FORMS": "0",
+        "variables-MIN_NUM_FORMS": "0",
+        "variables-MAX_NUM_FORMS": "1000",
+    }
+    for index, variable in enumerate(variables):
+        keys = (f"variables-{index}-name", f"variables-{index}-value", f"variables-{index}-type")
+        data.update(zip(keys, variable, strict=True))
+    return data
+
+
 @pytest.fixture
 def send_event(client, django_capture_on_commit_callbacks):
     """POST an envelope to the real intake; everything it queues (processing, sync, outbox) runs."""
@@ -90,6 +111,15 @@ def send_event(client, django_capture_on_commit_callbacks):
 def run_commit_hooks(django_capture_on_commit_callbacks):
     """Run a block and then what it queued for after commit (tasks are eager in tests)."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def build_root():
+    """A LOCAL_BUILD_ROOT the build's unprivileged user can enter (pytest's tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="orchestrator-build-root-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

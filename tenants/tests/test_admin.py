@@ -6,8 +6,8 @@ from django.urls import reverse
 
 from events.catalogue import DetailType
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
-from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+from tenants.tests.conftest import admin_tier_form, envelope, outcome_detail, provisioning_detail, tier_item_of
+from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -117,22 +117,11 @@ def test_actions_need_a_post(staff_client):
 
 
 def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_commit_hooks):
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "deprovision_project": "",
-        "description": "",
-        "variables-TOTAL_FORMS": "2",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "EKS_CLUSTER_NAME",
-        "variables-0-value": "gold-eks",
-        "variables-0-type": "PLAINTEXT",
-        "variables-1-name": "DB_PASSWORD",
-        "variables-1-value": "/gold/db",
-        "variables-1-type": "PARAMETER_STORE",
-    }
+    data = admin_tier_form(
+        name="GOLD",
+        provision_project="gold-provision",
+        variables=(("EKS_CLUSTER_NAME", "gold-eks", "PLAINTEXT"), ("DB_PASSWORD", "/gold/db", "PARAMETER_STORE")),
+    )
 
     with run_commit_hooks():
         response = staff_client.post(reverse("admin:tenants_tier_add"), data)
@@ -141,24 +130,25 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
     tier = Tier.objects.get(name="GOLD")
     item = tier_item_of("GOLD")
     assert item["jobName"] == "gold-provision"
+    assert item["allowedBuilders"] == ["CODE_BUILD"]
     assert (item["EKS_CLUSTER_NAME"], item["DB_PASSWORD"]) == ("gold-eks", "/gold/db")
     assert item["version"] == tier.version
 
 
 def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "variables-TOTAL_FORMS": "1",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "bad-name",
-        "variables-0-value": "x",
-        "variables-0-type": "PLAINTEXT",
-    }
+    data = admin_tier_form(name="GOLD", provision_project="gold-provision", variables=(("bad-name", "x", "PLAINTEXT"),))
 
     response = staff_client.post(reverse("admin:tenants_tier_add"), data)
 
     assert response.status_code == 200
     assert not Tier.objects.exists()
+
+
+def test_a_new_tier_offers_codebuild_alone_and_an_existing_one_shows_its_builders(staff_client):
+    tier = TierFactory(name="DEMO", allowed_builders=["LOCAL"])
+
+    add_form = staff_client.get(reverse("admin:tenants_tier_add")).context["adminform"].form
+    change_form = staff_client.get(reverse("admin:tenants_tier_change", args=[tier.pk])).context["adminform"].form
+
+    assert add_form["allowed_builders"].value() == ["CODE_BUILD"]
+    assert change_form["allowed_builders"].value() == ["LOCAL"]

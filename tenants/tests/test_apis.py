@@ -366,6 +366,7 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
     with run_commit_hooks():
         created = superuser.post("/api/tiers/", create, format="json")
     assert created.status_code == 201, created.content
+    assert created.json()["allowed_builders"] == ["CODE_BUILD"]  # a new tier: CodeBuild only
     variables = {v["name"]: v["value"] for v in created.json()["variables"]}
     assert variables == {"API_SECRET": "********", "DB_PASSWORD": "/gold/db", "EKS_CLUSTER_NAME": "gold-eks"}
     item = tier_item_of("GOLD")
@@ -375,6 +376,7 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
         "gold-eks",
         "plain-secret",
     )
+    assert item["allowedBuilders"] == ["CODE_BUILD"]
 
     # a masked value sent back keeps the stored value; the list replaces the variables
     with run_commit_hooks():

@@ -22,7 +22,10 @@ from tenants.tests.factories import TierFactory, TierVariableFactory
 @pytest.fixture
 def local_tier(transactional_db, aws):
     tier = TierFactory(
-        name="BASIC", provision_project="demo/build.sh provision", deprovision_project="demo/build.sh deprovision"
+        name="BASIC",
+        provision_project="demo/build.sh provision",
+        deprovision_project="demo/build.sh deprovision",
+        allowed_builders=["LOCAL"],
     )
     TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
     TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
@@ -137,21 +140,21 @@ SECRET_SCRIPT = """\
 
 
 def test_secret_variables_are_resolved_for_the_script_but_never_echoed(
-    transactional_db, aws, live_intake, client, tmp_path, monkeypatch
+    transactional_db, aws, live_intake, client, build_root, monkeypatch
 ):
     # Given a script under the build root that uses an SSM parameter and a Secrets Manager secret
-    script = tmp_path / "build.sh"
+    script = build_root / "build.sh"
     script.write_text(textwrap.dedent(SECRET_SCRIPT))
     script.chmod(0o755)
     aws_client("ssm").put_parameter(Name="/demo/db-password", Value="hunter2-db", Type="SecureString")
     aws_client("secretsmanager").create_secret(Name="demo/api", SecretString=json.dumps({"token": "tok-12345"}))
     monkeypatch.setenv("DATABASE_URL", "postgres://should-not-leak")
-    tier = TierFactory(name="BASIC", provision_project="build.sh", deprovision_project="")
+    tier = TierFactory(name="BASIC", provision_project="build.sh", deprovision_project="", allowed_builders=["LOCAL"])
     TierVariableFactory(tier=tier, name="DB_PASSWORD", value="/demo/db-password", type="PARAMETER_STORE")
     TierVariableFactory(tier=tier, name="API_TOKEN", value="demo/api:token", type="SECRETS_MANAGER")
     detail = provisioning_detail(builder="LOCAL")
 
-    with override_settings(LOCAL_BUILD_ROOT=str(tmp_path)):
+    with override_settings(LOCAL_BUILD_ROOT=str(build_root), LOCAL_BUILD_COMMANDS=["build.sh"]):
         post(client, DetailType.TENANT_PROVISIONING, detail)
 
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
@@ -170,11 +173,12 @@ def test_secret_variables_are_resolved_for_the_script_but_never_echoed(
 
 
 @pytest.mark.django_db
-def test_command_outside_the_build_root_is_refused(aws, send_event):
-    TierFactory(name="BASIC", provision_project="../../../bin/sh -c id")
+def test_command_outside_the_build_root_is_refused_even_when_listed(aws, send_event):
+    TierFactory(name="BASIC", provision_project="../../../bin/sh -c id", allowed_builders=["LOCAL"])
     detail = provisioning_detail(builder="LOCAL")
 
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    with override_settings(LOCAL_BUILD_COMMANDS=["../../../bin/sh -c id"]):
+        send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
 
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
@@ -183,7 +187,7 @@ def test_command_outside_the_build_root_is_refused(aws, send_event):
 
 @pytest.mark.django_db
 def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_event):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
+    TierFactory(name="BASIC", provision_project="demo/build.sh provision", allowed_builders=["LOCAL"])
     detail = provisioning_detail(builder="LOCAL")
 
     with override_settings(ORCHESTRATOR_BASE_URL=f"http://127.0.0.1:{free_port()}", LOCAL_BUILD_POST_ATTEMPTS=1):
@@ -198,7 +202,7 @@ def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_even
 
 @pytest.mark.django_db
 def test_a_claimed_build_never_runs_twice(aws, send_event, monkeypatch):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
+    TierFactory(name="BASIC", provision_project="demo/build.sh provision", allowed_builders=["LOCAL"])
     from tenants.builders import local
 
     monkeypatch.setattr(local, "local_build_enqueue", lambda build_pk: None)  # nothing runs on its own

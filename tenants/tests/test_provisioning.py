@@ -13,7 +13,7 @@ from events.services import event_process, event_replay
 from orchestrator.redaction import MASK
 from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
-from tenants.models import Build, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.models import Build, BuilderType, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
 from tenants.tests.factories import StaffFactory
@@ -137,15 +137,28 @@ def test_unknown_builder_type_fails_with_the_known_types(codebuild_tier, send_ev
     assert codebuild_calls == []
 
 
-def test_invalid_variable_name_fails_before_anything_is_started(codebuild_tier, send_event, codebuild_calls):
+def test_the_builders_a_tier_may_allow_are_the_registered_builders():
+    assert sorted(BuilderType.values) == registry.known_types()
+
+
+def test_invalid_variable_name_is_refused_at_the_intake(codebuild_tier, client, codebuild_calls):
     detail = provisioning_detail(override={"bad-name": "x"})
 
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    response = client.post(
+        "/api/events/",
+        data=json.dumps(envelope(DetailType.TENANT_PROVISIONING, detail)),
+        content_type="application/json",
+        HTTP_X_API_KEY="test-intake-key",
+    )
 
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    assert tenant.status == TenantStatus.PROVISION_FAILED
-    assert "'bad-name'" in tenant.status_reason
-    assert "builderConfig.config.environmentOverride" in tenant.status_reason
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "detail.builderConfig.config.environmentOverride": [
+            "'bad-name' is not a valid name: use letters, digits and underscores, not starting with a digit."
+        ]
+    }
+    assert not ReceivedEvent.objects.exists()
+    assert not Tenant.objects.exists()
     assert codebuild_calls == []
 
 

@@ -148,6 +148,7 @@ def test_tier_item_layout_and_write_through(aws, run_commit_hooks):
         "jobName": "basic-provision",
         "deprovisionJobName": "basic-deprovision",
         "version": tier.version,
+        "allowedBuilders": ["CODE_BUILD"],  # an attribute the original's readers ignore
         "EKS_CLUSTER_NAME": "demo-eks",
         "DB_PASSWORD": "/app/db",  # the reference (not sealed: no secret), never the secret
     }
@@ -222,21 +223,39 @@ def test_import_tiers_loads_the_original_table_once(aws, capsys):
         TableName=settings.DYNAMODB_TIER_TABLE,
         Item={"tier": {"S": "PREMIUM"}, "jobName": {"S": "premium"}, "bad-name": {"S": "x"}},
     )
+    client.put_item(  # an item this service wrote: its builders come back, and a LOCAL tier is checked
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={
+            "tier": {"S": "DEMO"},
+            "jobName": {"S": "demo/build.sh provision"},
+            "allowedBuilders": {"L": [{"S": "LOCAL"}]},
+            "NAMESPACE": {"S": "demo"},
+        },
+    )
+    client.put_item(
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={"tier": {"S": "ROGUE"}, "jobName": {"S": "manage.py shell"}, "allowedBuilders": {"L": [{"S": "LOCAL"}]}},
+    )
 
-    with pytest.raises(CommandError, match="1 tier"):
+    with pytest.raises(CommandError, match="2 tier"):
         call_command("import_tiers")
 
     tier = Tier.objects.get(name="BASIC")
     assert tier.provision_project == "ns-env-basic-codebuild-project"
+    assert tier.allowed_builders == ["CODE_BUILD"]
+    assert Tier.objects.get(name="DEMO").allowed_builders == ["LOCAL"]
+    assert "ROGUE: Tier ROGUE is invalid: A LOCAL tier may only run a command of LOCAL_BUILD_COMMANDS" in (
+        capsys.readouterr().err
+    )
+    assert not Tier.objects.filter(name="ROGUE").exists()
     assert dict(tier.variables.values_list("name", "value")) == {
         "ACCESS_TOKEN_EXPIRATION": "3600",
         "EKS_CLUSTER_NAME": "ns-env-eks-cluster",
     }
     assert not Tier.objects.filter(name="PREMIUM").exists()
-    capsys.readouterr()
     with pytest.raises(CommandError):
         call_command("import_tiers")
-    assert "skipped: 1 (BASIC)" in capsys.readouterr().out
+    assert "skipped: 2 (BASIC, DEMO)" in capsys.readouterr().out
     assert Tier.objects.get(name="BASIC").version == tier.version
 
 
@@ -246,6 +265,7 @@ def test_seed_demo_is_idempotent_and_keeps_staff_edits(aws, run_commit_hooks):
     basic = Tier.objects.get(name="BASIC")
     assert basic.provision_project == "demo/build.sh provision"
     assert basic.deprovision_project == "demo/build.sh deprovision"
+    assert basic.allowed_builders == ["LOCAL"]
     TierVariable.objects.filter(tier=basic, name="NAMESPACE").update(value="edited")
     versions = dict(Tier.objects.values_list("name", "version"))
 

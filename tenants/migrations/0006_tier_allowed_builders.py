@@ -28,7 +28,7 @@ def allow_what_each_tier_could_run(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0004_sealed_secrets'),
+        ('tenants', '0005_seal_context_and_secrets_inside_json_strings'),
     ]
 
     operations = [

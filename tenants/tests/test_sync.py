@@ -396,5 +396,5 @@ def test_the_mirror_can_leave_secrets_out_instead(aws, run_commit_hooks, setting
     override = item["builderConfig"]["config"]["environmentOverride"]
     assert set(override) == {"MAX_USERS", "tenant"}
     assert json.loads(override["tenant"]) == {"key": "acme", "name": "Acme"}
-    assert set(tier) == {"tier", "jobName", "version"}
+    assert set(tier) == {"tier", "jobName", "allowedBuilders", "version"}
     assert all(drift.clean for drift in dynamodb_drift())

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /orchestrator/live and /orchestrator/ready, answered before host checks and the HTTPS redirect.
+    "orchestrator.probes.ProbeMiddleware",
     "orchestrator.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -113,6 +115,9 @@ STORAGES = {
 }
 # Serve admin assets straight from the apps in development, without collectstatic.
 WHITENOISE_USE_FINDERS = True
+
+# Seconds a round of /orchestrator/status dependency checks is reused by each web process (0: every call checks).
+STATUS_CACHE_SECONDS = env.float("STATUS_CACHE_SECONDS", default=5.0)
 
 # --- Redis / Celery -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

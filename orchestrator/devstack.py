@@ -222,7 +222,7 @@ def main() -> int:
   Status       {base}/orchestrator/status
   AWS endpoint {env.get("AWS_ENDPOINT_URL") or "real AWS"}
 Send a sample event and watch the tenant reach ACTIVE in the admin:
-  .venv/bin/python manage.py send_sample_event TENANT_PROVISIONING
+  scripts/manage send_sample_event TENANT_PROVISIONING
 Ctrl-C stops everything.
 """,
             flush=True,

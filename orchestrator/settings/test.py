@@ -8,9 +8,9 @@ import os
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import TEST_SECRET_KEY, env
 
-SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
+SECRET_KEY = TEST_SECRET_KEY
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 
 CHECK = "import django; django.setup(); print('started')"
+PRODUCTION = "orchestrator.settings.production"
 
 
 def start_production(*, code: str = CHECK, **environment: str) -> subprocess.CompletedProcess:
@@ -130,3 +131,13 @@ def test_the_local_stack_settings_pass_the_system_checks():
     assert result.returncode == 0, result.stderr
     shown = run(["scripts/manage", "shell", "-c", SHOW_SETTINGS])
     assert shown.stdout.split()[-2:] == ["orchestrator.settings.local", "True"], shown.stderr
+
+
+def test_the_local_stack_runs_on_the_local_settings_whatever_the_package_import_defaulted():
+    from orchestrator.devstack import stack_environment
+
+    # importing the orchestrator package puts the production default into the environment (celery.py)
+    env = stack_environment(local={"DJANGO_SECRET_KEY": "generated"}, environ={"DJANGO_SETTINGS_MODULE": PRODUCTION})
+
+    assert env["DJANGO_SETTINGS_MODULE"] == "orchestrator.settings.local"
+    assert env["DJANGO_SECRET_KEY"] == "generated"

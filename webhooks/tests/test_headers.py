@@ -6,7 +6,6 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from webhooks.headers import MAX_HEADERS, custom_headers_problems
 from webhooks.models import AttemptOutcome, DeliveryStatus, WebhookEndpoint
@@ -54,13 +53,6 @@ def test_headers_that_cannot_or_must_not_be_sent_are_refused(headers, reason):
 def test_ordinary_headers_pass():
     headers = {"X-Team": "billing", "Authorization": "Bearer abc.def", "X-Empty": "", "X-Tabbed": "a\tb c"}
     assert custom_headers_problems(headers) == []
-
-
-@pytest.fixture
-def api():
-    client = APIClient()
-    client.force_authenticate(StaffFactory())
-    return client
 
 
 def test_the_api_refuses_a_header_value_with_a_line_break(api):

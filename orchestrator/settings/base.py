@@ -15,10 +15,9 @@ env = environ.Env()
 
 # --- Core ---------------------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
-# Keys written in this repository (the local and test settings' defaults). Production refuses them, and any
-# key with Django's "django-insecure-" prefix: the key that encrypts secrets at rest derives from SECRET_KEY.
+# The local settings' default key. Production refuses it, like any key with Django's "django-insecure-"
+# prefix: the key that encrypts secrets at rest derives from SECRET_KEY.
 LOCAL_SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
-TEST_SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,6 +1,7 @@
 """Production: the default settings of ``manage.py``, ``wsgi.py`` and ``celery.py``.
 
-Refuses to start without a secret key, with one of the repository's development keys, or with DEBUG on.
+Refuses to start without a secret key, with the local settings' key (or any django-insecure- key), or with
+DEBUG on.
 HTTPS: secure cookies and HSTS by default; the redirect to HTTPS is opt-in (a load balancer often does it, and
 plain-HTTP callers inside the network, such as probes, must not be redirected).
 """
@@ -8,11 +9,11 @@ plain-HTTP callers inside the network, such as probes, must not be redirected).
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEBUG, LOCAL_SECRET_KEY, SECRET_KEY, TEST_SECRET_KEY, env
+from .base import DEBUG, LOCAL_SECRET_KEY, SECRET_KEY, env
 
 if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
-if SECRET_KEY in (LOCAL_SECRET_KEY, TEST_SECRET_KEY) or SECRET_KEY.startswith("django-insecure-"):
+if SECRET_KEY == LOCAL_SECRET_KEY or SECRET_KEY.startswith("django-insecure-"):
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is a development key; production needs its own (it also encrypts secrets at rest)."
     )

@@ -8,9 +8,9 @@ import os
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import TEST_SECRET_KEY, env
+from .base import env
 
-SECRET_KEY = TEST_SECRET_KEY
+SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from events import openapi
 from events.authentication import IntakeAuthentication
 from events.envelope import body_parse, envelope_validate
+from events.models import ReceivedEvent
 from events.selectors import event_get, event_list
 from events.serializers import (
     EventDetailSerializer,
@@ -30,7 +31,8 @@ from events.services import event_receive, event_replay
 from orchestrator import api_examples
 from orchestrator.errors import ApplicationError
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import action_permission
+from orchestrator.permissions import StaffModelPermissions, action_permission
+from orchestrator.staff import PERM_REPLAY_EVENT
 
 JSON_TYPES = ("application/json",)
 
@@ -104,12 +106,13 @@ class _MethodAuthMixin:
     def get_permissions(self) -> list:
         if self.request.method == "POST":
             return [IsAuthenticated()]
-        return [IsAdminUser()]
+        return [StaffModelPermissions()]
 
 
 class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
     parser_classes = [JSONParser]
     serializer_class = EventSerializer
+    queryset = ReceivedEvent.objects.none()  # the model whose permissions StaffModelPermissions checks
 
     @extend_schema(
         operation_id="events_receive",
@@ -142,7 +145,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
             200: EventSerializer(many=True),
             400: _error("Invalid filter."),
             401: _error("Not signed in."),
-            403: _error("Not staff."),
+            403: _error("Not staff, or missing the events.view_receivedevent permission."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -182,6 +185,9 @@ class OriginalIntakeApi(APIView):
 
 
 class EventDetailApi(APIView):
+    permission_classes = [StaffModelPermissions]
+    queryset = ReceivedEvent.objects.none()
+
     @extend_schema(
         operation_id="events_retrieve",
         examples=api_examples.EVENT_DETAIL,
@@ -190,7 +196,7 @@ class EventDetailApi(APIView):
         responses={
             200: EventDetailSerializer,
             401: _error("Not signed in."),
-            403: _error("Not staff."),
+            403: _error("Not staff, or missing the events.view_receivedevent permission."),
             404: _error("No such event."),
         },
     )
@@ -199,7 +205,7 @@ class EventDetailApi(APIView):
 
 
 class EventReplayApi(APIView):
-    permission_classes = [IsAdminUser, action_permission("events.replay_receivedevent")]
+    permission_classes = [action_permission(PERM_REPLAY_EVENT)]
 
     @extend_schema(
         operation_id="events_replay",

@@ -6,7 +6,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.production")
 
 app = Celery("orchestrator")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.processes import redis_server_binary, wait_for_port
@@ -125,11 +126,19 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def main() -> int:
-    local = load_local_env()
-    env = {**local, **os.environ}  # the real environment overrides generated values
-    env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
+def stack_environment(*, local: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the stack's processes: generated values, overridden by the real environment, and
+    always the local settings. Not a default: importing this package already put the production default
+    into ``os.environ`` (``orchestrator/celery.py``), and the local stack (loopback callbacks, generated
+    secrets) does not work on production settings anyway."""
+    env = {**local, **environ}
+    env["DJANGO_SETTINGS_MODULE"] = "orchestrator.settings.local"
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def main() -> int:
+    env = stack_environment(local=load_local_env(), environ=os.environ)
     web_port = int(env.get("WEB_PORT", "8000"))
     receiver_port = int(env.setdefault("DEMO_RECEIVER_PORT", "8100"))
     env.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
@@ -222,7 +231,7 @@ def main() -> int:
   Status       {base}/orchestrator/status
   AWS endpoint {env.get("AWS_ENDPOINT_URL") or "real AWS"}
 Send a sample event and watch the tenant reach ACTIVE in the admin:
-  .venv/bin/python manage.py send_sample_event TENANT_PROVISIONING
+  scripts/manage send_sample_event TENANT_PROVISIONING
 Ctrl-C stops everything.
 """,
             flush=True,

@@ -564,9 +564,9 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="logs")
     def logs(self, build: Build) -> str:
-        if not build.logs_url:
+        if not build.logs_link:
             return "—"
-        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">logs ↗</a>', build.logs_url)
+        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">logs ↗</a>', build.logs_link)
 
     @admin.display(description="environment sent (secrets masked)")
     def environment_pretty(self, build: Build) -> str:

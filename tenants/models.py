@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from orchestrator.links import is_https_url
 from orchestrator.sealing import SealedJSONField
 
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
@@ -229,6 +230,12 @@ class Build(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} #{self.attempt} for {self.tenant_id} ({self.status})"
+
+    @property
+    def logs_link(self) -> str:
+        """``logs_url`` if it is safe to render as a link (https): rows stored before that was checked on the
+        way in may hold anything an event carried."""
+        return self.logs_url if is_https_url(self.logs_url) else ""
 
 
 class HistoryKind(models.TextChoices):

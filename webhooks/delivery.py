@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from orchestrator.http import OutboundError, OutboundRefused, OutboundResponse
 from orchestrator.redaction import MASK, redact_text
+from webhooks.headers import custom_headers_unsendable
 from webhooks.models import SigningScheme, WebhookDelivery
 from webhooks.signing import headers_merge, original_headers, standard_headers
 
@@ -70,6 +71,8 @@ def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> 
     if delivery.endpoint_id is not None:
         endpoint = delivery.endpoint
         custom = endpoint.custom_headers or {}
+        if unsendable := custom_headers_unsendable(custom):  # saved before headers were checked
+            raise OutboundRefused(f"custom header {unsendable}")
         scheme = endpoint.signing_scheme
         secrets = endpoint.signing_secrets(now=now)
     else:

@@ -45,6 +45,7 @@ from webhooks.delivery import (
     verdict_for_error,
     verdict_for_response,
 )
+from webhooks.headers import custom_headers_problems
 from webhooks.models import (
     DONE_STATUSES,
     SENDABLE_STATUSES,
@@ -61,7 +62,6 @@ from webhooks.models import (
 )
 from webhooks.secrets import STANDARD_SECRET_PREFIX, secret_generate
 from webhooks.sending import InFlight, Sent, sent_in_groups
-from webhooks.signing import RESERVED_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -1075,14 +1075,8 @@ def endpoint_validate(
             fields["events"] = [
                 f"Unknown event types: {', '.join(unknown)}" if unknown else "Choose at least one event."
             ]
-    if custom_headers is not None:
-        bad = [
-            str(name)
-            for name, value in custom_headers.items()
-            if not isinstance(value, str) or str(name).lower() in RESERVED_HEADERS or not str(name).isascii()
-        ]
-        if bad:
-            fields["custom_headers"] = [f"Not allowed (reserved or not a string value): {', '.join(bad)}"]
+    if custom_headers is not None and (problems := custom_headers_problems(custom_headers)):
+        fields["custom_headers"] = problems
     if fields:
         raise ApplicationError("The endpoint is invalid.", code="invalid", fields=fields)
 

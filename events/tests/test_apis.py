@@ -11,7 +11,7 @@ from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, ReceivedEvent
 from events.services import event_process
 
-from .factories import OperatorFactory, ReceivedEventFactory, StaffFactory, UserFactory
+from .factories import OperatorFactory, ReceivedEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +135,7 @@ def test_staff_only(method):
 
 
 def test_drf_token_authentication_works():
-    token = Token.objects.create(user=StaffFactory())
+    token = Token.objects.create(user=OperatorFactory())
     client = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
 
     assert client.get("/api/events/").status_code == 200

@@ -16,6 +16,9 @@ env = environ.Env()
 
 # --- Core ---------------------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+# The local settings' default key. Production refuses it, like any key with Django's "django-insecure-"
+# prefix: the key that encrypts secrets at rest derives from SECRET_KEY.
+LOCAL_SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -39,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /orchestrator/live and /orchestrator/ready, answered before host checks and the HTTPS redirect.
+    "orchestrator.probes.ProbeMiddleware",
     "orchestrator.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -114,6 +119,9 @@ STORAGES = {
 }
 # Serve admin assets straight from the apps in development, without collectstatic.
 WHITENOISE_USE_FINDERS = True
+
+# Seconds a round of /orchestrator/status dependency checks is reused by each web process (0: every call checks).
+STATUS_CACHE_SECONDS = env.float("STATUS_CACHE_SECONDS", default=5.0)
 
 # --- Redis / Celery -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -6,7 +6,7 @@ read here so the web server, the worker and management commands agree on them.
 """
 
 from .base import *  # noqa: F403
-from .base import DATA_DIR, DEMO_BUILD_COMMANDS, env
+from .base import DATA_DIR, DEMO_BUILD_COMMANDS, LOCAL_SECRET_KEY, env
 
 environ_file = DATA_DIR / "local.env"
 if environ_file.exists():
@@ -15,7 +15,7 @@ if environ_file.exists():
     INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-development-only")
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=LOCAL_SECRET_KEY)
 LOG_FORMAT = env("LOG_FORMAT", default="console")
 LOGGING["handlers"]["stdout"]["formatter"] = LOG_FORMAT  # noqa: F405
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])

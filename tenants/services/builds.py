@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator.errors import ApplicationError
+from orchestrator.links import https_link
 from tenants.builders.base import BuildRejected, BuildState
 from tenants.builders.registry import builder_for
 from tenants.models import (
@@ -174,8 +175,8 @@ def build_record_state(
         build.status_reason = reason[:4000]
         build.ended_at = ended_at or now
         build.last_polled_at = now
-        if logs_url:
-            build.logs_url = logs_url[:2048]
+        if logs_url := https_link(logs_url, source=f"build {build.pk} logs"):
+            build.logs_url = logs_url
         build.awaiting_outcome_event = status == BuildStatus.SUCCEEDED and waiting
         build.save(
             update_fields=[

@@ -152,3 +152,31 @@ def test_a_new_tier_offers_codebuild_alone_and_an_existing_one_shows_its_builder
 
     assert add_form["allowed_builders"].value() == ["CODE_BUILD"]
     assert change_form["allowed_builders"].value() == ["LOCAL"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "rendered"),
+    [
+        ("https://logs.example/build/1", True),
+        ("javascript:alert(document.cookie)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("http://logs.example/build/1", False),
+    ],
+)
+def test_only_https_logs_links_are_rendered(staff_client, stored, rendered):
+    # given a build whose link was stored before links were checked on the way in
+    build = BuildFactory(logs_url=stored)
+    TenantHistory.objects.create(
+        tenant=build.tenant, kind=HistoryKind.BUILD, summary="build", ref_type="build", ref_id=str(build.pk)
+    )
+    pages = {
+        "build list": reverse("admin:tenants_build_changelist"),
+        "build": reverse("admin:tenants_build_change", args=[build.pk]),
+        "tenant timeline": reverse("admin:tenants_tenant_change", args=[build.tenant_id]),
+    }
+
+    for name, url in pages.items():
+        page = staff_client.get(url).content.decode()
+        # then the link is there only when it is https, and a refused value is never an href
+        assert (f'href="{stored}"' in page) is rendered, name
+        assert "logs ↗" in page if rendered else "logs ↗" not in page, name

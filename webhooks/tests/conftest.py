@@ -1,8 +1,15 @@
 import pytest
+from rest_framework.test import APIClient
 
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.registry import get
-from webhooks.tests.factories import ReceivedEventFactory, TenantFactory, WebhookEndpointFactory, deployment_detail
+from webhooks.tests.factories import (
+    ReceivedEventFactory,
+    StaffFactory,
+    TenantFactory,
+    WebhookEndpointFactory,
+    deployment_detail,
+)
 from webhooks.tests.receivers import Receiver
 
 
@@ -11,6 +18,14 @@ def receiver():
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def api():
+    """The API as a superuser (StaffFactory)."""
+    client = APIClient()
+    client.force_authenticate(StaffFactory())
+    return client
 
 
 @pytest.fixture

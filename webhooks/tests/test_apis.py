@@ -10,19 +10,12 @@ from rest_framework.test import APIClient
 
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_attempt, subscribers_notify
-from webhooks.tests.factories import StaffFactory, TenantFactory, UserFactory, WebhookEndpointFactory
+from webhooks.tests.factories import TenantFactory, UserFactory, WebhookEndpointFactory
 from webhooks.tests.independent import standard_ok, standard_signature
 from webhooks.tests.receivers import Reply
 from webhooks.tests.test_delivery import make_delivery
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api():
-    client = APIClient()
-    client.force_authenticate(StaffFactory())
-    return client
 
 
 def test_creating_an_endpoint_shows_its_secret_once(api):

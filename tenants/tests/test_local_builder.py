@@ -3,8 +3,14 @@ its outcome comes back through the real intake over HTTP (a live server), like C
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 from django.test import override_settings
 
@@ -168,3 +174,44 @@ def test_outputs_file_parsing():
     text = "A=1\n\n# comment\nexport B='two words'\nC=x=y\nbad-name=1\nCODEBUILD_BUILD_POSTBUILD=1\nNOEQUALS\n"
 
     assert parse_outputs(text) == {"A": "1", "B": "two words", "C": "x=y", "CODEBUILD_BUILD_POSTBUILD": "1"}
+
+
+RUNNER = """
+import subprocess, django
+django.setup()
+from tenants.builders.local import _die_with_parent
+command = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=_die_with_parent)
+print(command.pid, flush=True)
+command.wait()
+"""
+
+
+def _dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_the_command_dies_with_its_runner():
+    # Given a runner process with a command in its own session (killing the runner's group misses it)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator.settings.test"},
+    )
+    command = psutil.Process(int(runner.stdout.readline()))
+    assert not _dead(command)
+
+    # When the runner is killed
+    runner.kill()
+    runner.wait()
+
+    # Then so is the command (it never outlives its runner into the next run)
+    deadline = time.monotonic() + 10
+    while not _dead(command) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dead(command)

@@ -100,10 +100,11 @@ class LocalBuilder(Builder):
         return StartedBuild(build_id=local_build_id(build))
 
     def poll(self, *, builds: Sequence[Build]) -> list[BuildState]:
-        """Nothing to ask: a run's state is its lease (``tenants.services.local_runs``)."""
+        """Builds never picked up (a broker hiccup) are handed out again. Nothing is reported: a claimed
+        build's runner is watched through its lease (``tenants.services.local_runs``)."""
         for build in builds:
             if build.claimed_at is None:
-                local_build_enqueue(build_pk=build.pk)  # never picked up (broker hiccup): hand it out again
+                local_build_enqueue(build_pk=build.pk)
         return []
 
 

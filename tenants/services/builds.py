@@ -4,10 +4,10 @@ reports, poll.
 Idempotency: a build's ``idempotency_token`` is ``{tenant}:{purpose}:{attempt}`` and unique. The row is
 recorded as ``PENDING_START`` in the transaction that starts the attempt, and the builder is called only
 after that commits (``build_start_after_commit`` → ``build_start``), only while the row is still
-``PENDING_START``. So no build ever runs without its row: a crash before
-the builder answered leaves the intent, which the recovery (``build_intents_hand_out``, every
-``BUILD_RECOVERY_INTERVAL_SECONDS``) starts again after ``BUILD_START_RETRY_AFTER_SECONDS`` with the
-same token, which CodeBuild answers with the build it already started (within its 5-minute window).
+``PENDING_START``. So no build ever runs without its row: a crash before the builder answered leaves the
+intent, which the recovery (``build_intents_hand_out``, every ``BUILD_RECOVERY_INTERVAL_SECONDS``) starts
+again after ``BUILD_START_RETRY_AFTER_SECONDS`` with the same token, which CodeBuild answers with the
+build it already started (within its 5-minute window).
 """
 
 import logging
@@ -136,7 +136,9 @@ def build_start(*, build_pk: int, environment: Sequence[EnvVar] | None = None) -
             return Build.objects.get(pk=build_pk)
         try:
             builder = builder_for(build.builder_type)
-            started = builder.start(build=build, environment=environment or build_environment_for(build=build))
+            if environment is None:
+                environment = build_environment_for(build=build)
+            started = builder.start(build=build, environment=environment)
         except BuildUnavailable as error:
             logger.warning("build %s not started yet: %s", build.pk, error.message)
             build.status_reason = f"Not started yet: {error.message}"[:4000]

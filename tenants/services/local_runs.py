@@ -142,7 +142,7 @@ def local_build_finish(*, lease: BuildLease, outcome: dict[str, Any], summary: s
     False when this run no longer holds the build (another run reports instead)."""
     with transaction.atomic():
         build = (
-            Build.objects.select_for_update()
+            Build.objects.select_for_update(of=("self",))
             .filter(pk=lease.build_pk, lease_owner=lease.owner, ended_at__isnull=True)
             .select_related("tenant")
             .first()

@@ -94,6 +94,24 @@ def test_a_build_whose_runner_died_runs_again_with_the_same_identity_and_reports
     }
 
 
+def test_a_task_delivered_again_after_the_lease_ran_out_runs_the_build(local_tier, live_intake):
+    # Given a build whose runner died, and whose lease has run out since
+    build = local_build()
+    dead = local_build_claim(build_pk=build.pk)
+    Build.objects.filter(pk=build.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    # When its task is delivered again (the broker's visibility timeout, a worker lost with acks_late)
+    result = local_build_run(build_pk=build.pk)
+
+    # Then that task runs the build under a new lease, and its outcome is the build's one outcome
+    assert result == "TENANT_PROVISIONING_SUCCESS delivered"
+    build.refresh_from_db()
+    assert build.runs == 2
+    assert build.lease_owner != dead.owner
+    assert [event.detail_type for event in outcome_events(build)] == [DetailType.TENANT_PROVISIONING_SUCCESS]
+    assert Tenant.objects.get(pk=build.tenant_id).status == TenantStatus.DEPLOYING
+
+
 @pytest.mark.django_db
 def test_a_build_whose_runners_keep_dying_is_given_up_after_the_last_run(local_tier, settings):
     # Given a build on its last allowed run, whose runner died

@@ -18,7 +18,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from orchestrator.processes import free_port
-from orchestrator.testing.stack import TcpProxy
+from orchestrator.testing.stack import LiveStack, TcpProxy
 from tests.faults.support import (
     TIER,
     DrillSummary,
@@ -137,11 +137,34 @@ def local_tier(*, receiver_url: str, build_seconds: int) -> None:
     tier.variables.create(name="DEMO_RECEIVER_URL", value=receiver_url)
 
 
-def deploy_as_eventbridge(web_url: str, tenant_id: str) -> None:
-    """Deliver the TENANT_DEPLOYMENT the orchestrator published (its outbox row) back to the intake, as the
-    bus rule and API destination would."""
-    from events.models import OutboxEvent
+def start_local_provisioning(make_stack, *, receiver: Receiver, build_seconds: int) -> tuple[LiveStack, str, str]:
+    """A stack (web, worker, beat) with LOCAL builds under a 3-second lease, and a tenant's provisioning
+    event accepted by it; returns the stack, its URL and the tenant id."""
+    local_tier(receiver_url=receiver.url, build_seconds=build_seconds)
+    web_port = free_port()
+    stack = make_stack(extra_env={**LOCAL_STACK_ENV, "ORCHESTRATOR_BASE_URL": f"http://127.0.0.1:{web_port}"})
+    web = stack.start_web(port=web_port)
+    stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=2)
+    stack.start_beat()
+    provisioning = provisioning_envelope(builder="LOCAL")
+    assert post_event(web.url, provisioning) == 202
+    return stack, web.url, provisioning["detail"]["tenant"]["id"]
 
+
+def deployed_once_provisioned(web_url: str, tenant_id: str, *, timeout: float) -> float:
+    """Wait until the build's outcome took the tenant to DEPLOYING (returns when, monotonic), deliver the
+    TENANT_DEPLOYMENT the orchestrator published (its outbox row) back to the intake as the bus rule and
+    API destination would, and wait until the deployment chain made the tenant ACTIVE."""
+    from events.models import OutboxEvent
+    from tenants.models import Tenant, TenantStatus
+
+    tenant = Tenant.objects.filter(pk=tenant_id)
+    wait_for(
+        lambda: tenant.filter(status=TenantStatus.DEPLOYING).exists(),
+        timeout=timeout,
+        what=lambda: f"the tenant deploying (now {list(tenant.values_list('status', 'status_reason'))})",
+    )
+    deploying_at = time.monotonic()
     published = OutboxEvent.objects.get(tenant_id=tenant_id, detail_type="TENANT_DEPLOYMENT")
     envelope = {
         "version": "0",
@@ -155,6 +178,16 @@ def deploy_as_eventbridge(web_url: str, tenant_id: str) -> None:
         "detail": published.detail,
     }
     assert post_event(web_url, envelope) == 202
+    wait_for(lambda: tenant.filter(status=TenantStatus.ACTIVE).exists(), timeout=60, what="the tenant active")
+    return deploying_at
+
+
+def provisioning_outcomes(tenant_id: str) -> list[str]:
+    """The build outcome events the intake received for the tenant."""
+    from events.models import ReceivedEvent
+
+    outcomes = ReceivedEvent.objects.filter(tenant_id=tenant_id, detail_type__startswith="TENANT_PROVISIONING_")
+    return list(outcomes.values_list("detail_type", flat=True))
 
 
 def build_commands(stack) -> list[int]:
@@ -180,22 +213,14 @@ def gone(pid: int) -> bool:
 
 def test_worker_killed_mid_local_build_runs_it_again_and_the_tenant_reaches_active(request, make_stack, aws):
     from events.models import ReceivedEvent
-    from tenants.models import Build, BuildStatus, Tenant, TenantHistory, TenantStatus
+    from tenants.models import Build, BuildStatus, TenantHistory
 
     receiver = Receiver()
     try:
-        # Given a LOCAL tier whose build works for a few seconds, and a 3-second runner lease
-        local_tier(receiver_url=receiver.url, build_seconds=6)
-        web_port = free_port()
-        stack = make_stack(extra_env={**LOCAL_STACK_ENV, "ORCHESTRATOR_BASE_URL": f"http://127.0.0.1:{web_port}"})
-        web = stack.start_web(port=web_port)
-        stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=2)
-        stack.start_beat()
-        provisioning = provisioning_envelope(builder="LOCAL")
-        tenant_id = provisioning["detail"]["tenant"]["id"]
+        # Given a LOCAL build that works for a few seconds, under a 3-second runner lease
+        stack, web_url, tenant_id = start_local_provisioning(make_stack, receiver=receiver, build_seconds=6)
 
         # When the worker is killed while the build command runs
-        assert post_event(web.url, provisioning) == 202
         [command] = wait_for(lambda: build_commands(stack), timeout=60, what="the build command running")
         killed = stack.kill_worker()
         killed_at = time.monotonic()
@@ -203,24 +228,15 @@ def test_worker_killed_mid_local_build_runs_it_again_and_the_tenant_reaches_acti
         stack.restart_worker()
 
         # Then the build runs again once its lease ran out, and the tenant moves on without staff
-        tenant = Tenant.objects.filter(pk=tenant_id)
-        wait_for(
-            lambda: tenant.filter(status=TenantStatus.DEPLOYING).exists(),
-            timeout=90,
-            what=lambda: f"the tenant deploying (now {list(tenant.values_list('status', 'status_reason'))})",
-        )
-        recovery = time.monotonic() - killed_at
-        deploy_as_eventbridge(web.url, tenant_id)
-        wait_for(lambda: tenant.filter(status=TenantStatus.ACTIVE).exists(), timeout=60, what="the tenant active")
+        recovery = deployed_once_provisioned(web_url, tenant_id, timeout=90) - killed_at
     finally:
         receiver.close()
 
     # Exactly one build, run twice under the same identity, and one successful outcome
     [build] = Build.objects.filter(tenant_id=tenant_id)
     assert (build.status, build.runs) == (BuildStatus.SUCCEEDED, 2)
-    outcomes = ReceivedEvent.objects.filter(tenant_id=tenant_id, detail_type__startswith="TENANT_PROVISIONING_")
-    assert list(outcomes.values_list("detail_type", flat=True)) == ["TENANT_PROVISIONING_SUCCESS"]
-    assert outcomes.get().envelope["detail"]["CODEBUILD_BUILD_ID"] == build.build_id
+    assert provisioning_outcomes(tenant_id) == ["TENANT_PROVISIONING_SUCCESS"]
+    assert ReceivedEvent.objects.get(event_id=build.outcome["id"]).envelope == build.outcome
     history = TenantHistory.objects.filter(tenant_id=tenant_id)
     assert history.filter(summary__startswith="Local runner", summary__contains="lost").count() == 1
     assert "/webhook" in {received.path for received in receiver.requests}  # the control plane heard of it
@@ -241,15 +257,7 @@ def test_web_down_when_a_local_build_ends_its_outcome_is_posted_when_web_is_back
     receiver = Receiver()
     try:
         # Given a LOCAL build running
-        local_tier(receiver_url=receiver.url, build_seconds=3)
-        web_port = free_port()
-        stack = make_stack(extra_env={**LOCAL_STACK_ENV, "ORCHESTRATOR_BASE_URL": f"http://127.0.0.1:{web_port}"})
-        web = stack.start_web(port=web_port)
-        stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=2)
-        stack.start_beat()
-        provisioning = provisioning_envelope(builder="LOCAL")
-        tenant_id = provisioning["detail"]["tenant"]["id"]
-        assert post_event(web.url, provisioning) == 202
+        stack, web_url, tenant_id = start_local_provisioning(make_stack, receiver=receiver, build_seconds=3)
         wait_for(lambda: build_commands(stack), timeout=60, what="the build command running")
 
         # When the web goes down before it ends, and stays down through the runner's own posts
@@ -265,17 +273,11 @@ def test_web_down_when_a_local_build_ends_its_outcome_is_posted_when_web_is_back
             timeout=60,
             what="the runner giving up posting",
         )
-        stack.start_web(port=web_port)
+        stack.start_web(port=stack.web.port)
         outage = time.monotonic() - down_at
 
         # Then the stored outcome is posted again, accepted, and the tenant moves on
-        wait_for(
-            lambda: tenant.filter(status=TenantStatus.DEPLOYING).exists(),
-            timeout=60,
-            what=lambda: f"the tenant deploying (now {list(tenant.values_list('status', 'status_reason'))})",
-        )
-        deploy_as_eventbridge(web.url, tenant_id)
-        wait_for(lambda: tenant.filter(status=TenantStatus.ACTIVE).exists(), timeout=60, what="the tenant active")
+        deployed_once_provisioned(web_url, tenant_id, timeout=60)
     finally:
         receiver.close()
 
@@ -283,9 +285,8 @@ def test_web_down_when_a_local_build_ends_its_outcome_is_posted_when_web_is_back
     assert (build.status, build.runs) == (BuildStatus.SUCCEEDED, 1)
     assert build.outcome_posted_at is not None
     assert build.outcome_post_attempts >= 2
-    outcomes = ReceivedEvent.objects.filter(tenant_id=tenant_id, detail_type__startswith="TENANT_PROVISIONING_")
-    assert list(outcomes.values_list("detail_type", flat=True)) == ["TENANT_PROVISIONING_SUCCESS"]
-    assert outcomes.get().envelope == build.outcome
+    assert provisioning_outcomes(tenant_id) == ["TENANT_PROVISIONING_SUCCESS"]
+    assert ReceivedEvent.objects.get(event_id=build.outcome["id"]).envelope == build.outcome
 
     summary = DrillSummary("web down while a LOCAL build ends", sent=2, accepted=2, processed=2)
     summary.notes.append(

@@ -11,65 +11,84 @@ def unstarted_builds_pending_start(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0006_detail_stored_once'),
-        ('tenants', '0004_sealed_secrets'),
+        ("events", "0006_detail_stored_once"),
+        ("tenants", "0004_sealed_secrets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='build',
-            name='lease_expires_at',
+            model_name="build",
+            name="lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='build',
-            name='lease_owner',
+            model_name="build",
+            name="lease_owner",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AddField(
-            model_name='build',
-            name='outcome',
+            model_name="build",
+            name="outcome",
             field=orchestrator.sealing.SealedJSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='build',
-            name='outcome_next_post_at',
+            model_name="build",
+            name="outcome_next_post_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='build',
-            name='outcome_post_attempts',
+            model_name="build",
+            name="outcome_post_attempts",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='build',
-            name='outcome_post_error',
+            model_name="build",
+            name="outcome_post_error",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='build',
-            name='outcome_posted_at',
+            model_name="build",
+            name="outcome_posted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='build',
-            name='runs',
+            model_name="build",
+            name="runs",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AlterField(
-            model_name='build',
-            name='status',
-            field=models.CharField(choices=[('PENDING_START', 'Pending start'), ('IN_PROGRESS', 'In progress'), ('SUCCEEDED', 'Succeeded'), ('FAILED', 'Failed'), ('FAULT', 'Fault'), ('TIMED_OUT', 'Timed out'), ('STOPPED', 'Stopped')], default='IN_PROGRESS', max_length=16),
+            model_name="build",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("PENDING_START", "Pending start"),
+                    ("IN_PROGRESS", "In progress"),
+                    ("SUCCEEDED", "Succeeded"),
+                    ("FAILED", "Failed"),
+                    ("FAULT", "Fault"),
+                    ("TIMED_OUT", "Timed out"),
+                    ("STOPPED", "Stopped"),
+                ],
+                default="IN_PROGRESS",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='build',
-            index=models.Index(condition=models.Q(('lease_expires_at__isnull', False)), fields=['lease_expires_at'], name='build_leased'),
+            model_name="build",
+            index=models.Index(
+                condition=models.Q(("lease_expires_at__isnull", False)),
+                fields=["lease_expires_at"],
+                name="build_leased",
+            ),
         ),
         migrations.AddIndex(
-            model_name='build',
-            index=models.Index(condition=models.Q(('outcome_next_post_at__isnull', False)), fields=['outcome_next_post_at'], name='build_outcome_unposted'),
+            model_name="build",
+            index=models.Index(
+                condition=models.Q(("outcome_next_post_at__isnull", False)),
+                fields=["outcome_next_post_at"],
+                name="build_outcome_unposted",
+            ),
         ),
         migrations.RunPython(unstarted_builds_pending_start, migrations.RunPython.noop),
     ]

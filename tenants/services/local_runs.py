@@ -97,6 +97,7 @@ def local_build_claim(*, build_pk: int) -> BuildLease | str:
     Claimable: in progress, its command not ended, runs left, and no live lease (never leased, handed
     out by the recovery with no owner, or run out)."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    asked = time.monotonic()  # before the expiry is computed: this runner never thinks it holds it longer
     now = timezone.now()
     claimed = (
         Build.objects.filter(
@@ -109,8 +110,7 @@ def local_build_claim(*, build_pk: int) -> BuildLease | str:
         .update(lease_owner=owner, lease_expires_at=now + _lease_period(), claimed_at=now, runs=F("runs") + 1)
     )
     if claimed:
-        held_until = time.monotonic() + settings.LOCAL_BUILD_LEASE_SECONDS
-        return BuildLease(build_pk=build_pk, owner=owner, held_until=held_until)
+        return BuildLease(build_pk=build_pk, owner=owner, held_until=asked + settings.LOCAL_BUILD_LEASE_SECONDS)
     build = Build.objects.filter(pk=build_pk).first()
     if build is None:
         return "skipped: no such build"

@@ -540,6 +540,14 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "ended_at",
         "last_polled_at",
         "claimed_at",
+        "runs",
+        "lease_owner",
+        "lease_expires_at",
+        "outcome_pretty",
+        "outcome_posted_at",
+        "outcome_next_post_at",
+        "outcome_post_attempts",
+        "outcome_post_error",
         "environment_pretty",
     ]
     readonly_fields = fields
@@ -550,7 +558,14 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             super()
             .get_queryset(request)
             .select_related("tenant")
-            .defer("environment", "tenant__document", "tenant__plan", "tenant__builder_config", "tenant__app_config")
+            .defer(
+                "environment",
+                "outcome",
+                "tenant__document",
+                "tenant__plan",
+                "tenant__builder_config",
+                "tenant__app_config",
+            )
         )
 
     @admin.display(description="tenant", ordering="tenant__key")
@@ -571,6 +586,10 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="environment sent (secrets masked)")
     def environment_pretty(self, build: Build) -> str:
         return pretty_json(build.environment)
+
+    @admin.display(description="LOCAL outcome event (secrets masked)")
+    def outcome_pretty(self, build: Build) -> str:
+        return pretty_json(build.outcome) if build.outcome is not None else "—"
 
 
 @admin.register(TenantHistory)

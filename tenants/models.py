@@ -185,6 +185,9 @@ class BuildPurpose(models.TextChoices):
 
 
 class BuildStatus(models.TextChoices):
+    # Recorded, not yet handed to its builder: started after the recording transaction commits (and again
+    # by the recovery sweep, with the same idempotency token, if that start never happened).
+    PENDING_START = "PENDING_START", "Pending start"
     IN_PROGRESS = "IN_PROGRESS", "In progress"
     SUCCEEDED = "SUCCEEDED", "Succeeded"
     FAILED = "FAILED", "Failed"
@@ -194,6 +197,8 @@ class BuildStatus(models.TextChoices):
 
 
 BUILD_FAILURE_STATUSES = frozenset({BuildStatus.FAILED, BuildStatus.FAULT, BuildStatus.TIMED_OUT, BuildStatus.STOPPED})
+# A build in one of these has not finished: a state the builder reports may still apply to it.
+BUILD_OPEN_STATUSES = frozenset({BuildStatus.PENDING_START, BuildStatus.IN_PROGRESS})
 
 
 class Build(models.Model):
@@ -221,12 +226,36 @@ class Build(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
-    # Set by the LOCAL runner when it starts the command: a redelivered task never runs it twice.
+    # LOCAL runner (tenants.services.local_runs). ``claimed_at``: when a runner last started the command.
+    # The runner holds a lease (``lease_owner`` until ``lease_expires_at``, renewed while the command
+    # runs): a live lease makes a duplicate task skip the build, an expired one lets the recovery sweep
+    # run it again (``runs`` counts the runs, bounded by LOCAL_BUILD_MAX_RUNS). Null when not leased.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    # The LOCAL build's outcome event, stored (secrets sealed) when its command ended, before it is
+    # posted to the intake; re-posted at ``outcome_next_post_at`` until the intake accepts it.
+    outcome = SealedJSONField(null=True, blank=True)
+    outcome_posted_at = models.DateTimeField(null=True, blank=True)
+    outcome_next_post_at = models.DateTimeField(null=True, blank=True)
+    outcome_post_attempts = models.PositiveIntegerField(default=0)
+    outcome_post_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["status", "started_at"], name="build_status_started")]
+        indexes = [
+            models.Index(fields=["status", "started_at"], name="build_status_started"),
+            # What the recovery sweep looks for: leases that may have run out, outcomes not yet accepted.
+            models.Index(
+                fields=["lease_expires_at"], name="build_leased", condition=models.Q(lease_expires_at__isnull=False)
+            ),
+            models.Index(
+                fields=["outcome_next_post_at"],
+                name="build_outcome_unposted",
+                condition=models.Q(outcome_next_post_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} #{self.attempt} for {self.tenant_id} ({self.status})"

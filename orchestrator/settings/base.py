@@ -344,6 +344,12 @@ if EVENT_EMULATOR_RELAY and AWS_SERVICE_ENDPOINT_URLS["events"]:
 BUILD_POLL_AFTER_SECONDS = env.int("BUILD_POLL_AFTER_SECONDS", default=300)
 # How often beat runs the build poller.
 BUILD_POLL_INTERVAL_SECONDS = env.int("BUILD_POLL_INTERVAL_SECONDS", default=60)
+# A build is recorded (PENDING_START) with the attempt and handed to its builder after that commits. One not
+# started this long after it was recorded (or after its last failed start) is started again with the same
+# idempotency token: keep it well inside CodeBuild's 5-minute idempotency window.
+BUILD_START_RETRY_AFTER_SECONDS = env.int("BUILD_START_RETRY_AFTER_SECONDS", default=30)
+# How often beat runs the build recovery: start intents, LOCAL builds whose lease ran out, unposted outcomes.
+BUILD_RECOVERY_INTERVAL_SECONDS = env.int("BUILD_RECOVERY_INTERVAL_SECONDS", default=10)
 # How often beat re-enqueues DynamoDB writes that have not landed (tenants/tiers with synced_version < version).
 DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300)
 # Secret-named values in the DynamoDB mirror: "sealed" (the token the database holds; only the orchestrator's
@@ -366,14 +372,24 @@ LOCAL_BUILD_PATH = env("LOCAL_BUILD_PATH", default="/usr/local/bin:/usr/bin:/bin
 LOCAL_BUILD_QUEUE = env("LOCAL_BUILD_QUEUE", default="builds")
 # Seconds a LOCAL command may run before it is killed and the build fails.
 LOCAL_BUILD_TIMEOUT_SECONDS = env.int("LOCAL_BUILD_TIMEOUT_SECONDS", default=900)
-# Attempts to POST a LOCAL build's outcome to the intake (exponential backoff between them).
+# Attempts the runner makes at once to POST a LOCAL build's outcome to the intake (exponential backoff
+# between them); the outcome is stored first, and the recovery re-posts it until the intake accepts it.
 LOCAL_BUILD_POST_ATTEMPTS = env.int("LOCAL_BUILD_POST_ATTEMPTS", default=5)
+# The runner's lease on a LOCAL build, renewed every third of it while the command runs: a worker that dies
+# mid-build loses it, and the build runs again (same identity) once it has run out.
+LOCAL_BUILD_LEASE_SECONDS = env.int("LOCAL_BUILD_LEASE_SECONDS", default=30)
+# Runs of one LOCAL build (its first and those after lost runners) before it is given up as FAULT.
+LOCAL_BUILD_MAX_RUNS = env.int("LOCAL_BUILD_MAX_RUNS", default=3)
 # Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it); they never
 # replace what the runner sets itself (PATH, HOME, TMPDIR, LANG, CODEBUILD_*...).
 LOCAL_BUILD_PASSTHROUGH_ENV = env.list("LOCAL_BUILD_PASSTHROUGH_ENV", default=["LC_ALL", "TZ", "DEMO_RECEIVER_URL"])
 CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {
     "task": "tenants.poll_builds",
     "schedule": float(BUILD_POLL_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["tenants.recover_builds"] = {
+    "task": "tenants.recover_builds",
+    "schedule": float(BUILD_RECOVERY_INTERVAL_SECONDS),
 }
 CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
     "task": "tenants.sync_pending",

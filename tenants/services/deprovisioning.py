@@ -14,7 +14,7 @@ from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
+from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.lifecycle import (
     event_already_applied,
@@ -51,16 +51,16 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
             build, environment = tenant_attempt_start(
                 tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event, actor_user=None
             )
+            if build is not None:  # started once this transaction (the handler's) has committed
+                build_start_after_commit(build=build, environment=environment)
     if refused:
         raise EventRejected(refused)
-    if build is not None:
-        build = build_start(build=build, environment=environment)
     tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
     return {
         "tenant": tenant.pk,
         "status": tenant.status,
         "reason": tenant.status_reason,
-        "build": build.build_id if build else None,
+        "build": build.idempotency_token if build else None,
     }
 
 

@@ -14,9 +14,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from events.registry import EventRejected
-from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
+from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
 from tenants.services.build_policy import builder_refusal
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
+from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.lifecycle import (
     event_already_applied,
@@ -87,17 +87,15 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             build, environment = tenant_attempt_start(
                 tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
             )
+            if build is not None:  # started once this transaction (the handler's) has committed
+                build_start_after_commit(build=build, environment=environment)
     if refused:
         raise EventRejected(refused)
-    if build is not None:
-        build = build_start(build=build, environment=environment)
-        if build.status != BuildStatus.IN_PROGRESS:  # the start was refused: the tenant failed meanwhile
-            tenant.refresh_from_db(fields=["status", "status_reason", "version"])
     return {
         "tenant": tenant.pk,
         "status": tenant.status,
         "reason": tenant.status_reason,
-        "build": build.build_id if build else None,
+        "build": build.idempotency_token if build else None,
     }
 
 

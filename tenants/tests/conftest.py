@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from events.models import ReceivedEvent
 from orchestrator.aws import aws_client
@@ -137,6 +138,27 @@ def codebuild_tier(db, aws):
     TierVariableFactory(tier=tier, name="API_TOKEN", value="tenants/api-token", type=VariableType.SECRETS_MANAGER)
     ensure_codebuild_projects()
     return tier
+
+
+@pytest.fixture
+def local_tier(transactional_db, aws):
+    """Tier BASIC on the LOCAL builder (``demo/build.sh``)."""
+    tier = TierFactory(
+        name="BASIC",
+        provision_project="demo/build.sh provision",
+        deprovision_project="demo/build.sh deprovision",
+        allowed_builders=["LOCAL"],
+    )
+    TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
+    TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
+    return tier
+
+
+@pytest.fixture
+def live_intake(live_server):
+    """The intake served on a real port; LOCAL builds post their outcomes to it."""
+    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
+        yield live_server
 
 
 @pytest.fixture

@@ -51,6 +51,25 @@ def test_tenant_detail_masks_secrets(staff_client):
     assert b"s3cr3t" not in response.content
 
 
+def test_build_detail_shows_the_stored_local_outcome_with_secrets_masked(staff_client):
+    build = BuildFactory(
+        builder_type="LOCAL",
+        outcome={
+            "detail-type": "TENANT_PROVISIONING_SUCCESS",
+            "detail": {"CLIENT_SECRET": "c1ient-s3cret", "TIER": "x"},
+        },
+        outcome_post_attempts=2,
+        outcome_post_error="ConnectionError reaching http://127.0.0.1:8000/api/events/",
+    )
+
+    response = staff_client.get(reverse("admin:tenants_build_change", args=[build.pk]))
+
+    assert response.status_code == 200
+    assert b"TENANT_PROVISIONING_SUCCESS" in response.content
+    assert b"ConnectionError reaching" in response.content
+    assert b"c1ient-s3cret" not in response.content
+
+
 def test_history_and_builds_are_read_only(staff_client):
     entry = TenantHistory.objects.create(tenant=TenantFactory(), kind=HistoryKind.NOTE, summary="x")
     build = BuildFactory()

@@ -3,39 +3,25 @@ its outcome comes back through the real intake over HTTP (a live server), like C
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 from django.test import override_settings
 
 from events.catalogue import DetailType
 from events.models import OutboxEvent, ReceivedEvent
 from orchestrator.aws import aws_client
-from orchestrator.testing.plugin import free_port
-from tenants.builders.local import local_build_run, parse_outputs
+from tenants.builders.local import parse_outputs
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.lifecycle import tenant_transition
 from tenants.tests.conftest import API_KEY, envelope, provisioning_detail, tenant_item_of
 from tenants.tests.factories import TierFactory, TierVariableFactory
-
-
-@pytest.fixture
-def local_tier(transactional_db, aws):
-    tier = TierFactory(
-        name="BASIC",
-        provision_project="demo/build.sh provision",
-        deprovision_project="demo/build.sh deprovision",
-        allowed_builders=["LOCAL"],
-    )
-    TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
-    TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
-    return tier
-
-
-@pytest.fixture
-def live_intake(live_server):
-    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
-        yield live_server
 
 
 def post(client, detail_type, detail):
@@ -185,43 +171,48 @@ def test_command_outside_the_build_root_is_refused_even_when_listed(aws, send_ev
     assert "must be a script inside" in tenant.status_reason
 
 
-@pytest.mark.django_db
-def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_event):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision", allowed_builders=["LOCAL"])
-    detail = provisioning_detail(builder="LOCAL")
-
-    with override_settings(ORCHESTRATOR_BASE_URL=f"http://127.0.0.1:{free_port()}", LOCAL_BUILD_POST_ATTEMPTS=1):
-        send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    build = Build.objects.get(tenant=tenant)
-    assert build.status == BuildStatus.FAULT
-    assert "could not be delivered to the intake" in build.status_reason
-    assert tenant.status == TenantStatus.PROVISION_FAILED
-
-
-@pytest.mark.django_db
-def test_a_claimed_build_never_runs_twice(aws, send_event, monkeypatch):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision", allowed_builders=["LOCAL"])
-    from tenants.builders import local
-
-    monkeypatch.setattr(local, "local_build_enqueue", lambda build_pk: None)  # nothing runs on its own
-    detail = provisioning_detail(builder="LOCAL")
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    build = Build.objects.get()
-    runs = []
-    monkeypatch.setattr(local, "_run", lambda argv, env, cwd: runs.append(argv) or (0, ""))
-    monkeypatch.setattr(local, "outcome_post", lambda envelope: None)
-
-    first = local_build_run(build_pk=build.pk)
-    second = local_build_run(build_pk=build.pk)
-
-    assert first == "TENANT_PROVISIONING_SUCCESS delivered"
-    assert second.startswith("skipped")
-    assert len(runs) == 1
-
-
 def test_outputs_file_parsing():
     text = "A=1\n\n# comment\nexport B='two words'\nC=x=y\nbad-name=1\nCODEBUILD_BUILD_POSTBUILD=1\nNOEQUALS\n"
 
     assert parse_outputs(text) == {"A": "1", "B": "two words", "C": "x=y", "CODEBUILD_BUILD_POSTBUILD": "1"}
+
+
+RUNNER = """
+import subprocess, django
+django.setup()
+from tenants.builders.local import _die_with_parent
+command = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=_die_with_parent)
+print(command.pid, flush=True)
+command.wait()
+"""
+
+
+def _dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_the_command_dies_with_its_runner():
+    # Given a runner process with a command in its own session (killing the runner's group misses it)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator.settings.test"},
+    )
+    command = psutil.Process(int(runner.stdout.readline()))
+    assert not _dead(command)
+
+    # When the runner is killed
+    runner.kill()
+    runner.wait()
+
+    # Then so is the command (it never outlives its runner into the next run)
+    deadline = time.monotonic() + 10
+    while not _dead(command) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dead(command)

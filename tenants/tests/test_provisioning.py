@@ -5,11 +5,10 @@ import json
 
 import pytest
 from django.conf import settings
-from django.utils import timezone
 
 from events.catalogue import DetailType
 from events.models import EventStatus, OutboxEvent, ReceivedEvent
-from events.services import event_process, event_replay
+from events.services import event_replay
 from orchestrator.redaction import MASK
 from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
@@ -193,41 +192,6 @@ def test_same_event_replayed_starts_no_second_build(codebuild_tier, send_event, 
     assert [operation for operation, _ in codebuild_calls].count("StartBuild") == 1
 
 
-def test_task_rerun_after_a_crash_keeps_one_build(codebuild_tier, send_event, codebuild_calls, monkeypatch):
-    # Given a worker that dies right after StartBuild returned (before anything committed)
-    from tenants.services import builds
-
-    original = builds.history_record_build
-    crashes = []
-
-    def crash_once(*, build, summary, **kwargs):
-        if "build #1 started" in summary and not crashes:
-            crashes.append(build.build_id)
-            raise RuntimeError("worker killed")
-        return original(build=build, summary=summary, **kwargs)
-
-    monkeypatch.setattr(builds, "history_record_build", crash_once)
-    detail = provisioning_detail()
-
-    event = send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    event.refresh_from_db()
-    assert event.status == EventStatus.RETRYING
-    assert not Tenant.objects.filter(pk=detail["tenant"]["id"]).exists()  # rolled back with the attempt
-
-    # When the task runs again
-    ReceivedEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
-    event_process(event_pk=event.pk)
-
-    # then one Build row, and both StartBuild calls carried the same token (CodeBuild answers the
-    # second with the build the first started)
-    event.refresh_from_db()
-    assert event.status == EventStatus.PROCESSED
-    assert Build.objects.count() == 1
-    tokens = [body["idempotencyToken"] for operation, body in codebuild_calls if operation == "StartBuild"]
-    assert tokens == [f"{detail['tenant']['id']}:provision:1"] * 2
-    assert Tenant.objects.get(pk=detail["tenant"]["id"]).status == TenantStatus.PROVISIONING
-
-
 def test_event_for_a_provisioning_tenant_is_refused_and_recorded(codebuild_tier, send_event, codebuild_calls):
     detail = provisioning_detail()
     send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
@@ -294,30 +258,6 @@ def test_staff_retry_starts_a_new_attempt_recorded_with_the_user(codebuild_tier,
     assert tokens == [f"{tenant.pk}:provision:1", f"{tenant.pk}:provision:2"]
     staff_entries = TenantHistory.objects.filter(tenant=tenant, kind=HistoryKind.STAFF_ACTION)
     assert [(e.actor, e.actor_user) for e in staff_entries] == [(staff.username, staff)]
-
-
-def test_codebuild_down_leaves_the_event_retrying_and_the_tenant_untouched(codebuild_tier, send_event):
-    detail = provisioning_detail()
-    unreachable = CodeBuildBuilder(client=_UnreachableCodeBuild())
-
-    with registry.override("CODE_BUILD", unreachable):
-        event = send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-
-    event.refresh_from_db()
-    assert event.status == EventStatus.RETRYING
-    assert "builder_unavailable" in event.last_error or "CodeBuild is unreachable" in event.last_error
-    assert not Tenant.objects.filter(pk=detail["tenant"]["id"]).exists()
-
-    ReceivedEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
-    event_process(event_pk=event.pk)  # CodeBuild is back
-    assert Tenant.objects.get(pk=detail["tenant"]["id"]).status == TenantStatus.PROVISIONING
-
-
-class _UnreachableCodeBuild:
-    def start_build(self, **kwargs):
-        from botocore.exceptions import EndpointConnectionError
-
-        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
 
 def test_dynamodb_table_layout_is_the_originals(codebuild_tier, send_event):

@@ -53,7 +53,13 @@ from orchestrator.aws import aws_client
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact_text
 from tenants.builders.base import Builder, BuildRejected, BuildState, StartedBuild
-from tenants.builders.local_sandbox import child_environment, command_argv, popen_identity, scratch_prepare
+from tenants.builders.local_sandbox import (
+    child_environment,
+    command_argv,
+    command_runnable,
+    popen_identity,
+    scratch_prepare,
+)
 from tenants.models import Build, VariableType
 
 if TYPE_CHECKING:
@@ -79,7 +85,8 @@ class LocalBuilder(Builder):
     def start(self, *, build: Build, environment: Sequence["EnvVar"]) -> StartedBuild:
         if not settings.LOCAL_BUILDER_ENABLED:
             raise BuildRejected("The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED).")
-        command_argv(build.project)
+        # Refused here, before anything is queued, rather than by a run whose outcome then has to travel back.
+        command_runnable(command_argv(build.project))
         local_build_enqueue(build_pk=build.pk)
         return StartedBuild(build_id=local_build_id(build))
 

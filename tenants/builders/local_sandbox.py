@@ -15,6 +15,7 @@
 import os
 import pwd
 import shlex
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,25 @@ def popen_identity() -> dict[str, Any]:
     if user is None:
         return {}
     return {"user": user.uid, "group": user.gid, "extra_groups": [], "umask": 0o077}
+
+
+def command_runnable(argv: list[str]) -> None:
+    """Raises ``BuildRejected`` when the user the build runs as may not read and execute the command's file:
+    a root worker's own access check passes where the build itself would then fail to start."""
+    user = build_user()
+    if user is None:
+        return
+    status = os.stat(argv[0])
+    if status.st_uid == user.uid:
+        needed = stat.S_IRUSR | stat.S_IXUSR
+    elif status.st_gid == user.gid:
+        needed = stat.S_IRGRP | stat.S_IXGRP
+    else:
+        needed = stat.S_IROTH | stat.S_IXOTH
+    if status.st_mode & needed != needed:
+        raise BuildRejected(
+            f"LOCAL build command {argv[0]!r} cannot be read and run by LOCAL_BUILD_USER {user.name!r}."
+        )
 
 
 @dataclass(frozen=True)

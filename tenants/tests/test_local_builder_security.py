@@ -432,4 +432,4 @@ def test_a_script_the_build_user_cannot_read_fails_the_build_with_the_reason(db,
 
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
-    assert f"The command exited with 126: could not start {script}: Permission denied" in tenant.status_reason
+    assert f"LOCAL build command '{script}' cannot be read and run by LOCAL_BUILD_USER 'nobody'" in tenant.status_reason

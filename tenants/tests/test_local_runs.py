@@ -141,13 +141,16 @@ SLOW_SCRIPT = """\
 """
 
 
-def test_a_runner_that_lost_its_lease_kills_its_command_and_reports_nothing(transactional_db, aws, tmp_path):
-    # Given a slow command, run under a one-second lease
-    script = tmp_path / "slow.sh"
+def test_a_runner_that_lost_its_lease_kills_its_command_and_reports_nothing(transactional_db, aws, build_root):
+    # Given a slow (allow-listed) command, run under a one-second lease, writing where its user may write
+    script = build_root / "slow.sh"
     script.write_text(textwrap.dedent(SLOW_SCRIPT))
     script.chmod(0o755)
-    pid_file = tmp_path / "pid"
-    tier = TierFactory(name="BASIC", provision_project="slow.sh")
+    scratch = build_root / "scratch"
+    scratch.mkdir(mode=0o777)
+    scratch.chmod(0o777)
+    pid_file = scratch / "pid"
+    tier = TierFactory(name="BASIC", provision_project="slow.sh", allowed_builders=["LOCAL"])
     tier.variables.create(name="PID_FILE", value=str(pid_file))
     build = local_build(project="slow.sh")
     results = []
@@ -158,7 +161,9 @@ def test_a_runner_that_lost_its_lease_kills_its_command_and_reports_nothing(tran
         finally:
             connection.close()
 
-    with override_settings(LOCAL_BUILD_ROOT=str(tmp_path), LOCAL_BUILD_LEASE_SECONDS=1):
+    with override_settings(
+        LOCAL_BUILD_ROOT=str(build_root), LOCAL_BUILD_COMMANDS=["slow.sh"], LOCAL_BUILD_LEASE_SECONDS=1
+    ):
         thread = threading.Thread(target=runner)
         thread.start()
         try:

@@ -120,6 +120,8 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
 
 LOCAL_STACK_ENV = {
     "LOCAL_BUILDER_ENABLED": "true",
+    "LOCAL_BUILDER_ALLOW_IN_PRODUCTION": "true",  # the drills' stacks run the production settings
+    "LOCAL_BUILD_COMMANDS": "demo/build.sh provision",
     "LOCAL_BUILD_LEASE_SECONDS": "3",
     "BUILD_RECOVERY_INTERVAL_SECONDS": "1",
 }
@@ -131,7 +133,12 @@ def local_tier(*, receiver_url: str, build_seconds: int) -> None:
     from tenants.models import Tier
 
     tier, _ = Tier.objects.update_or_create(
-        name=TIER, defaults={"provision_project": "demo/build.sh provision", "deprovision_project": ""}
+        name=TIER,
+        defaults={
+            "provision_project": "demo/build.sh provision",
+            "deprovision_project": "",
+            "allowed_builders": ["LOCAL"],
+        },
     )
     tier.variables.create(name="BUILD_SECONDS", value=str(build_seconds))
     tier.variables.create(name="DEMO_RECEIVER_URL", value=receiver_url)

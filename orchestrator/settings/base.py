@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files, no CDN
     "orchestrator",
     "events",
     "tenants",
@@ -230,6 +231,11 @@ SPECTACULAR_SETTINGS = {
         "BuildStatusEnum": "tenants.models.BuildStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they
+    # work on a network without a CDN (templates/drf_spectacular/redoc.html drops ReDoc's web fonts too).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Events (intake, dispatch, publishing) ------------------------------------------------------

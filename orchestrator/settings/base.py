@@ -143,7 +143,14 @@ CELERY_TASK_PUBLISH_RETRY = False
 # this keeps Celery's Django fix-up from also closing them around every task.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {}
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat runs on every node: the schedule and a lock live in Redis (RedBeat, orchestrator/beat.py); the beat holding
+# the lock schedules, the others try to take it every loop interval and take over when the holder stops
+# extending it (it extends it on every tick).
+CELERY_BEAT_SCHEDULER = "orchestrator.beat.LockedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("BEAT_MAX_LOOP_INTERVAL_SECONDS", default=5)
+BEAT_LOCK_TIMEOUT_SECONDS = env.int("BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+BEAT_REDIS_URL = env("BEAT_REDIS_URL", default="")  # empty: the broker's Redis
+BEAT_KEY_PREFIX = env("BEAT_KEY_PREFIX", default="orchestrator:beat:")
 
 # --- AWS ----------------------------------------------------------------------------------------
 # Endpoints follow the AWS SDK convention: AWS_ENDPOINT_URL for all services, AWS_ENDPOINT_URL_<SERVICE>

@@ -31,6 +31,7 @@ from orchestrator.timeline import FAILED_TENANT_STATUSES, tenant_timeline
 from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
+from tenants.services.offboarding import tenant_export
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
 from webhooks.admin import delivery_retry_reported
@@ -155,7 +156,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     ordering = ["-created_at"]
-    actions = ["retry_provisioning", "deprovision", "resync"]
+    actions = ["retry_provisioning", "deprovision", "resync", "export_record"]
     fieldsets = TENANT_FIELDSETS
     readonly_fields = [field for _title, options in TENANT_FIELDSETS for field in options["fields"]]
 
@@ -393,6 +394,17 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Resync to DynamoDB", permissions=["resync"])
     def resync(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_resync)
+
+    @admin.action(description="Export full record (JSON Lines, secrets masked)", permissions=["view"])
+    def export_record(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse:
+        """A download of the selected tenants' records, one after the other (each starts with its header)."""
+        tenants = list(queryset.order_by("pk"))
+        name = f"tenant-{tenants[0].key}.jsonl" if len(tenants) == 1 else f"tenants-{len(tenants)}.jsonl"
+        response = HttpResponse(content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        for tenant in tenants:
+            tenant_export(tenant=tenant, stream=response, actor_user=request.user, via="admin")
+        return response
 
 
 # --- Tiers -------------------------------------------------------------------------------------------

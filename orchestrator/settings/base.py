@@ -166,6 +166,7 @@ AWS_SERVICE_ENDPOINT_URLS = {
         "sqs": "SQS",
         "iam": "IAM",
         "sts": "STS",
+        "s3": "S3",
     }.items()
 }
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=3.0)
@@ -398,6 +399,30 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "WebhookEventTypeEnum": "webhooks.models.WebhookEventType.choices",
     }
 )
+
+# --- Retention and offboarding (orchestrator/retention.py; each app registers what it keeps) -----------
+# Days rows are kept (0: forever): processed events (with their attempts; at least EventBridge's 24 h retry
+# window, or a late redelivery would be processed again), sent outbox rows, attempts of finished webhook
+# deliveries, and the log tails LOCAL builds leave in the tenant's history (the entries stay).
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+DELIVERY_ATTEMPT_RETENTION_DAYS = env.int("DELIVERY_ATTEMPT_RETENTION_DAYS", default=30)
+BUILD_LOG_RETENTION_DAYS = env.int("BUILD_LOG_RETENTION_DAYS", default=90)
+# Deprovisioned (INACTIVE) tenants are purged this many days after they became inactive (0: never), once
+# their full record is exported (JSON Lines) to TENANT_EXPORT_BUCKET (S3) or, without one, TENANT_EXPORT_DIR.
+TENANT_PURGE_AFTER_DAYS = env.int("TENANT_PURGE_AFTER_DAYS", default=0)
+TENANT_EXPORT_DIR = env("TENANT_EXPORT_DIR", default=str(DATA_DIR / "exports"))
+TENANT_EXPORT_BUCKET = env("TENANT_EXPORT_BUCKET", default="")
+TENANT_EXPORT_PREFIX = env("TENANT_EXPORT_PREFIX", default="tenant-exports/")
+# Rows per delete (one short transaction each), how often beat runs the purge and how long one run may take.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
+RETENTION_MAX_SECONDS = env.int("RETENTION_MAX_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["orchestrator.retention_purge"] = {
+    "task": "orchestrator.retention_purge",
+    "schedule": float(RETENTION_INTERVAL_SECONDS),
+    "options": {"expires": float(RETENTION_INTERVAL_SECONDS)},
+}
 
 # --- Benchmarks ---------------------------------------------------------------------------------
 # Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake

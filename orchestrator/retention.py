@@ -138,5 +138,8 @@ def _delete(model: type[models.Model], ids: list) -> int:
                 _delete(relation.related_model, child_ids)
     table, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(model._meta.pk.column)
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({', '.join(['%s'] * len(ids))})", ids)  # noqa: S608
+        if connection.vendor == "postgresql":  # one array parameter: cheaper to send and plan than N of them
+            cursor.execute(f"DELETE FROM {table} WHERE {pk} = ANY(%s)", [ids])  # noqa: S608
+        else:
+            cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({', '.join(['%s'] * len(ids))})", ids)  # noqa: S608
         return cursor.rowcount

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from events.models import EventStatus, ReceivedEvent
 from events.tests.factories import ReceivedEventFactory
-from orchestrator.retention import retention_run, rows_purge
+from orchestrator.retention import in_batches, retention_run, rows_purge
 from orchestrator.tasks import retention_purge
 from tenants.tests.factories import BuildFactory
 from webhooks.models import DeliveryStep, Deployment, WebhookDelivery
@@ -50,6 +50,15 @@ def test_references_from_other_apps_are_cleared_or_keep_the_row():
     delivery.refresh_from_db()
     assert (build.event_id, delivery.event_id) == (None, None)
     assert Deployment.objects.filter(event=kept_by_deployment).exists()
+
+
+@pytest.mark.django_db
+def test_batches_take_the_oldest_ids_first_and_at_most_the_batch_size():
+    events = [processed_event() for _ in range(5)]
+
+    batches = list(in_batches(ReceivedEvent.objects.all(), batch_size=2))
+
+    assert batches == [[events[0].pk, events[1].pk], [events[2].pk, events[3].pk], [events[4].pk]]
 
 
 @pytest.mark.django_db

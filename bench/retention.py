@@ -27,11 +27,11 @@ import time
 from typing import Any
 
 from bench.common import (
-    bench_resources,
     cpu_seconds,
     fmt,
     log,
     machine_info,
+    migrated_stack,
     print_table,
     scalar,
     write_results,
@@ -234,21 +234,11 @@ def measure(stack: Any, database_url: str, args: argparse.Namespace, *, single: 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestrator.testing.stack import LiveStack
-
     results: dict[str, Any] = {"machine": machine_info()}
-    with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:
-        results["resources"] = resources.describe()
-        with LiveStack(
-            database_url=resources.database_url,
-            redis_url=resources.redis_url,
-            aws_endpoint_url="http://127.0.0.1:9",  # nothing here calls AWS
-            extra_env={"LOG_LEVEL": "WARNING"},
-        ) as stack:
-            stack.manage("migrate", "--no-input", "-v", "0")
-            results["runs"] = [measure(stack, resources.database_url, args, single=False)]
-            if args.single_delete:
-                results["runs"].append(measure(stack, resources.database_url, args, single=True))
+    with migrated_stack(args, results, extra_env={"LOG_LEVEL": "WARNING"}) as stack:
+        results["runs"] = [measure(stack, stack.database_url, args, single=False)]
+        if args.single_delete:
+            results["runs"].append(measure(stack, stack.database_url, args, single=True))
     report(results)
     path = write_results("retention", results)
     log(f"results written to {path}")

@@ -22,15 +22,7 @@ import pytest
 from bench.lifecycle import success_envelope
 from orchestrator.processes import free_port
 from orchestrator.testing.stack import TcpProxy
-from tests.faults.support import (
-    DrillSummary,
-    Receiver,
-    count_statuses,
-    post_event,
-    provisioning_envelope,
-    report,
-    wait_for,
-)
+from tests.faults import support
 
 EVENTS = int(os.environ.get("TWO_STACKS_EVENTS", "100"))
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300 + 2 * EVENTS)]
@@ -81,7 +73,7 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
     from webhooks.models import DeliveryStatus, WebhookDelivery
     from webhooks.services import endpoint_create
 
-    receiver = Receiver()
+    receiver = support.Receiver()
     moto = urlsplit(aws["moto_url"])
     with TcpProxy(moto.hostname, moto.port, record=True) as codebuild:
         endpoint_create(url=f"{receiver.url}/subscriber", events=["tenant.deployed"])
@@ -107,7 +99,7 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
 
         # When provisioning events arrive spread over both web servers, the drill reports each started build's
         # success to either server, and halfway one worker and the scheduling beat are killed
-        envelopes = [provisioning_envelope() for _ in range(EVENTS)]
+        envelopes = [support.provisioning_envelope() for _ in range(EVENTS)]
         documents = {e["detail"]["tenant"]["id"]: e["detail"]["tenant"] for e in envelopes}
         answers: Counter = Counter()
         answers_lock = threading.Lock()
@@ -115,7 +107,7 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
         posting = ThreadPoolExecutor(max_workers=16)
 
         def post(index: int, envelope: dict) -> None:
-            status = post_event(webs[index % 2].url, envelope, timeout=30)
+            status = support.post_event(webs[index % 2].url, envelope, timeout=30)
             with answers_lock:
                 answers[envelope["detail-type"], status] += 1
 
@@ -133,7 +125,7 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
         started = time.monotonic()
         for index, envelope in enumerate(envelopes):
             posting.submit(post, index, envelope)
-        wait_for(lambda: report_started_builds() >= EVENTS // 2, timeout=600, what="half of the builds started")
+        support.wait_for(lambda: report_started_builds() >= EVENTS // 2, timeout=600, what="half of the builds started")
         holder = max(range(2), key=lambda index: latest_send(stacks[index].processes["beat"].log_text()))
         killed_at = datetime.now()
         stacks[holder].processes["beat"].kill()
@@ -144,7 +136,7 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
             report_started_builds()
             return Tenant.objects.filter(pk__in=documents, status=TenantStatus.ACTIVE).count() == EVENTS
 
-        wait_for(
+        support.wait_for(
             all_active,
             timeout=600 + EVENTS,
             interval=1,
@@ -192,13 +184,15 @@ def test_two_stacks_lose_a_worker_and_the_scheduling_beat_and_every_tenant_becom
     assert latest_send(logs[1 - holder]) > killed_at, "no beat scheduled after the holder was killed"
 
     accepted = sum(count for (kind, status), count in answers.items() if kind == "TENANT_PROVISIONING")
-    processed = count_statuses(e["id"] for e in envelopes).get(EventStatus.PROCESSED, 0)
-    summary = DrillSummary("two stacks", sent=EVENTS, accepted=accepted, processed=processed, lost=accepted - processed)
+    processed = support.count_statuses(e["id"] for e in envelopes).get(EventStatus.PROCESSED, 0)
+    summary = support.DrillSummary(
+        "two stacks", sent=EVENTS, accepted=accepted, processed=processed, lost=accepted - processed
+    )
     summary.notes.append(
         f"worker of stack 0 and the scheduling beat (stack {holder}) killed after {halfway:.0f} s; every tenant "
         f"ACTIVE after {elapsed:.0f} s; {len(tokens)} builds, {sum(tokens.values()) - len(tokens)} StartBuild "
         f"calls repeated with their token; {len(seen)} callbacks, {duplicates} received twice; "
         f"{sum(len(times) for times in sends.values())} sends of the frequent periodic tasks, none twice in an interval"
     )
-    report(request, summary)
+    support.report(request, summary)
     assert summary.lost == 0

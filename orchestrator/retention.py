@@ -69,18 +69,16 @@ def retention_run(*, now: datetime | None = None, max_seconds: float | None = No
 # --- Batched deletes --------------------------------------------------------------------------------
 
 
-def rows_purge(
-    rows: models.QuerySet, *, deadline: float | None = None, batch_size: int | None = None, pause: float = 0.0
-) -> int:
+def rows_purge(rows: models.QuerySet, *, deadline: float | None = None, batch_size: int | None = None) -> int:
     """Delete the rows ``rows`` selects (and what belongs to them, see the module docstring) in batches of
     ``batch_size`` (``RETENTION_BATCH_SIZE``), one short transaction each, until none is left or the
-    deadline passes; ``pause`` seconds between batches leave room to other writers. Rows deleted."""
-    batches = in_batches(_without_rows_others_need(rows), deadline=deadline, batch_size=batch_size, pause=pause)
+    deadline passes. Rows deleted."""
+    batches = in_batches(_without_rows_others_need(rows), deadline=deadline, batch_size=batch_size)
     return sum(_delete(rows.model, ids) for ids in batches)
 
 
 def in_batches(
-    rows: models.QuerySet, *, deadline: float | None = None, batch_size: int | None = None, pause: float = 0.0
+    rows: models.QuerySet, *, deadline: float | None = None, batch_size: int | None = None
 ) -> Iterator[list]:
     """The ids of ``rows``, oldest first, ``batch_size`` at a time, each list inside its own transaction that
     commits when the caller asks for the next one (the rows locked, skipping rows someone else holds)."""
@@ -101,8 +99,6 @@ def in_batches(
         if len(ids) < batch_size:
             return
         after = ids[-1]
-        if pause:
-            time.sleep(pause)
 
 
 def _incoming(model: type[models.Model]) -> Iterable[models.ForeignObjectRel]:

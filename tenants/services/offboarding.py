@@ -77,7 +77,8 @@ def tenant_purge(*, tenant: Tenant) -> str:
     tenant_events_purge(tenant_id=tenant.pk)
     rows_purge(TenantHistory.objects.filter(tenant=tenant))
     rows_purge(Build.objects.filter(tenant=tenant))
-    rows_purge(Tenant.objects.filter(pk=tenant.pk))
+    if not rows_purge(Tenant.objects.filter(pk=tenant.pk)):
+        raise ConflictError(f"Tenant {tenant.pk} is still referenced by rows no app removed; it was not purged.")
     logger.info("tenant %s (%s) purged; its record is kept at %s", tenant.pk, tenant.key, location)
     return location
 

@@ -395,9 +395,10 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def resync(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_resync)
 
-    @admin.action(description="Export full record (JSON Lines, secrets masked)", permissions=["view"])
+    @admin.action(description="Export full record (JSON Lines, secrets masked)", permissions=["deprovision"])
     def export_record(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse:
-        """A download of the selected tenants' records, one after the other (each starts with its header)."""
+        """A download of the selected tenants' records, one after the other (each starts with its header).
+        Offboarding goes with deprovisioning: the same staff may do both (read-only staff have no bulk action)."""
         tenants = list(queryset.order_by("pk"))
         name = f"tenant-{tenants[0].key}.jsonl" if len(tenants) == 1 else f"tenants-{len(tenants)}.jsonl"
         response = HttpResponse(content_type="application/x-ndjson")

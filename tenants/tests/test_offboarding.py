@@ -20,7 +20,8 @@ from orchestrator.retention import retention_run
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.offboarding import tenant_export, tenant_purge
 from tenants.services.sync import tenant_sync, to_dynamodb
-from tenants.tests.factories import BuildFactory, StaffFactory, TenantFactory
+from tenants.tests.factories import BuildFactory, TenantFactory
+from tenants.tests.staff import staff_user
 from webhooks.models import DeliveryAttempt, DeliveryStep, Deployment, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -126,9 +127,9 @@ def test_the_command_writes_the_record_to_a_file_or_standard_output(tmp_path):
         call_command("tenant_export", "nobody")
 
 
-def test_staff_download_the_record_from_the_admin_and_the_timeline_says_who(client):
+def test_operators_download_the_record_from_the_admin_and_the_timeline_says_who(client):
     tenant = tenant_with_everything(status=TenantStatus.ACTIVE)
-    staff = StaffFactory(is_superuser=True)
+    staff = staff_user("operator")
     client.force_login(staff)
 
     response = client.post(

@@ -34,7 +34,6 @@ INTERVALS = {
     "events.relay_emulator_events": 2,
     "webhooks-dispatch-due": 2,
     "events.publish_pending_outbox": 5,
-    "tenants.poll_builds": 30,
 }
 ENV = {
     "EVENT_EMULATOR_RELAY": "true",  # TENANT_DEPLOYMENT comes back from moto's bus through the relay queue

@@ -35,6 +35,7 @@ from tenants.models import Build, Tenant, TenantHistory, TenantStatus, Tier, Tie
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
 from tenants.services.environment import is_plaintext_secret
+from tenants.services.offboarding import tenant_export
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
 from webhooks.admin import delivery_retry_reported
@@ -159,7 +160,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     ordering = ["-created_at"]
-    actions = ["retry_provisioning", "deprovision", "resync"]
+    actions = ["retry_provisioning", "deprovision", "resync", "export_record"]
     fieldsets = TENANT_FIELDSETS
     readonly_fields = [field for _title, options in TENANT_FIELDSETS for field in options["fields"]]
 
@@ -397,6 +398,18 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Resync to DynamoDB", permissions=["resync"])
     def resync(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_resync)
+
+    @admin.action(description="Export full record (JSON Lines, secrets masked)", permissions=["deprovision"])
+    def export_record(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse:
+        """A download of the selected tenants' records, one after the other (each starts with its header).
+        Offboarding goes with deprovisioning: the same staff may do both (read-only staff have no bulk action)."""
+        tenants = list(queryset.order_by("pk"))
+        name = f"tenant-{tenants[0].key}.jsonl" if len(tenants) == 1 else f"tenants-{len(tenants)}.jsonl"
+        response = HttpResponse(content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        for tenant in tenants:
+            tenant_export(tenant=tenant, stream=response, actor_user=request.user, via="admin")
+        return response
 
 
 # --- Tiers -------------------------------------------------------------------------------------------

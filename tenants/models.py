@@ -279,7 +279,9 @@ class HistoryKind(models.TextChoices):
 
 
 class TenantHistory(models.Model):
-    """Append-only timeline of everything that happened to a tenant. Never updated, never deleted."""
+    """Append-only timeline of everything that happened to a tenant. Never deleted while the tenant exists
+    (a purge of the tenant exports it first); only the log tail of an old build entry is dropped
+    (BUILD_LOG_RETENTION_DAYS, tenants.services.retention)."""
 
     SYSTEM = "system"
 

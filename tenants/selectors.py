@@ -68,6 +68,13 @@ def tenant_get(*, pk: str) -> Tenant:
     return tenant
 
 
+def tenant_get_by_id_or_key(*, id_or_key: str) -> Tenant:
+    tenant = Tenant.objects.filter(Q(pk=id_or_key) | Q(key=id_or_key)).first()
+    if tenant is None:
+        raise NotFoundError(f"No tenant with id or key {id_or_key!r}.")
+    return tenant
+
+
 def tier_list() -> QuerySet[Tier]:
     return Tier.objects.order_by("name").prefetch_related("variables")
 

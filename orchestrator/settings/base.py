@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files, no CDN
     "orchestrator",
     "events",
     "tenants",
@@ -151,7 +152,14 @@ CELERY_TASK_PUBLISH_RETRY = False
 # this keeps Celery's Django fix-up from also closing them around every task.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {}
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat runs on every node: the schedule and a lock live in Redis (RedBeat, orchestrator/beat.py); the beat holding
+# the lock schedules, the others try to take it every loop interval and take over when the holder stops
+# extending it (it extends it on every tick).
+CELERY_BEAT_SCHEDULER = "orchestrator.beat.LockedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("BEAT_MAX_LOOP_INTERVAL_SECONDS", default=5)
+BEAT_LOCK_TIMEOUT_SECONDS = env.int("BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+BEAT_REDIS_URL = env("BEAT_REDIS_URL", default="")  # empty: the broker's Redis
+BEAT_KEY_PREFIX = env("BEAT_KEY_PREFIX", default="orchestrator:beat:")
 
 # --- AWS ----------------------------------------------------------------------------------------
 # Endpoints follow the AWS SDK convention: AWS_ENDPOINT_URL for all services, AWS_ENDPOINT_URL_<SERVICE>
@@ -167,6 +175,7 @@ AWS_SERVICE_ENDPOINT_URLS = {
         "sqs": "SQS",
         "iam": "IAM",
         "sts": "STS",
+        "s3": "S3",
     }.items()
 }
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=3.0)
@@ -245,6 +254,11 @@ SPECTACULAR_SETTINGS = {
         "BuilderTypeEnum": "tenants.models.BuilderType",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they
+    # work on a network without a CDN (templates/drf_spectacular/redoc.html drops ReDoc's web fonts too).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Events (intake, dispatch, publishing) ------------------------------------------------------
@@ -463,6 +477,30 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "WebhookEventTypeEnum": "webhooks.models.WebhookEventType.choices",
     }
 )
+
+# --- Retention and offboarding (orchestrator/retention.py; each app registers what it keeps) -----------
+# Days rows are kept (0: forever): processed events (with their attempts; at least EventBridge's 24 h retry
+# window, or a late redelivery would be processed again), sent outbox rows, attempts of finished webhook
+# deliveries, and the log tails LOCAL builds leave in the tenant's history (the entries stay).
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+DELIVERY_ATTEMPT_RETENTION_DAYS = env.int("DELIVERY_ATTEMPT_RETENTION_DAYS", default=30)
+BUILD_LOG_RETENTION_DAYS = env.int("BUILD_LOG_RETENTION_DAYS", default=90)
+# Deprovisioned (INACTIVE) tenants are purged this many days after they became inactive (0: never), once
+# their full record is exported (JSON Lines) to TENANT_EXPORT_BUCKET (S3) or, without one, TENANT_EXPORT_DIR.
+TENANT_PURGE_AFTER_DAYS = env.int("TENANT_PURGE_AFTER_DAYS", default=0)
+TENANT_EXPORT_DIR = env("TENANT_EXPORT_DIR", default=str(DATA_DIR / "exports"))
+TENANT_EXPORT_BUCKET = env("TENANT_EXPORT_BUCKET", default="")
+TENANT_EXPORT_PREFIX = env("TENANT_EXPORT_PREFIX", default="tenant-exports/")
+# Rows per delete (one short transaction each), how often beat runs the purge and how long one run may take.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
+RETENTION_MAX_SECONDS = env.int("RETENTION_MAX_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["orchestrator.retention_purge"] = {
+    "task": "orchestrator.retention_purge",
+    "schedule": float(RETENTION_INTERVAL_SECONDS),
+    "options": {"expires": float(RETENTION_INTERVAL_SECONDS)},
+}
 
 # --- Benchmarks ---------------------------------------------------------------------------------
 # Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake

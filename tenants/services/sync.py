@@ -205,6 +205,12 @@ def _delete(*, table: str, key: dict[str, Any]) -> None:
         raise SyncUnavailable(f"DynamoDB is unreachable ({error.__class__.__name__}).") from error
 
 
+def tenant_item_delete(*, tenant_id: str) -> None:
+    """Remove a purged tenant's item from the tenant data store. Raises ``SyncUnavailable`` when DynamoDB
+    cannot answer (the purge is then tried again on the next run)."""
+    _delete(table=settings.DYNAMODB_TENANT_TABLE, key={"tenantId": tenant_id})
+
+
 def tenant_sync(*, tenant_id: str) -> str:
     """Write one tenant's item. Returns ``written``, ``stale`` (DynamoDB already has this version or a
     newer one) or ``missing`` (no such tenant). Raises ``SyncUnavailable`` when DynamoDB cannot answer."""

@@ -27,8 +27,6 @@ from infra.data import DATABASE_NAME, Broker, Database
 
 WEB_PORT = 8000
 CELERY = ["celery", "-A", "orchestrator"]
-# Beat's own bookkeeping file, in the container's /tmp (as in docker-compose.yml): the schedule is in settings.
-BEAT_SCHEDULE_FILE = "/tmp/celerybeat-schedule"  # noqa: S108
 # ECS's longest wait between SIGTERM and SIGKILL: a Celery worker finishes its running tasks meanwhile.
 WORKER_STOP_TIMEOUT = Duration.seconds(120)
 
@@ -51,7 +49,8 @@ def commands(config: Config) -> dict[str, list[str]]:
             "-c",
             str(config.delivery_threads),
         ],
-        "beat": [*CELERY, "beat", "-l", "INFO", "--schedule", BEAT_SCHEDULE_FILE],
+        # RedBeat keeps the schedule and its lock in Redis (orchestrator/beat.py), as in docker-compose.yml.
+        "beat": [*CELERY, "beat", "-l", "INFO"],
     }
 
 

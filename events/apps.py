@@ -7,4 +7,4 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         # The catalogue defines each detail-type's schema; handlers come from each app's event_handlers.
-        from events import catalogue, checks  # noqa: F401
+        from events import catalogue, checks, metrics  # noqa: F401

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from events import registry
 from events.envelope import Envelope
+from events.metrics import handler_run_observe
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact_text
@@ -484,6 +485,15 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     if isinstance(claimed, ProcessOutcome):
         return claimed
     event, attempt = claimed
+    started = time.perf_counter()
+    outcome = _event_handle(event=event, attempt=attempt)
+    handler_run_observe(detail_type=event.detail_type, outcome=outcome.outcome, seconds=time.perf_counter() - started)
+    return outcome
+
+
+def _event_handle(*, event: ReceivedEvent, attempt: EventAttempt) -> ProcessOutcome:
+    """Run the claimed event's handler and record how the attempt ended."""
+    event_pk = event.pk
     event_type = registry.get(event.detail_type)
     try:
         if event_type is None:

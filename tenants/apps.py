@@ -6,4 +6,4 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
-        from tenants import event_handlers, receivers, signals  # noqa: F401
+        from tenants import event_handlers, metrics, receivers, signals  # noqa: F401

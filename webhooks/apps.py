@@ -6,4 +6,4 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from webhooks import event_handlers, receivers  # noqa: F401
+        from webhooks import event_handlers, metrics, receivers  # noqa: F401

@@ -45,6 +45,7 @@ from webhooks.delivery import (
     verdict_for_error,
     verdict_for_response,
 )
+from webhooks.metrics import delivery_attempts_observe
 from webhooks.models import (
     DONE_STATUSES,
     SENDABLE_STATUSES,
@@ -680,6 +681,7 @@ def _attempts_conclude(group: list[Sent]) -> None:
         ],
         now=timezone.now(),
     )
+    delivery_attempts_observe((sent.flight.delivery, sent.flight.attempt) for sent in group)
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
         logger.info(

@@ -103,9 +103,7 @@ def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(client, settings):
     assert set(EXPECTED_FAMILIES) <= names
 
 
-def test_database_gauges_are_read_again_only_after_the_refresh_interval(
-    client, settings, django_assert_num_queries
-):
+def test_database_gauges_are_read_again_only_after_the_refresh_interval(client, settings, django_assert_num_queries):
     # Given a scrape that read the tenants (no caching)
     settings.METRICS_DATABASE_REFRESH_SECONDS = 0
     TenantFactory(status=TenantStatus.ACTIVE, tier="GOLD")

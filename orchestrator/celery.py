@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
 
@@ -26,3 +26,19 @@ def recycle_database_connections(task: Task | None = None, **kwargs: Any) -> Non
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+def serve_worker_metrics(**kwargs: Any) -> None:
+    """The worker's metrics on METRICS_PORT, served by its main process for all of its pool (orchestrator.metrics)."""
+    from orchestrator.metrics import worker_metrics_serve
+
+    worker_metrics_serve()
+
+
+@worker_process_shutdown.connect
+def forget_pool_process(pid: int | None = None, **kwargs: Any) -> None:
+    """A prefork pool process ends (replaced, or the worker stops): its live gauges no longer count."""
+    from orchestrator.metrics import process_exited
+
+    process_exited(pid or os.getpid())

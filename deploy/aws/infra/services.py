@@ -31,6 +31,10 @@ CELERY = ["celery", "-A", "orchestrator"]
 BEAT_SCHEDULE_FILE = "/tmp/celerybeat-schedule"  # noqa: S108
 # ECS's longest wait between SIGTERM and SIGKILL: a Celery worker finishes its running tasks meanwhile.
 WORKER_STOP_TIMEOUT = Duration.seconds(120)
+# Each container's own metrics folder (prometheus_client's multiprocess mode; a new task starts it empty), and
+# the port a worker serves its metrics on inside the VPC (web serves GET /metrics, with METRICS_TOKENS).
+METRICS_DIR = "/tmp/orchestrator-metrics"  # noqa: S108
+WORKER_METRICS_PORT = 9100
 
 
 def commands(config: Config) -> dict[str, list[str]]:
@@ -138,6 +142,7 @@ class Orchestrator(Construct):
             "INTAKE_API_KEY_HEADER": config.api_key_header,
             # Builds run on CodeBuild; a LOCAL tier command must never run inside these containers.
             "LOCAL_BUILDER_ENABLED": "false",
+            "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR,
         }
         self._secrets = {
             "DJANGO_SECRET_KEY": ecs.Secret.from_secrets_manager(django_secret_key),
@@ -154,8 +159,10 @@ class Orchestrator(Construct):
             ecs.ContainerDependency(container=migrate, condition=ecs.ContainerDependencyCondition.SUCCESS)
         )
         self.web = self._service("web", web, config.web, health_check_grace_period=Duration.minutes(2))
+        metrics_port = {"METRICS_PORT": str(WORKER_METRICS_PORT)}
         for name, size in (("worker", config.worker), ("delivery-worker", config.delivery_worker)):
-            self._service(name, self._task(name, size, run[name], stop_timeout=WORKER_STOP_TIMEOUT), size)
+            task = self._task(name, size, run[name], stop_timeout=WORKER_STOP_TIMEOUT, extra_environment=metrics_port)
+            self._service(name, task, size)
         # Never two beats at once, even during a deployment: the old task stops before the new one starts.
         self._service(
             "beat",

@@ -47,7 +47,7 @@ class PrometheusServer:
 
     def api(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:  # a loaded machine can be slow
             body = json.loads(response.read())
         assert body["status"] == "success", body
         return body["data"]

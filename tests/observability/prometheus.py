@@ -12,12 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.conf import settings
 
 from orchestrator.processes import free_port, wait_for_port
 
 BINARY = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 MISSING = "Debian's prometheus package is not installed (.ci/run installs it: apt-get install prometheus)"
+ALERTS = Path(settings.BASE_DIR) / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = Path(settings.BASE_DIR) / "deploy" / "grafana" / "orchestrator.json"
+
+
+def dashboard_expressions() -> list[str]:
+    """Every query of the Grafana dashboard's panels."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel.get("targets", [])]
 
 
 class PrometheusServer:

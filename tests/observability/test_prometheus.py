@@ -4,20 +4,17 @@ and evaluate against those series without an error."""
 
 import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from events.catalogue import DetailType
 from orchestrator.processes import free_port
 from tests.faults.support import Receiver, post_event, provisioning_envelope, wait_for
-from tests.observability.prometheus import BINARY, MISSING, PrometheusServer
+from tests.observability.prometheus import ALERTS, BINARY, MISSING, PrometheusServer, dashboard_expressions
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
 TOKEN = "scrape-token-for-tests"
-ALERTS = Path(settings.BASE_DIR) / "deploy" / "prometheus" / "alerts.yml"
 
 
 def bus_envelope(detail_type: str, detail: dict, *, source: str = "saas.observability") -> dict:
@@ -147,6 +144,9 @@ def test_prometheus_reports_a_real_provisioning_from_the_web_and_the_worker(make
                 (rule["name"], rule["health"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"
             ] == []
             assert prometheus.query('ALERTS{alertstate="firing"}') == {}
+            # and every panel of the Grafana dashboard is a query it accepts (an invalid one is refused: 400)
+            for expression in dashboard_expressions():
+                prometheus.query(expression.replace("$__rate_interval", "1m"))
             # the web target was scraped with the token only (the worker's port needs none)
             targets = prometheus.api("targets")["activeTargets"]
             assert {(t["labels"]["job"], t["health"]) for t in targets} == {

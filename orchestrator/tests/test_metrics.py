@@ -9,8 +9,6 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from orchestrator.metrics import worker_metrics_serve
 from orchestrator.processes import free_port
 from orchestrator.tests.scraping import TOKEN, parse, scrape
-from tenants.models import TenantStatus
-from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -101,24 +99,6 @@ def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(client, settings):
     assert response["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     names = {family.name for family in openmetrics_families(response.content.decode())}
     assert set(EXPECTED_FAMILIES) <= names
-
-
-def test_database_gauges_are_read_again_only_after_the_refresh_interval(client, settings, django_assert_num_queries):
-    # Given a scrape that read the tenants (no caching)
-    settings.METRICS_DATABASE_REFRESH_SECONDS = 0
-    TenantFactory(status=TenantStatus.ACTIVE, tier="GOLD")
-    assert scrape(client, settings).value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 1
-
-    # When a tenant is added and the next scrape comes within the refresh interval
-    TenantFactory(status=TenantStatus.ACTIVE, tier="GOLD")
-    settings.METRICS_DATABASE_REFRESH_SECONDS = 3600
-    with django_assert_num_queries(0):
-        cached = scrape(client, settings)
-
-    # Then the database was not asked again; once the interval is over, it is
-    settings.METRICS_DATABASE_REFRESH_SECONDS = 0
-    assert cached.value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 1
-    assert scrape(client, settings).value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 2
 
 
 def test_a_worker_serves_its_processes_metrics_on_its_port_without_the_database_gauges(client, settings):

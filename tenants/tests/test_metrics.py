@@ -41,6 +41,24 @@ def test_tenants_by_status_and_tier_and_builds_by_purpose_and_status(client, set
     assert metrics.value("orchestrator_builds", purpose="deprovision", status="IN_PROGRESS") == 1
 
 
+def test_the_gauges_are_read_again_only_after_the_refresh_interval(client, settings, django_assert_num_queries):
+    # Given a scrape that read the tenants (no caching)
+    settings.METRICS_DATABASE_REFRESH_SECONDS = 0
+    TenantFactory(status=TenantStatus.ACTIVE, tier="GOLD")
+    assert scrape(client, settings).value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 1
+
+    # When a tenant is added and the next scrape comes within the refresh interval
+    TenantFactory(status=TenantStatus.ACTIVE, tier="GOLD")
+    settings.METRICS_DATABASE_REFRESH_SECONDS = 3600
+    with django_assert_num_queries(0):
+        cached = scrape(client, settings)
+
+    # Then the database was not asked again; once the interval is over, it is
+    settings.METRICS_DATABASE_REFRESH_SECONDS = 0
+    assert cached.value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 1
+    assert scrape(client, settings).value("orchestrator_tenants", status="ACTIVE", tier="GOLD") == 2
+
+
 def test_the_time_from_the_provisioning_event_to_active_is_observed_per_tier(
     client, settings, codebuild_tier, send_event
 ):

@@ -6,6 +6,7 @@ callback's traceparent lets the receiver join the deployment's trace."""
 import json
 import time
 import uuid
+from contextlib import closing
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -34,13 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def basic_tier(transactional_db, aws):
     TierFactory(name="BASIC", provision_project="orchestrator-basic-provision")
     ensure_codebuild_projects()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -111,82 +105,85 @@ def server_span(spans, before):
 
 
 def test_a_provisioning_run_is_one_trace_across_the_task_boundary_and_callbacks_carry_it(
-    basic_tier, traced_worker, receiver, settings
+    basic_tier, traced_worker, settings
 ):
-    settings.WEBHOOK_CHAIN_STEPS = ["subscribers"]
-    endpoint_create(url=receiver.url("/deployed"), events=["tenant.deployed"])
-    detail = provisioning_detail()
-    tenant_id = detail["tenant"]["id"]
+    with closing(Receiver()) as receiver:
+        settings.WEBHOOK_CHAIN_STEPS = ["subscribers"]
+        endpoint_create(url=receiver.url("/deployed"), events=["tenant.deployed"])
+        detail = provisioning_detail()
+        tenant_id = detail["tenant"]["id"]
 
-    # When the provisioning event arrives and a worker handles it
-    post(envelope(DetailType.TENANT_PROVISIONING, detail))
-    wait_for(
-        lambda: Tenant.objects.filter(
-            pk=tenant_id, status=TenantStatus.PROVISIONING, synced_version=F("version")
-        ).exists(),
-        "the tenant provisioning and mirrored to DynamoDB",
-    )
-    spans = traced_worker.get_finished_spans()
-    request = server_span(spans, 0)
-    tree = Tree(spans, request.context.trace_id)
+        # When the provisioning event arrives and a worker handles it
+        post(envelope(DetailType.TENANT_PROVISIONING, detail))
+        wait_for(
+            lambda: Tenant.objects.filter(
+                pk=tenant_id, status=TenantStatus.PROVISIONING, synced_version=F("version")
+            ).exists(),
+            "the tenant provisioning and mirrored to DynamoDB",
+        )
+        spans = traced_worker.get_finished_spans()
+        request = server_span(spans, 0)
+        tree = Tree(spans, request.context.trace_id)
 
-    # Then the request, the publish, the task run, the event's processing and its AWS calls form one tree
-    start_build = tree.one(**{"rpc.service": "CodeBuild", "rpc.method": "StartBuild"})
-    assert tree.path(start_build) == [
-        request.name,
-        "apply_async/events.process_events",
-        "run/events.process_events",
-        "events.process",
-        "CodeBuild.StartBuild",
-    ]
-    assert request.attributes["http.route"] == "api/events/"
-    assert (tree.one("apply_async/events.process_events").kind, tree.one("run/events.process_events").kind) == (
-        SpanKind.PRODUCER,
-        SpanKind.CONSUMER,
-    )
-    put_items = [span for span in tree.spans if span.attributes.get("rpc.method") == "PutItem"]
-    assert put_items, "the DynamoDB mirror's writes are part of the provisioning's trace"
-    assert all("run/tenants.sync_tenant" in tree.path(span) for span in put_items)
+        # Then the request, the publish, the task run, the event's processing and its AWS calls form one tree
+        start_build = tree.one(**{"rpc.service": "CodeBuild", "rpc.method": "StartBuild"})
+        assert tree.path(start_build) == [
+            request.name,
+            "apply_async/events.process_events",
+            "run/events.process_events",
+            "events.process",
+            "CodeBuild.StartBuild",
+        ]
+        assert request.attributes["http.route"] == "api/events/"
+        assert (tree.one("apply_async/events.process_events").kind, tree.one("run/events.process_events").kind) == (
+            SpanKind.PRODUCER,
+            SpanKind.CONSUMER,
+        )
+        put_items = [span for span in tree.spans if span.attributes.get("rpc.method") == "PutItem"]
+        assert put_items, "the DynamoDB mirror's writes are part of the provisioning's trace"
+        assert all("run/tenants.sync_tenant" in tree.path(span) for span in put_items)
 
-    # When the build's success arrives: its own operation, whose outbox event reaches EventBridge in its trace
-    build = Build.objects.get(tenant_id=tenant_id)
-    before = len(traced_worker.get_finished_spans())
-    post(envelope(DetailType.TENANT_PROVISIONING_SUCCESS, outcome_detail(tenant_id, build.build_id)))
-    deployment = wait_for(
-        lambda: OutboxEvent.objects.filter(tenant_id=tenant_id, status=OutboxStatus.SENT).first(),
-        "TENANT_DEPLOYMENT sent",
-    )
-    spans = traced_worker.get_finished_spans()
-    success = server_span(spans, before)
-    assert success.context.trace_id != request.context.trace_id
-    put_events = Tree(spans, success.context.trace_id).one(**{"rpc.service": "EventBridge", "rpc.method": "PutEvents"})
-    assert "run/events.publish_outbox" in Tree(spans, success.context.trace_id).path(put_events)
+        # When the build's success arrives: its own operation, whose outbox event reaches EventBridge in its trace
+        build = Build.objects.get(tenant_id=tenant_id)
+        before = len(traced_worker.get_finished_spans())
+        post(envelope(DetailType.TENANT_PROVISIONING_SUCCESS, outcome_detail(tenant_id, build.build_id)))
+        deployment = wait_for(
+            lambda: OutboxEvent.objects.filter(tenant_id=tenant_id, status=OutboxStatus.SENT).first(),
+            "TENANT_DEPLOYMENT sent",
+        )
+        spans = traced_worker.get_finished_spans()
+        success = server_span(spans, before)
+        assert success.context.trace_id != request.context.trace_id
+        put_events = Tree(spans, success.context.trace_id).one(
+            **{"rpc.service": "EventBridge", "rpc.method": "PutEvents"}
+        )
+        assert "run/events.publish_outbox" in Tree(spans, success.context.trace_id).path(put_events)
 
-    # When the deployment runs: the subscriber's callback is a client span of the deployment's trace, and the
-    # receiver gets it as traceparent
-    before = len(traced_worker.get_finished_spans())
-    post({**envelope(DetailType.TENANT_DEPLOYMENT, deployment.detail), "id": str(uuid.uuid4())})
-    wait_for(lambda: receiver.requests, "the subscriber called")
-    wait_for(lambda: Tenant.objects.filter(pk=tenant_id, status=TenantStatus.ACTIVE).exists(), "the tenant ACTIVE")
-    spans = wait_for(
-        lambda: (
-            [s for s in traced_worker.get_finished_spans() if s.kind == SpanKind.CLIENT and s.name == "POST"]
-            and traced_worker.get_finished_spans()
-        ),
-        "the callback's span",
-    )
-    deploying = server_span(spans, before)
-    tree = Tree(spans, deploying.context.trace_id)
-    callback = tree.one("POST")
-    assert callback.kind == SpanKind.CLIENT
-    assert tree.path(callback)[:4] == [
-        deploying.name,
-        "apply_async/events.process_events",
-        "run/events.process_events",
-        "events.process",
-    ]
-    assert "run/webhooks.deliver_many" in tree.path(callback)
-    assert receiver.requests[0].headers["traceparent"] == traceparent(callback)
+        # When the deployment runs: the subscriber's callback is a client span of the deployment's trace, and the
+        # receiver gets it as traceparent
+        before = len(traced_worker.get_finished_spans())
+        post({**envelope(DetailType.TENANT_DEPLOYMENT, deployment.detail), "id": str(uuid.uuid4())})
+        wait_for(lambda: receiver.requests, "the subscriber called")
+        wait_for(lambda: Tenant.objects.filter(pk=tenant_id, status=TenantStatus.ACTIVE).exists(), "the tenant ACTIVE")
+        spans = wait_for(
+            lambda: (
+                [s for s in traced_worker.get_finished_spans() if s.kind == SpanKind.CLIENT and s.name == "POST"]
+                and traced_worker.get_finished_spans()
+            ),
+            "the callback's span",
+        )
+        deploying = server_span(spans, before)
+        tree = Tree(spans, deploying.context.trace_id)
+        callback = tree.one("POST")
+        assert callback.kind == SpanKind.CLIENT
+        assert tree.path(callback)[:4] == [
+            deploying.name,
+            "apply_async/events.process_events",
+            "run/events.process_events",
+            "events.process",
+        ]
+        assert "run/webhooks.deliver_many" in tree.path(callback)
+        assert receiver.requests[0].headers["traceparent"] == traceparent(callback)
 
 
 def test_with_group_commit_each_event_continues_its_own_requests_trace(basic_tier, traced_worker, settings):

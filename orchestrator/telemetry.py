@@ -29,7 +29,7 @@ from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, Stat
 
 TRACER_NAME = "orchestrator"
 # Scrapes and health checks are not operations anyone follows (OTEL_PYTHON_DJANGO_EXCLUDED_URLS overrides).
-DEFAULT_EXCLUDED_URLS = "metrics,orchestrator/status"
+DEFAULT_EXCLUDED_URLS = r"/metrics$,/orchestrator/status$"
 
 
 @dataclass

@@ -72,3 +72,16 @@ def test_untraced_callbacks_carry_no_traceparent(receiver):
     http_post(receiver.url("/hook"), body=b"{}", headers={})
 
     assert "traceparent" not in receiver.requests[0].headers
+
+
+def test_scrapes_and_health_checks_are_not_traced_but_the_api_is(client, settings):
+    settings.METRICS_TOKENS = ["t"]
+    with recorded_spans() as exporter:
+        client.get("/metrics", HTTP_AUTHORIZATION="Bearer t")
+        client.get("/orchestrator/status")
+        client.get("/api/tenants/metrics-co/")
+        spans = exporter.get_finished_spans()
+
+    assert [(span.name, span.kind) for span in spans if span.kind == SpanKind.SERVER] == [
+        ("GET api/tenants/<str:pk>/", SpanKind.SERVER)
+    ]

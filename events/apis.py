@@ -1,9 +1,10 @@
 """HTTP edges of the event intake and the events API: parse, call a service, answer."""
 
+import time
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 from events import openapi
 from events.authentication import IntakeAuthentication
 from events.envelope import body_parse, envelope_validate
+from events.metrics import intake_request_observe
 from events.models import ReceivedEvent
 from events.selectors import event_get, event_list
 from events.serializers import (
@@ -91,6 +93,22 @@ def _intake(request: Request, *, path_event_type: str | None) -> Response:
     return Response({"id": result.event_id, "status": "duplicate"}, status=status.HTTP_200_OK)
 
 
+class _IntakeMetricsMixin:
+    """Counts every intake answer (POST) by outcome and times it (``events.metrics``)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        started = time.perf_counter()
+        status_code, data = 500, None
+        try:
+            response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+            status_code, data = response.status_code, getattr(response, "data", None)
+            return response
+        finally:
+            intake_request_observe(status=status_code, data=data, seconds=time.perf_counter() - started)
+
+
 class _MethodAuthMixin:
     """POST is the machine intake (API key / Basic); other methods are staff (session / token)."""
 
@@ -109,7 +127,7 @@ class _MethodAuthMixin:
         return [StaffModelPermissions()]
 
 
-class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
+class EventCollectionApi(_IntakeMetricsMixin, _MethodAuthMixin, GenericAPIView):
     parser_classes = [JSONParser]
     serializer_class = EventSerializer
     queryset = ReceivedEvent.objects.none()  # the model whose permissions StaffModelPermissions checks
@@ -154,7 +172,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         )
 
 
-class OriginalIntakeApi(APIView):
+class OriginalIntakeApi(_IntakeMetricsMixin, APIView):
     """The original service's path, kept for existing senders (an EventBridge target with
     ``path_parameter_values = ["$.detail-type"]``)."""
 

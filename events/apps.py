@@ -7,7 +7,7 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         # The catalogue defines each detail-type's schema; handlers come from each app's event_handlers.
-        from events import catalogue, checks  # noqa: F401
+        from events import catalogue, checks, metrics  # noqa: F401
         from events.retention import RULES
         from orchestrator.retention import retention_rule_register
 

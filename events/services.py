@@ -39,7 +39,9 @@ from django.utils import timezone
 
 from events import registry
 from events.envelope import Envelope
+from events.metrics import handler_run_observe
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
+from orchestrator import telemetry
 from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact, redact_text
 from orchestrator.sealing import seal
@@ -306,19 +308,26 @@ def _publish(send: Callable[[], Any], *, from_intake: bool, what: str) -> None:
         logger.warning("could not enqueue %s; the sweeper will retry: %s", what, error.__class__.__name__)
 
 
-def events_dispatch(event_pks: Sequence[int], *, from_intake: bool = False) -> None:
+def events_dispatch(
+    event_pks: Sequence[int], *, from_intake: bool = False, trace_parents: dict[int, dict[str, str]] | None = None
+) -> None:
     """Enqueue processing of committed events, EVENT_DISPATCH_BATCH ids per message.
 
     One message per few events keeps the broker's per-message cost off the intake's hot path, while
-    separate messages still let several workers share a burst.
+    separate messages still let several workers share a burst. ``trace_parents``: the trace of the request that
+    accepted each event, when they were stored by another thread (group commit); each event's processing
+    continues its own trace.
     """
     from events.tasks import process_events
 
     size = max(1, settings.EVENT_DISPATCH_BATCH)
     for start in range(0, len(event_pks), size):
         chunk = list(event_pks[start : start + size])
+        kwargs: dict[str, Any] = {"event_pks": chunk}
+        if trace_parents:
+            kwargs["trace_parents"] = {str(pk): trace_parents[pk] for pk in chunk if pk in trace_parents}
         _publish(
-            lambda chunk=chunk: process_events.apply_async(kwargs={"event_pks": chunk}),
+            lambda kwargs=kwargs: process_events.apply_async(kwargs=kwargs),
             from_intake=from_intake,
             what=f"processing of events {chunk}",
         )
@@ -484,6 +493,15 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     if isinstance(claimed, ProcessOutcome):
         return claimed
     event, attempt = claimed
+    started = time.perf_counter()
+    outcome = _event_handle(event=event, attempt=attempt)
+    handler_run_observe(detail_type=event.detail_type, outcome=outcome.outcome, seconds=time.perf_counter() - started)
+    return outcome
+
+
+def _event_handle(*, event: ReceivedEvent, attempt: EventAttempt) -> ProcessOutcome:
+    """Run the claimed event's handler and record how the attempt ended."""
+    event_pk = event.pk
     event_type = registry.get(event.detail_type)
     try:
         if event_type is None:
@@ -507,11 +525,14 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     return ProcessOutcome("succeeded", attempt=attempt.number)
 
 
-def event_run(*, event_pk: int) -> ProcessOutcome:
-    """``event_process``, then schedule the next attempt when the handler failed and may retry."""
-    outcome = event_process(event_pk=event_pk)
-    if outcome.retry_in is not None:
-        event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
+def event_run(*, event_pk: int, trace_parent: dict[str, str] | None = None) -> ProcessOutcome:
+    """``event_process``, then schedule the next attempt when the handler failed and may retry. Traced as a span
+    of the request that accepted the event when ``trace_parent`` (its context) is given, else of the task."""
+    with telemetry.span("events.process", parent=trace_parent, attributes={"orchestrator.event.pk": event_pk}) as span:
+        outcome = event_process(event_pk=event_pk)
+        span.set_attribute("orchestrator.event.outcome", outcome.outcome)
+        if outcome.retry_in is not None:
+            event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
     return outcome
 
 

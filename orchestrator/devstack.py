@@ -12,6 +12,7 @@ used as given; with ``AWS_ENDPOINT_URL`` unset and AWS credentials in the enviro
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def load_local_env() -> dict[str, str]:
         "INTAKE_API_KEYS": secrets.token_urlsafe(24),
         "ORCHESTRATOR_ADMIN_USER": "admin",
         "ORCHESTRATOR_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "METRICS_TOKENS": secrets.token_urlsafe(24),
         # Standard Webhooks secret: whsec_ + standard base64 (not URL-safe) of random bytes.
         "DEMO_SUBSCRIBER_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
@@ -143,6 +145,10 @@ def main() -> int:
     receiver_port = int(env.setdefault("DEMO_RECEIVER_PORT", "8100"))
     env.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
     env.setdefault("ORCHESTRATOR_BASE_URL", f"http://127.0.0.1:{web_port}")
+    # One host: web, workers and beat share one metrics folder (emptied now) and the web's /metrics serves all.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
 
     manager = ProcessManager()
 
@@ -229,6 +235,7 @@ def main() -> int:
   Admin        {base}/admin/   (user {env["ORCHESTRATOR_ADMIN_USER"]}, password {env["ORCHESTRATOR_ADMIN_PASSWORD"]})
   API docs     {base}/docs     (also {base}/api/docs/ and {base}/api/redoc/)
   Status       {base}/orchestrator/status
+  Metrics      curl -H "Authorization: Bearer {env["METRICS_TOKENS"].split(",")[0]}" {base}/metrics
   AWS endpoint {env.get("AWS_ENDPOINT_URL") or "real AWS"}
 Send a sample event and watch the tenant reach ACTIVE in the admin:
   scripts/manage send_sample_event TENANT_PROVISIONING

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from orchestrator.telemetry import client_span
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Instance metadata services (AWS/GCP/Azure/OpenStack, AWS IPv6, ECS task metadata, Alibaba, Oracle).
@@ -254,7 +256,30 @@ def http_post(
     """POST exactly ``body`` to ``url`` with ``headers``; return the answer without following redirects.
 
     Raises ``OutboundRefused`` before sending anything not allowed, ``OutboundError`` when no answer came.
+    Traced as a client span whose ``traceparent`` goes along (when tracing is on).
     """
+    with client_span("POST", url) as traced:
+        response = _post(
+            url,
+            body=body,
+            headers={**headers, **traced.headers},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_response_bytes=max_response_bytes,
+        )
+        traced.answered(response.status)
+        return response
+
+
+def _post(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    connect_timeout: float | None,
+    read_timeout: float | None,
+    max_response_bytes: int | None,
+) -> OutboundResponse:
     connect_timeout = settings.WEBHOOK_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     read_timeout = settings.WEBHOOK_READ_TIMEOUT if read_timeout is None else read_timeout
     cap = settings.WEBHOOK_MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes

@@ -1,6 +1,7 @@
 from typing import Any
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
@@ -9,7 +10,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from orchestrator import api_examples
+from orchestrator.errors import error_body, json_not_found
 from orchestrator.health import StatusReport, status_report
+from orchestrator.metrics import metrics_exposition, metrics_token_valid
 from orchestrator.permissions import is_active_staff
 
 _check = inline_serializer(
@@ -83,3 +86,20 @@ def bench_echo_view(request: HttpRequest) -> Response:
     """
     body = request.data
     return Response({"id": body.get("id", "") if isinstance(body, dict) else "", "status": "accepted"}, status=202)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape endpoint (not part of the API): the bearer token of METRICS_TOKENS, or 401; not served
+    (404) while no token is configured."""
+    if not settings.METRICS_TOKENS:
+        return json_not_found(request)
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse(error_body("method_not_allowed", "Only GET."), status=405, headers={"Allow": "GET, HEAD"})
+    if not metrics_token_valid(request.headers.get("Authorization", "")):
+        return JsonResponse(
+            error_body("not_authenticated", "A bearer token of METRICS_TOKENS is required."),
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="orchestrator-metrics"'},
+        )
+    body, content_type = metrics_exposition(accept=request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

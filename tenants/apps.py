@@ -7,7 +7,7 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from orchestrator.retention import retention_rule_register
-        from tenants import event_handlers, receivers, signals  # noqa: F401
+        from tenants import event_handlers, metrics, receivers, signals  # noqa: F401
         from tenants.services.retention import RULES
 
         for rule in RULES:

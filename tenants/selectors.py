@@ -1,12 +1,13 @@
 """Reads for the tenant lifecycle."""
 
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from orchestrator.errors import NotFoundError
-from tenants.models import Build, Tenant, Tier
+from tenants.models import Build, BuildPurpose, Tenant, Tier
 
 
 def tier_project_names() -> set[str]:
@@ -103,3 +104,15 @@ def build_get(*, pk: int) -> Build:
     if build is None:
         raise NotFoundError("No such build.")
     return build
+
+
+def tenant_provisioning_requested_at(*, tenant: Tenant) -> datetime:
+    """When the tenant's provisioning was asked for: the event of its first provisioning build was received
+    (its row's creation if no event started one, e.g. a build started by staff)."""
+    received = (
+        Build.objects.filter(tenant=tenant, purpose=BuildPurpose.PROVISION, event__isnull=False)
+        .order_by("started_at", "pk")
+        .values_list("event__received_at", flat=True)
+        .first()
+    )
+    return received or tenant.created_at

@@ -7,7 +7,7 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from orchestrator.retention import retention_rule_register
-        from webhooks import event_handlers, receivers  # noqa: F401
+        from webhooks import event_handlers, metrics, receivers  # noqa: F401
         from webhooks.retention import RULE
 
         retention_rule_register(RULE)

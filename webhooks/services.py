@@ -46,6 +46,7 @@ from webhooks.delivery import (
     verdict_for_response,
 )
 from webhooks.headers import custom_headers_problems
+from webhooks.metrics import delivery_attempts_observe
 from webhooks.models import (
     DONE_STATUSES,
     SENDABLE_STATUSES,
@@ -682,6 +683,7 @@ def _attempts_conclude(group: list[Sent]) -> None:
         ],
         now=timezone.now(),
     )
+    delivery_attempts_observe((sent.flight.delivery, sent.flight.attempt) for sent in group)
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
         logger.info(

@@ -501,6 +501,15 @@ CELERY_BEAT_SCHEDULE["orchestrator.retention_purge"] = {
     "schedule": float(RETENTION_INTERVAL_SECONDS),
     "options": {"expires": float(RETENTION_INTERVAL_SECONDS)},
 }
+# --- Observability (orchestrator/metrics.py, orchestrator/telemetry.py) -------------------------
+# GET /metrics answers only a bearer token of this list (comma separated, several at once for rotation); empty:
+# /metrics is not served (404). Workers serve theirs on METRICS_ADDRESS:METRICS_PORT instead (0: not served).
+METRICS_TOKENS = env.list("METRICS_TOKENS", default=[])
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_ADDRESS = env("METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104 - a worker's scrape port, not public
+# Gauges read from the database (tenants by status, oldest unprocessed event, ...) are read again at most this
+# often by the process answering a scrape; between two reads the cached values are served.
+METRICS_DATABASE_REFRESH_SECONDS = env.float("METRICS_DATABASE_REFRESH_SECONDS", default=30.0)
 
 # --- Benchmarks ---------------------------------------------------------------------------------
 # Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake

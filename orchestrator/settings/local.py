@@ -13,6 +13,7 @@ if environ_file.exists():
     env.read_env(str(environ_file), overwrite=False)
     # Re-read what the file may set (base read the process environment before the file was loaded).
     INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
+    METRICS_TOKENS = env.list("METRICS_TOKENS", default=[])
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=LOCAL_SECRET_KEY)

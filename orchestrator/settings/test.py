@@ -23,6 +23,8 @@ INTAKE_GROUP_COMMIT = False
 WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 LOCAL_BUILDER_ENABLED = True
 LOCAL_BUILD_COMMANDS = DEMO_BUILD_COMMANDS
+# Database gauges are read on every scrape, so a test sees the rows it just wrote.
+METRICS_DATABASE_REFRESH_SECONDS = 0.0
 LOG_FORMAT = "console"
 LOGGING["handlers"]["stdout"]["formatter"] = "console"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

@@ -29,6 +29,10 @@ WEB_PORT = 8000
 CELERY = ["celery", "-A", "orchestrator"]
 # ECS's longest wait between SIGTERM and SIGKILL: a Celery worker finishes its running tasks meanwhile.
 WORKER_STOP_TIMEOUT = Duration.seconds(120)
+# Each container's own metrics folder (prometheus_client's multiprocess mode; a new task starts it empty), and
+# the port a worker serves its metrics on inside the VPC (web serves GET /metrics, with METRICS_TOKENS).
+METRICS_DIR = "/tmp/orchestrator-metrics"  # noqa: S108
+WORKER_METRICS_PORT = 9100
 
 
 def commands(config: Config) -> dict[str, list[str]]:
@@ -141,6 +145,7 @@ class Orchestrator(Construct):
             "INTAKE_API_KEY_HEADER": config.api_key_header,
             # Builds run on CodeBuild; a LOCAL tier command must never run inside these containers.
             "LOCAL_BUILDER_ENABLED": "false",
+            "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR,
         }
         if config.sbt is not None:
             self._environment.update(
@@ -164,8 +169,10 @@ class Orchestrator(Construct):
             ecs.ContainerDependency(container=migrate, condition=ecs.ContainerDependencyCondition.SUCCESS)
         )
         self.web = self._service("web", web, config.web, health_check_grace_period=Duration.minutes(2))
+        metrics_port = {"METRICS_PORT": str(WORKER_METRICS_PORT)}
         for name, size in (("worker", config.worker), ("delivery-worker", config.delivery_worker)):
-            self._service(name, self._task(name, size, run[name], stop_timeout=WORKER_STOP_TIMEOUT), size)
+            task = self._task(name, size, run[name], stop_timeout=WORKER_STOP_TIMEOUT, extra_environment=metrics_port)
+            self._service(name, task, size)
         # Never two beats at once, even during a deployment: the old task stops before the new one starts.
         self._service(
             "beat",

@@ -428,6 +428,8 @@ def test_tasks_get_only_settings_the_app_reads_with_secrets_from_secrets_manager
         assert environment["INTAKE_API_KEY_HEADER"] == "x-orchestrator-key"
         assert environment["LOCAL_BUILDER_ENABLED"] == "false"
         assert environment["REDIS_URL"]["Fn::Join"][1][0] == "rediss://"
+        assert environment["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/orchestrator-metrics"
+        assert environment.get("METRICS_PORT") == ("9100" if name in ("worker", "delivery-worker") else None)
         assert secrets["DJANGO_SECRET_KEY"] == {"Ref": django_key_id}
         assert secrets["INTAKE_API_KEYS"] == {"Ref": intake_key_id}
         assert secrets["DATABASE_PASSWORD"]["Fn::Join"][1][1] == ":password::"

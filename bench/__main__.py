@@ -1,4 +1,4 @@
-"""``python -m bench [intake|lifecycle|webhooks] [options]``: run one benchmark, or all of them in turn."""
+"""``python -m bench [intake|lifecycle|webhooks|retention|metrics] [options]``: one benchmark, or all in turn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-BENCHMARKS = ("intake", "lifecycle", "webhooks")
+BENCHMARKS = ("intake", "lifecycle", "webhooks", "retention", "metrics")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

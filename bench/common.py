@@ -269,6 +269,24 @@ def bench_resources(
             drop_database(database_url)
 
 
+@contextlib.contextmanager
+def migrated_stack(args: Any, results: dict[str, Any], *, extra_env: dict[str, str]) -> Iterator[Any]:
+    """A LiveStack on a fresh dedicated database (migrated) and Redis, with no AWS behind it; the resources'
+    description goes into ``results``."""
+    from devstack.stack import LiveStack
+
+    with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:
+        results["resources"] = resources.describe()
+        with LiveStack(
+            database_url=resources.database_url,
+            redis_url=resources.redis_url,
+            aws_endpoint_url="http://127.0.0.1:9",  # nothing listens there
+            extra_env=extra_env,
+        ) as stack:
+            stack.manage("migrate", "--no-input", "-v", "0")
+            yield stack
+
+
 def ensure_wrk() -> str | None:
     """Path of ``wrk``; installs Debian's package when missing and we are root. None if unavailable."""
     found = shutil.which("wrk")

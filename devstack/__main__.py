@@ -20,8 +20,10 @@ The Procfile's processes call back here for what a Procfile line cannot say:
 import base64
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from devstack.processes import redis_server_argv, wait_for_port
@@ -49,6 +51,7 @@ def load_local_env() -> dict[str, str]:
         "INTAKE_API_KEYS": secrets.token_urlsafe(24),
         "ORCHESTRATOR_ADMIN_USER": "admin",
         "ORCHESTRATOR_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "METRICS_TOKENS": secrets.token_urlsafe(24),
         # Standard Webhooks secret: whsec_ + standard base64 (not URL-safe) of random bytes.
         "DEMO_SUBSCRIBER_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
@@ -66,16 +69,29 @@ def load_local_env() -> dict[str, str]:
     return values
 
 
-def stack_environment() -> tuple[dict[str, str], list[str]]:
-    """The environment of every process, and the Procfile processes to run (embedded servers only if needed)."""
-    env = {**load_local_env(), **os.environ}  # the real environment overrides generated values
-    env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
+def stack_environment(*, local: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the stack's processes: generated values, overridden by the real environment, and
+    always the local settings. Not a default: importing the orchestrator package already put the production
+    default into ``os.environ`` (``orchestrator/celery.py``), and the local stack (loopback callbacks, generated
+    secrets) does not work on production settings anyway."""
+    env = {**local, **environ}
+    env["DJANGO_SETTINGS_MODULE"] = "orchestrator.settings.local"
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def stack_processes() -> tuple[dict[str, str], list[str]]:
+    """The environment of every process, and the Procfile processes to run (embedded servers only if needed)."""
+    env = stack_environment(local=load_local_env(), environ=os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the Procfile's python, celery, gunicorn, moto_server
     web_port = env.setdefault("WEB_PORT", "8000")
     receiver_port = env.setdefault("DEMO_RECEIVER_PORT", "8100")
     env.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
     env.setdefault("ORCHESTRATOR_BASE_URL", f"http://127.0.0.1:{web_port}")
+    # One host: web, workers and beat share one metrics folder (emptied now) and the web's /metrics serves all.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
 
     processes = ["web", "worker", "webhook-worker", "beat", "receiver"]
     backing_ports = []
@@ -96,7 +112,7 @@ def stack_environment() -> tuple[dict[str, str], list[str]]:
 
 
 def run() -> None:
-    env, processes = stack_environment()
+    env, processes = stack_processes()
     honcho = [str(BIN / "honcho"), "--procfile", str(ROOT / "Procfile"), "--app-root", str(ROOT)]
     # The environment is the one made above (real environment over generated secrets): no .env file on top.
     os.execve(honcho[0], [*honcho, "--env", os.devnull, "start", *processes], env)  # noqa: S606 (our own argv)
@@ -127,9 +143,10 @@ def prepare() -> None:
   Admin        {base}/admin/   (user {user}, password {password})
   API docs     {base}/docs     (also {base}/api/docs/ and {base}/api/redoc/)
   Status       {base}/orchestrator/status
+  Metrics      curl -H "Authorization: Bearer {os.environ["METRICS_TOKENS"].split(",")[0]}" {base}/metrics
   AWS endpoint {os.environ.get("AWS_ENDPOINT_URL") or "real AWS"}
 Send a sample event and watch the tenant reach ACTIVE in the admin:
-  .venv/bin/python manage.py send_sample_event TENANT_PROVISIONING
+  scripts/manage send_sample_event TENANT_PROVISIONING
 Ctrl-C stops everything.
 """,
         flush=True,

@@ -172,3 +172,24 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS_DIR", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium (``devstack.browser``); skips, with the reason, where it cannot run."""
+    from devstack.browser import CHROMIUM, CHROMIUM_ARGS, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        # Playwright's sync API keeps an event loop in this thread; the tests' own ORM calls are synchronous.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as error:
+            pytest.skip(f"Chromium did not start: {error}")
+        yield chromium
+        chromium.close()

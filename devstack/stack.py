@@ -8,7 +8,7 @@
   test settings;
 - Celery workers on given queues (prefork by default), which can be killed with SIGKILL (the whole
   process group, like a machine losing power, or only the pool children) and started again;
-- Celery beat with a private schedule file;
+- Celery beat (one or several: they share the schedule and its lock in Redis);
 - an embedded ``redis-server`` that can be stopped and started again on the same port;
 - ``moto_server`` as the AWS endpoint.
 
@@ -535,20 +535,11 @@ class LiveStack:
             self.wait_worker_ready(name)
         return process
 
-    def start_beat(self, *, extra_env: dict[str, str] | None = None) -> ManagedProcess:
-        schedule = Path(self._tmp) / "celerybeat-schedule"
+    def start_beat(self, name: str = "beat", *, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        """Celery beat (the schedule and its lock live in Redis: several beats may run, one schedules)."""
         process = self._add(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "beat",
-                "-l",
-                "INFO",
-                "--schedule",
-                str(schedule),
-            ],
+            name,
+            [str(BIN / "celery"), "-A", "orchestrator", "beat", "-l", "INFO"],
             env={**self.env, **(extra_env or {})},
         ).start()
         return process

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 
 from events.models import EventAttempt, OutboxEvent, ReceivedEvent
+from events.oauth import admin as oauth_admin  # noqa: F401  (registers the token endpoint's clients)
 from events.services import event_replay
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
 from orchestrator.errors import ApplicationError

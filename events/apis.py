@@ -1,23 +1,25 @@
 """HTTP edges of the event intake and the events API: parse, call a service, answer."""
 
+import time
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import openapi
 from events.authentication import IntakeAuthentication
-from events.catalogue import DetailType
 from events.intake.envelope import body_parse, envelope_validate
+from events.metrics import intake_request_observe
+from events.models import ReceivedEvent
 from events.selectors import event_get, event_list
 from events.serializers import (
     EventDetailSerializer,
@@ -30,7 +32,7 @@ from events.services import event_receive, event_replay
 from orchestrator.errors import ApplicationError
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import action_permission
+from orchestrator.permissions import StaffModelPermissions, action_permission
 from orchestrator.staff import PERM_REPLAY_EVENT
 
 JSON_TYPES = ("application/json",)
@@ -40,7 +42,10 @@ INTAKE_RESPONSES = {
     202: OpenApiResponse(IntakeResponseSerializer, description='Stored and queued: {"id", "status": "accepted"}.'),
     200: OpenApiResponse(IntakeResponseSerializer, description='Already received with this body: "duplicate".'),
     400: error_response("Invalid envelope or detail (fields name the paths), unsupported detail-type, or not JSON."),
-    401: error_response("Missing or wrong API key / Basic credentials; nothing is stored."),
+    401: error_response(
+        "Missing or wrong credentials (API key, Basic or bearer token, as INTAKE_AUTH_SCHEMES allows); "
+        "WWW-Authenticate names the scheme; nothing is stored."
+    ),
     409: error_response("This id was already received with a different body."),
     413: error_response("The body is larger than INTAKE_MAX_BODY_BYTES."),
     415: error_response("The content type is not application/json."),
@@ -83,6 +88,22 @@ def _intake(request: Request, *, path_event_type: str | None) -> Response:
     return Response({"id": result.event_id, "status": "duplicate"}, status=status.HTTP_200_OK)
 
 
+class _IntakeMetricsMixin:
+    """Counts every intake answer (POST) by outcome and times it (``events.metrics``)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        started = time.perf_counter()
+        status_code, data = 500, None
+        try:
+            response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+            status_code, data = response.status_code, getattr(response, "data", None)
+            return response
+        finally:
+            intake_request_observe(status=status_code, data=data, seconds=time.perf_counter() - started)
+
+
 class _MethodAuthMixin:
     """POST is the machine intake (API key / Basic); other methods are staff (session / token)."""
 
@@ -98,12 +119,13 @@ class _MethodAuthMixin:
     def get_permissions(self) -> list:
         if self.request.method == "POST":
             return [IsAuthenticated()]
-        return [IsAdminUser()]
+        return [StaffModelPermissions()]
 
 
-class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
+class EventCollectionApi(_IntakeMetricsMixin, _MethodAuthMixin, GenericAPIView):
     parser_classes = [JSONParser]
     serializer_class = EventSerializer
+    queryset = ReceivedEvent.objects.none()  # the model whose permissions StaffModelPermissions checks
 
     @extend_schema(
         operation_id="events_receive",
@@ -112,7 +134,8 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         description=(
             "Validates the envelope and the detail of its `detail-type`, stores the event (unique on `id`) "
             "and queues its handler. A redelivery with the same body answers 200 `duplicate`; the same id with "
-            "another body 409. Authenticate with the connection's API key header or HTTP Basic."
+            "another body 409. Authenticate with the connection's API key header, HTTP Basic or an OAuth bearer "
+            "token (INTAKE_AUTH_SCHEMES); sbt-aws's requests (`sbt_aws_*`) are accepted with EVENT_DIALECTS=sbt."
         ),
         request=openapi.EVENT_REQUEST,
         examples=[*openapi.event_examples(), *openapi.EVENT_INTAKE],
@@ -135,7 +158,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
             200: EventSerializer(many=True),
             400: error_response("Invalid filter."),
             401: error_response("Not signed in."),
-            403: error_response("Not staff."),
+            403: error_response("Not staff, or missing the events.view_receivedevent permission."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -144,7 +167,7 @@ class EventCollectionApi(_MethodAuthMixin, GenericAPIView):
         )
 
 
-class OriginalIntakeApi(APIView):
+class OriginalIntakeApi(_IntakeMetricsMixin, APIView):
     """The original service's path, kept for existing senders (an EventBridge target with
     ``path_parameter_values = ["$.detail-type"]``)."""
 
@@ -162,7 +185,7 @@ class OriginalIntakeApi(APIView):
                 "eventType",
                 OpenApiTypes.STR,
                 OpenApiParameter.PATH,
-                enum=list(DetailType.ALL),
+                enum=list(openapi.INTAKE_DETAIL_TYPES),
                 description="The detail-type.",
             )
         ],
@@ -175,6 +198,9 @@ class OriginalIntakeApi(APIView):
 
 
 class EventDetailApi(APIView):
+    permission_classes = [StaffModelPermissions]
+    queryset = ReceivedEvent.objects.none()
+
     @extend_schema(
         operation_id="events_retrieve",
         examples=openapi.EVENT_DETAIL,
@@ -183,7 +209,7 @@ class EventDetailApi(APIView):
         responses={
             200: EventDetailSerializer,
             401: error_response("Not signed in."),
-            403: error_response("Not staff."),
+            403: error_response("Not staff, or missing the events.view_receivedevent permission."),
             404: error_response("No such event."),
         },
     )
@@ -192,7 +218,7 @@ class EventDetailApi(APIView):
 
 
 class EventReplayApi(APIView):
-    permission_classes = [IsAdminUser, action_permission(PERM_REPLAY_EVENT)]
+    permission_classes = [action_permission(PERM_REPLAY_EVENT)]
 
     @extend_schema(
         operation_id="events_replay",

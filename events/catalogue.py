@@ -12,6 +12,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from orchestrator.env_names import name_problem
+
 
 class DetailType:
     TENANT_PROVISIONING = "TENANT_PROVISIONING"
@@ -66,16 +68,35 @@ class FeatureSchema(AllowExtraFields):
     defaultValue = serializers.JSONField(required=False, allow_null=True)
 
 
+def build_variable_names(variables: dict[str, Any]) -> None:
+    """The sender names build variables here: refuse names no build may get (``orchestrator.env_names``:
+    invalid, ``CODEBUILD_*``, or changing how a shell, the loader or an interpreter behaves)."""
+    problems = [f"{name!r} {problem}." for name in variables if (problem := name_problem(name))]
+    if problems:
+        raise serializers.ValidationError(problems)
+
+
+BUILD_VARIABLES_HELP = (
+    "Build variables by name. Names: letters, digits and underscores, not starting with a digit; never "
+    "CODEBUILD_* or a name that changes how a shell, the dynamic loader or an interpreter behaves (BASH_ENV, "
+    "PATH, LD_*, PYTHON*...). A LOCAL build also needs upper-case names (or tenant, secret, context)."
+)
+
+
 class PlanConfigSchema(AllowExtraFields):
     id = serializers.CharField(required=False, allow_blank=True)
     name = serializers.CharField(required=False, allow_blank=True)
     tier = serializers.CharField(max_length=128)
-    sizeConfig = serializers.DictField(required=False, allow_null=True)
+    sizeConfig = serializers.DictField(
+        required=False, allow_null=True, validators=[build_variable_names], help_text=BUILD_VARIABLES_HELP
+    )
     features = FeatureSchema(many=True, required=False)
 
 
 class BuilderSettingsSchema(AllowExtraFields):
-    environmentOverride = serializers.DictField(required=False)
+    environmentOverride = serializers.DictField(
+        required=False, validators=[build_variable_names], help_text=BUILD_VARIABLES_HELP
+    )
 
 
 class BuilderConfigSchema(AllowExtraFields):
@@ -168,6 +189,8 @@ class CodeBuildAdditionalInformationSchema(HyphenatedFields):
         "build-complete": serializers.BooleanField(required=False),
         "build-start-time": serializers.CharField(required=False),
         "timeout-in-minutes": serializers.IntegerField(required=False),
+        # What the buildspec's ``exported-variables`` exported (read by the sbt dialect).
+        "exported-environment-variables": CodeBuildEnvironmentVariableSchema(many=True, required=False),
     }
     environment = CodeBuildEnvironmentSchema(required=False)
     initiator = serializers.CharField(required=False)
@@ -223,9 +246,12 @@ def _tenant_id_from(value: Any) -> str:
 
 
 def tenant_id_of(detail_type: str, detail: dict[str, Any]) -> str:
-    """The tenant an event is about (for filtering and the tenant timeline); "" when it names none."""
+    """The tenant an event is about (for filtering and the tenant timeline); "" when it names none.
+
+    ``detail.tenant.id`` in our own and the original service's events; ``detail.tenantId`` in sbt-aws's.
+    """
     if detail_type != DetailType.CODEBUILD_BUILD_STATE_CHANGE:
-        return _tenant_id_from(detail.get("tenant"))
+        return _tenant_id_from(detail.get("tenant")) or _tenant_id_from({"id": detail.get("tenantId")})
     environment = (detail.get("additional-information") or {}).get("environment") or {}
     variables = {
         item.get("name"): item.get("value")

@@ -48,19 +48,26 @@ def _publish(send: Callable[[], Any], *, from_intake: bool, what: str) -> None:
         logger.warning("could not enqueue %s; the sweeper will retry: %s", what, error.__class__.__name__)
 
 
-def events_dispatch(event_pks: Sequence[int], *, from_intake: bool = False) -> None:
+def events_dispatch(
+    event_pks: Sequence[int], *, from_intake: bool = False, trace_parents: dict[int, dict[str, str]] | None = None
+) -> None:
     """Enqueue processing of committed events, EVENT_DISPATCH_BATCH ids per message.
 
     One message per few events keeps the broker's per-message cost off the intake's hot path, while
-    separate messages still let several workers share a burst.
+    separate messages still let several workers share a burst. ``trace_parents``: the trace of the request that
+    accepted each event, when they were stored by another thread (group commit); each event's processing
+    continues its own trace.
     """
     from events.tasks import process_events
 
     size = max(1, settings.EVENT_DISPATCH_BATCH)
     for start in range(0, len(event_pks), size):
         chunk = list(event_pks[start : start + size])
+        kwargs: dict[str, Any] = {"event_pks": chunk}
+        if trace_parents:
+            kwargs["trace_parents"] = {str(pk): trace_parents[pk] for pk in chunk if pk in trace_parents}
         _publish(
-            lambda chunk=chunk: process_events.apply_async(kwargs={"event_pks": chunk}),
+            lambda kwargs=kwargs: process_events.apply_async(kwargs=kwargs),
             from_intake=from_intake,
             what=f"processing of events {chunk}",
         )

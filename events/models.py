@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from events.oauth.models import OAuthClient  # noqa: F401  (the token endpoint's clients live in events.oauth)
 from orchestrator.sealing import SealedJSONField
 
 

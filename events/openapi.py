@@ -1,6 +1,6 @@
 """OpenAPI documentation of the events API: the intake's envelope, one per detail-type (a ``oneOf`` keyed by
-``detail-type``), with the catalogue's detail schemas as components and the sample events as examples; and
-the examples of every events operation."""
+``detail-type``), the catalogue's and the dialects' detail schemas as components, the sample events as
+examples; and the examples of every events operation."""
 
 from typing import Any
 
@@ -8,17 +8,23 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from events.catalogue import DETAIL_SCHEMAS, DetailType
-from events.samples import all_samples
+from events.catalogue import DetailType
+from events.dialects import detail_schema
+from events.dialects.sbt import PREFIX as SBT_PREFIX
+from events.dialects.sbt import SbtDetailType
+from events.samples import all_samples, sample_envelope
 from orchestrator.openapi import EXAMPLE_TENANT_ID, example_error, example_response, page
+
+# Every type the intake can accept (a dialect that is off refuses its requests at run time).
+INTAKE_DETAIL_TYPES = (*DetailType.ALL, *SbtDetailType.REQUESTS)
 
 
 class IntakeAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "events.authentication.IntakeAuthentication"
-    name = ["intakeApiKey", "intakeBasic"]
+    name = ["intakeApiKey", "intakeBasic", "intakeBearer"]
 
     def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
-        return [{"intakeApiKey": []}, {"intakeBasic": []}]  # either one
+        return [{"intakeApiKey": []}, {"intakeBasic": []}, {"intakeBearer": []}]  # any one INTAKE_AUTH_SCHEMES allows
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
         from django.conf import settings
@@ -31,10 +37,20 @@ class IntakeAuthenticationScheme(OpenApiAuthenticationExtension):
                 "description": "The API key of the EventBridge connection (any of INTAKE_API_KEYS).",
             },
             {"type": "http", "scheme": "basic", "description": "A user:password pair of INTAKE_BASIC_AUTH."},
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "With bearer_jwt: a JWT of INTAKE_JWT_ISSUER (keys from INTAKE_JWKS_URL). With "
+                "oauth_client: a token of POST /oauth/token (OAuth client credentials).",
+            },
         ]
 
 
 def _component_name(detail_type: str) -> str:
+    if detail_type.startswith(SBT_PREFIX):  # sbt_aws_onboardingRequest -> SbtOnboardingRequestEvent
+        name = detail_type.removeprefix(SBT_PREFIX)
+        return f"Sbt{name[:1].upper()}{name[1:]}Event"
     if "_" in detail_type:  # TENANT_PROVISIONING -> TenantProvisioningEvent
         return "".join(word.capitalize() for word in detail_type.split("_")) + "Event"
     return "".join(detail_type.split()) + "Event"  # CodeBuild Build State Change -> CodeBuildBuildStateChangeEvent
@@ -53,13 +69,13 @@ class _EnvelopeBase(serializers.Serializer):
             "time": serializers.DateTimeField(help_text="ISO-8601 with time zone (UTC)."),
             "region": serializers.CharField(max_length=64),
             "resources": serializers.ListField(child=serializers.CharField()),
-            "detail": DETAIL_SCHEMAS[self.detail_type](),
+            "detail": detail_schema(self.detail_type)(),
         }
 
 
 ENVELOPES: dict[str, type[serializers.Serializer]] = {
     detail_type: type(_component_name(detail_type), (_EnvelopeBase,), {"detail_type": detail_type})
-    for detail_type in DetailType.ALL
+    for detail_type in INTAKE_DETAIL_TYPES
 }
 
 EVENT_REQUEST = PolymorphicProxySerializer(
@@ -70,9 +86,10 @@ EVENT_REQUEST = PolymorphicProxySerializer(
 
 
 def event_examples() -> list[OpenApiExample]:
+    samples = {**all_samples(), **{name: sample_envelope(name) for name in SbtDetailType.REQUESTS}}
     return [
         OpenApiExample(_component_name(detail_type), value=sample, request_only=True, summary=detail_type)
-        for detail_type, sample in all_samples().items()
+        for detail_type, sample in samples.items()
     ]
 
 

@@ -1,11 +1,12 @@
-"""Reads for the events API and admin."""
+"""Reads for the events API and admin, and of a tenant's events for the apps above."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 
-from events.models import ReceivedEvent
+from events.models import EventStatus, ReceivedEvent
 from orchestrator.errors import NotFoundError
 
 
@@ -33,3 +34,13 @@ def event_get(*, pk: int) -> ReceivedEvent:
     if event is None:
         raise NotFoundError("No such event.")
     return event
+
+
+def event_latest_for_tenant(*, tenant_id: str, detail_types: Sequence[str]) -> ReceivedEvent | None:
+    """The tenant's most recent event of these types that did not fail (one indexed lookup)."""
+    return (
+        ReceivedEvent.objects.filter(tenant_id=tenant_id, detail_type__in=list(detail_types))
+        .exclude(status=EventStatus.FAILED)
+        .order_by("-received_at", "-id")
+        .first()
+    )

@@ -23,6 +23,7 @@ import copy
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,9 +38,11 @@ from events import registry
 from events.dispatch import event_enqueue, events_dispatch
 from events.intake.envelope import Envelope
 from events.intake.store import events_store
+from events.metrics import handler_run_observe
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
+from orchestrator import telemetry
 from orchestrator.errors import ConflictError
-from orchestrator.redaction import redact_text
+from orchestrator.redaction import redact, redact_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -90,6 +93,16 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
             fields={"id": ["Already received with a different body."]},
         )
     return ReceiveResult(event_id=envelope.event_id, pk=existing["pk"], created=False)
+
+
+def event_store_internal(*, envelope: Envelope) -> int | None:
+    """Store an event the orchestrator produced itself (e.g. a build outcome read from CodeBuild's own event),
+    in the caller's transaction, processed after commit like any received event. None when its id is already
+    stored (a re-run produced it again)."""
+    pk = events_store([envelope])[0]
+    if pk is not None:
+        transaction.on_commit(lambda: events_dispatch([pk]))
+    return pk
 
 
 # --- Processing -----------------------------------------------------------------------------------
@@ -197,7 +210,7 @@ def _event_finish_success(*, event_pk: int, attempt: EventAttempt, result: Any) 
         raise _AttemptSuperseded
     now = timezone.now()
     event.status = EventStatus.PROCESSED
-    event.result = _jsonable(result)
+    event.result = redact(_jsonable(result))  # for staff to read; nothing reads it back in plain
     event.last_error = ""
     event.finished_at = now
     event.save(update_fields=["status", "result", "last_error", "finished_at", "updated_at"])
@@ -239,6 +252,15 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     if isinstance(claimed, ProcessOutcome):
         return claimed
     event, attempt = claimed
+    started = time.perf_counter()
+    outcome = _event_handle(event=event, attempt=attempt)
+    handler_run_observe(detail_type=event.detail_type, outcome=outcome.outcome, seconds=time.perf_counter() - started)
+    return outcome
+
+
+def _event_handle(*, event: ReceivedEvent, attempt: EventAttempt) -> ProcessOutcome:
+    """Run the claimed event's handler and record how the attempt ended."""
+    event_pk = event.pk
     event_type = registry.get(event.detail_type)
     try:
         if event_type is None:
@@ -268,11 +290,14 @@ def event_process(*, event_pk: int) -> ProcessOutcome:
     return ProcessOutcome("succeeded", attempt=attempt.number)
 
 
-def event_run(*, event_pk: int) -> ProcessOutcome:
-    """``event_process``, then schedule the next attempt when the handler failed and may retry."""
-    outcome = event_process(event_pk=event_pk)
-    if outcome.retry_in is not None:
-        event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
+def event_run(*, event_pk: int, trace_parent: dict[str, str] | None = None) -> ProcessOutcome:
+    """``event_process``, then schedule the next attempt when the handler failed and may retry. Traced as a span
+    of the request that accepted the event when ``trace_parent`` (its context) is given, else of the task."""
+    with telemetry.span("events.process", parent=trace_parent, attributes={"orchestrator.event.pk": event_pk}) as span:
+        outcome = event_process(event_pk=event_pk)
+        span.set_attribute("orchestrator.event.outcome", outcome.outcome)
+        if outcome.retry_in is not None:
+            event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
     return outcome
 
 
@@ -351,9 +376,17 @@ def events_sweep_stale(*, limit: int = 500) -> list[int]:
 
 
 def outbox_publish(
-    *, detail_type: str, detail: dict[str, Any], tenant_id: str = "", source: str | None = None
+    *,
+    detail_type: str,
+    detail: dict[str, Any],
+    tenant_id: str = "",
+    source: str | None = None,
+    event_bus: str | None = None,
 ) -> OutboxEvent:
     """Store an event to emit to EventBridge in the caller's transaction; it is sent after commit.
+
+    ``source`` and ``event_bus`` default to EVENT_SOURCE and EVENT_BUS_NAME (another control plane's
+    dialect answers on its own bus, with its own source).
 
     The row survives EventBridge (or the broker) being down: the ``events.publish_pending_outbox`` beat
     task re-sends pending rows until they are sent.
@@ -362,7 +395,7 @@ def outbox_publish(
         detail_type=detail_type,
         source=source or settings.EVENT_SOURCE,
         detail=_jsonable(detail),
-        event_bus=settings.EVENT_BUS_NAME,
+        event_bus=event_bus or settings.EVENT_BUS_NAME,
         tenant_id=tenant_id,
     )
 

@@ -18,11 +18,13 @@ def process_event(*, event_pk: int) -> str:
 
 
 @lifecycle_task(name="events.process_events", retry=DATABASE_AWAY)
-def process_events(*, event_pks: list[int]) -> list[str]:
-    """Run a few events accepted together, in order (each one idempotent, as ``process_event``)."""
+def process_events(*, event_pks: list[int], trace_parents: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Run a few events accepted together, in order (each one idempotent, as ``process_event``); each continues
+    the trace of the request that accepted it, when given (``trace_parents``, by event pk)."""
     from events.services import event_run
 
-    return [event_run(event_pk=event_pk).outcome for event_pk in event_pks]
+    parents = trace_parents or {}
+    return [event_run(event_pk=event_pk, trace_parent=parents.get(str(event_pk))).outcome for event_pk in event_pks]
 
 
 @lifecycle_task(name="events.sweep_stale_events")

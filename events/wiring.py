@@ -6,8 +6,11 @@
   ``INTAKE_API_KEYS`` (re-applied on every run, so a rotated key reaches EventBridge);
 - an **API destination** ``POST {ORCHESTRATOR_BASE_URL}/api/events/`` limited to
   ``EVENT_API_DESTINATION_RATE_PER_SECOND`` invocations per second;
-- a **rule** on ``EVENT_BUS_NAME`` matching the catalogue's detail-types, and a second rule on the
-  ``default`` bus for AWS's own ``CodeBuild Build State Change`` (source ``aws.codebuild``);
+- a **rule** on ``EVENT_BUS_NAME`` matching the catalogue's detail-types (less the requests of a dialect
+  that is off), a second rule on the ``default`` bus for AWS's own ``CodeBuild Build State Change`` (source
+  ``aws.codebuild``), and, with the ``sbt`` dialect on, a third on sbt-aws's bus (``SBT_EVENT_BUS_NAME``)
+  matching its control plane's requests by source and detail-type, as its EventManager's rules do (removed
+  again when the dialect is turned off);
 - each rule targets the API destination, with a retry policy (24 h, as EventBridge allows) and an SQS
   **dead-letter queue** for what the intake refuses (4xx) or what never got through.
 
@@ -29,7 +32,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from django.conf import settings
 
+from events import dialects
 from events.catalogue import BUS_DETAIL_TYPES, CODEBUILD_SOURCE, DetailType
+from events.dialects import sbt
 from orchestrator.aws import aws_client, endpoint_url
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,7 @@ def resource_names() -> dict[str, str]:
         "destination": base,
         "rule": base,
         "codebuild_rule": f"{base}-codebuild",
+        "sbt_rule": f"{base}-sbt",
         "dead_letter_queue": f"{base}-dlq",
         "relay_queue": f"{base}-relay",
     }
@@ -81,7 +87,8 @@ def relay_enabled() -> bool:
 
 
 def bus_rule_pattern() -> dict[str, Any]:
-    return {"detail-type": list(BUS_DETAIL_TYPES)}
+    refused = dialects.refused_detail_types()
+    return {"detail-type": [name for name in BUS_DETAIL_TYPES if name not in refused]}
 
 
 def codebuild_rule_pattern() -> dict[str, Any]:
@@ -188,6 +195,32 @@ def _ensure_rule(
         created.append(f"rule {name} on {bus}")
 
 
+def _ensure_bus(client: Any, name: str, created: list[str]) -> None:
+    """sbt-aws's bus belongs to its control plane; only an emulator gets one created here."""
+    if name == "default" or not is_emulator():
+        return
+    try:
+        client.describe_event_bus(Name=name)
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        client.create_event_bus(Name=name)
+        created.append(f"event bus {name}")
+
+
+def _remove_rule(client: Any, *, name: str, bus: str) -> None:
+    """Take a rule and its targets away (a dialect that was turned off); nothing to do if it is absent."""
+    try:
+        targets = client.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        return
+    if targets:
+        client.remove_targets(Rule=name, EventBusName=bus, Ids=[target["Id"] for target in targets])
+    client.delete_rule(Name=name, EventBusName=bus)
+
+
 def _intake_target(destination_arn: str, dead_letter_arn: str) -> dict[str, Any]:
     role = settings.EVENT_INTAKE_ROLE_ARN or (EMULATOR_ROLE_ARN if is_emulator() else "")
     target: dict[str, Any] = {
@@ -254,6 +287,11 @@ def ensure_intake_wiring() -> list[str]:
         (names["rule"], settings.EVENT_BUS_NAME, bus_rule_pattern(), "Catalogue detail-types to the intake"),
         (names["codebuild_rule"], "default", codebuild_rule_pattern(), "CodeBuild state changes to the intake"),
     ]
+    if dialects.dialect_enabled(dialects.SBT):
+        _ensure_bus(events, sbt.sbt_event_bus(), created)
+        rules.append((names["sbt_rule"], sbt.sbt_event_bus(), sbt.bus_rule_pattern(), "sbt-aws requests to the intake"))
+    else:
+        _remove_rule(events, name=names["sbt_rule"], bus=sbt.sbt_event_bus())
     for name, bus, pattern, description in rules:
         _ensure_rule(events, name=name, bus=bus, pattern=pattern, description=description, created=created)
         events.put_targets(Rule=name, EventBusName=bus, Targets=[target])

@@ -1,6 +1,5 @@
 """Small pieces every app's admin shares."""
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -9,19 +8,18 @@ from django.contrib import admin, messages
 from django.db import router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from orchestrator.errors import ApplicationError
-from orchestrator.redaction import redact
+from orchestrator.redaction import redacted_json
 
 
 def pretty_json(value: Any) -> str:
     """A JSON value as an indented, secret-masked block for a read-only admin field."""
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(value), indent=2, sort_keys=True)
-    )
+    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", redacted_json(value, indent=2, sort_keys=True))
 
 
 class ReadOnlyAdminMixin:
@@ -125,3 +123,13 @@ BADGE_COLOURS = {
 def badge_html(value: str, label: str | None = None) -> SafeString:
     colour = BADGE_COLOURS.get(str(value), "grey")
     return format_html('<span class="badge badge-{}" data-status="{}">{}</span>', colour, value, label or value)
+
+
+def secret_once_page(
+    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, **context: Any
+) -> TemplateResponse:
+    """A page showing secrets that were just made and are never shown again: never cached."""
+    context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, **context}
+    response = TemplateResponse(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -4,9 +4,17 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings.production")
 
 app = Celery("orchestrator")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -38,3 +46,39 @@ def use_django_logging(**kwargs: Any) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_ready.connect
+def serve_worker_metrics(**kwargs: Any) -> None:
+    """The worker's metrics on METRICS_PORT, served by its main process for all of its pool (orchestrator.metrics)."""
+    from orchestrator.metrics import worker_metrics_serve
+
+    worker_metrics_serve()
+
+
+@worker_process_shutdown.connect
+def forget_pool_process(pid: int | None = None, **kwargs: Any) -> None:
+    """A prefork pool process ends (replaced, or the worker stops): its live gauges no longer count."""
+    from orchestrator.metrics import process_exited
+
+    process_exited(pid or os.getpid())
+
+
+@worker_process_init.connect
+def trace_pool_process(**kwargs: Any) -> None:
+    """Tracing (off unless OTEL_* asks for it) in each prefork pool process, after its fork."""
+    from orchestrator.telemetry import telemetry_setup
+
+    telemetry_setup(service="worker")
+
+
+@worker_init.connect
+def trace_worker(sender: Any = None, **kwargs: Any) -> None:
+    """Tracing in a worker whose pool does not fork (threads): its main process runs the tasks."""
+    from celery.concurrency import get_implementation
+
+    from orchestrator.telemetry import telemetry_setup
+
+    pool = get_implementation(getattr(sender, "pool_cls", None) or "prefork")
+    if not pool.__module__.endswith(".prefork"):
+        telemetry_setup(service="worker")

@@ -49,6 +49,12 @@ class ConflictError(ApplicationError):
     code = "conflict"
 
 
+class JSONTooDeep(ApplicationError):
+    """A JSON body nested deeper than ``JSON_MAX_DEPTH`` (``orchestrator.parsers``)."""
+
+    code = "json_too_deep"
+
+
 class ServiceUnavailableError(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "service_unavailable"

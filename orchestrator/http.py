@@ -4,6 +4,8 @@
   to the caller like any other answer).
 - SSRF guard: the host is resolved once; every resolved address must be public (``is_global``) unless
   ``settings.WEBHOOK_ALLOWED_HOSTS`` allows the host name or the address (exact IPs or CIDR ranges).
+  An IPv6 address that carries an IPv4 address (mapped, translated, compatible, NAT64, 6to4, Teredo) is
+  judged by that IPv4 address too: on a NAT64 network ``64:ff9b::a9fe:a9fe`` is 169.254.169.254.
   Cloud metadata addresses are refused unless listed as exact IPs. The connection is made to the
   address that was checked (pinned), so a second DNS answer (DNS rebinding) cannot move it elsewhere;
   TLS still verifies the certificate against the host name (SNI).
@@ -22,12 +24,25 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from orchestrator.telemetry import client_span
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Instance metadata services (AWS/GCP/Azure/OpenStack, AWS IPv6, ECS task metadata, Alibaba, Oracle).
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
     for address in ("169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "192.0.0.192")
+)
+# IPv6 forms that stand for one IPv4 address, kept in the low 32 bits: only that address matters.
+# IPv4-mapped (RFC 4291), IPv4-translated (RFC 2765), NAT64 well-known prefix (RFC 6052), IPv4-compatible
+# (RFC 4291, deprecated; also holds :: and ::1, which map to the non-public 0.0.0.0/8).
+IPV4_TRANSLATION_NETWORKS = tuple(
+    ipaddress.IPv6Network(network) for network in ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "::/96")
+)
+# Not public, although ``is_global`` says so on this Python: site-local (RFC 3879), local-use NAT64 (RFC 8215;
+# its embedded address depends on the operator's prefix length), documentation (RFC 9637), SRv6 SIDs (RFC 9602).
+NON_PUBLIC_IPV6_NETWORKS = tuple(
+    ipaddress.IPv6Network(network) for network in ("fec0::/10", "64:ff9b:1::/48", "3fff::/20", "5f00::/16")
 )
 ALLOWED_SCHEMES = ("http", "https")
 _READ_CHUNK = 16 * 1024
@@ -84,19 +99,55 @@ def _normalise(address: IPAddress) -> IPAddress:
     return address
 
 
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and a packet to it can reach, if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if any(address in network for network in IPV4_TRANSLATION_NETWORKS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:  # 2002::/16: the 6to4 router's IPv4 address
+        return address.sixtofour
+    if address.teredo is not None:  # 2001::/32: (server, client); the client's address is stored inverted
+        return address.teredo[1]
+    return None
+
+
+def _judged(address: IPAddress) -> list[IPAddress]:
+    """The addresses whose kind decides: a translation is its IPv4 address alone; a tunnel address (6to4,
+    Teredo) is both itself and the IPv4 endpoint it carries."""
+    embedded = embedded_ipv4(address)
+    if embedded is None:
+        return [address]
+    if any(address in network for network in IPV4_TRANSLATION_NETWORKS):
+        return [embedded]
+    return [address, embedded]
+
+
+def _is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and any(address in net for net in NON_PUBLIC_IPV6_NETWORKS):
+        return False
+    return address.is_global and not address.is_multicast
+
+
 def address_check(*, host: str, address: IPAddress) -> None:
     """Raise ``OutboundRefused`` unless ``address`` (resolved from ``host``) may be reached."""
     names, networks, exact = _allowed_entries()
     address = _normalise(address)
-    if address in METADATA_ADDRESSES:
-        if address in exact:
+    judged = _judged(address)
+    shown = address if judged == [address] else f"{address}, which reaches {judged[-1]}"
+    if any(candidate in METADATA_ADDRESSES for candidate in judged):
+        if address in exact or any(candidate in exact for candidate in judged):
             return
-        raise OutboundRefused(f"{host} resolves to a cloud metadata address ({address})")
-    if address.is_global and not address.is_multicast:
+        raise OutboundRefused(f"{host} resolves to a cloud metadata address ({shown})")
+
+    def listed(candidate: IPAddress) -> bool:
+        return candidate in exact or any(candidate in network for network in networks)
+
+    if host.lower().rstrip(".") in names or listed(address):
         return
-    if host.lower().rstrip(".") in names or address in exact or any(address in net for net in networks):
+    if all(_is_public(candidate) or listed(candidate) for candidate in judged):
         return
-    raise OutboundRefused(f"{host} resolves to a non-public address ({address}); not in WEBHOOK_ALLOWED_HOSTS")
+    raise OutboundRefused(f"{host} resolves to a non-public address ({shown}); not in WEBHOOK_ALLOWED_HOSTS")
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -205,7 +256,30 @@ def http_post(
     """POST exactly ``body`` to ``url`` with ``headers``; return the answer without following redirects.
 
     Raises ``OutboundRefused`` before sending anything not allowed, ``OutboundError`` when no answer came.
+    Traced as a client span whose ``traceparent`` goes along (when tracing is on).
     """
+    with client_span("POST", url) as traced:
+        response = _post(
+            url,
+            body=body,
+            headers={**headers, **traced.headers},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_response_bytes=max_response_bytes,
+        )
+        traced.answered(response.status)
+        return response
+
+
+def _post(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    connect_timeout: float | None,
+    read_timeout: float | None,
+    max_response_bytes: int | None,
+) -> OutboundResponse:
     connect_timeout = settings.WEBHOOK_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     read_timeout = settings.WEBHOOK_READ_TIMEOUT if read_timeout is None else read_timeout
     cap = settings.WEBHOOK_MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes

@@ -57,18 +57,36 @@ def example_error(name: str, status: str, code: str, message: str) -> OpenApiExa
 
 # --- Status ---------------------------------------------------------------------------------------------
 
+_CHECKED_AT = "2025-01-15T10:30:00.120000+00:00"
 STATUS = [
     example_response(
-        "healthy",
+        "healthy (anonymous)",
         {
             "status": "ok",
+            "checked_at": _CHECKED_AT,
             "checks": {
-                "database": {"status": "ok", "latency_ms": 1.2},
-                "broker": {"status": "ok", "latency_ms": 0.4},
-                "dynamodb": {"status": "ok", "latency_ms": 6.1},
-                "eventbridge": {"status": "ok", "latency_ms": 5.3},
-                "codebuild": {"status": "ok", "latency_ms": 7.8},
+                name: {"status": "ok"} for name in ("database", "broker", "dynamodb", "eventbridge", "codebuild")
             },
         },
-    )
+    ),
+    example_response(
+        "degraded (staff)",
+        {
+            "status": "degraded",
+            "checked_at": _CHECKED_AT,
+            "checks": {
+                "database": {"status": "ok", "latency_ms": 1.2, "checked_at": "2025-01-15T10:30:00.002000+00:00"},
+                "broker": {
+                    "status": "failed",
+                    "latency_ms": 2001.5,
+                    "checked_at": "2025-01-15T10:30:00.118000+00:00",
+                    "error": "TimeoutError: Timeout connecting to server",
+                },
+                "dynamodb": {"status": "ok", "latency_ms": 6.1, "checked_at": "2025-01-15T10:30:00.010000+00:00"},
+                "eventbridge": {"status": "ok", "latency_ms": 5.3, "checked_at": "2025-01-15T10:30:00.009000+00:00"},
+                "codebuild": {"status": "ok", "latency_ms": 7.8, "checked_at": "2025-01-15T10:30:00.011000+00:00"},
+            },
+        },
+        "503",
+    ),
 ]

@@ -13,9 +13,12 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 
-def _is_staff(request: Request) -> bool:
-    user = request.user
+def is_active_staff(user: Any) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def _is_staff(request: Request) -> bool:
+    return is_active_staff(request.user)
 
 
 class StaffModelPermissions(DjangoModelPermissions):

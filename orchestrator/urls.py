@@ -3,11 +3,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from orchestrator.views import bench_echo_view, status_view
+from orchestrator.views import bench_echo_view, metrics_view, status_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("orchestrator/status", status_view, name="status"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -7,7 +7,6 @@ code and attempts). Reads: one query for the entries, one per referenced kind (a
 whatever the number of entries.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from events.models import ReceivedEvent
-from orchestrator.redaction import redact
+from orchestrator.redaction import redacted_json
 from tenants.models import FAILED_TENANT_STATUSES, Build, HistoryKind, TenantHistory, TenantStatus
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
@@ -79,7 +78,7 @@ class TimelineEntry:
 
     @property
     def details_json(self) -> str:
-        return json.dumps(redact(self.entry.details), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        return redacted_json(self.entry.details, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def tenant_history_entries(*, tenant_id: str) -> QuerySet[TenantHistory]:

@@ -26,15 +26,19 @@ from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from orchestrator.admin_helpers import ReadOnlyAdminMixin, ServiceWritesAdmin, badge_html, form_errors_add, pretty_json
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, ServiceWritesAdmin, badge_html, pretty_json
 from orchestrator.errors import ApplicationError
+from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
+from tenants.forms import TIER_FIELDS, TierForm, TierVariableFormSet
 from tenants.models import FAILED_TENANT_STATUSES, Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
 from tenants.services.deprovisioning import DEPROVISIONABLE, tenant_deprovision
+from tenants.services.environment import is_plaintext_secret
+from tenants.services.offboarding import tenant_export
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
-from tenants.services.tiers import tier_create, tier_delete, tier_update, tier_validate
+from tenants.services.tiers import tier_create, tier_delete, tier_update
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -154,7 +158,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     ordering = ["-created_at"]
-    actions = ["retry_provisioning", "deprovision", "resync"]
+    actions = ["retry_provisioning", "deprovision", "resync", "export_record"]
     fieldsets = TENANT_FIELDSETS
     readonly_fields = [field for _title, options in TENANT_FIELDSETS for field in options["fields"]]
 
@@ -375,16 +379,57 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def resync(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._run(request, queryset, tenant_resync)
 
+    @admin.action(description="Export full record (JSON Lines, secrets masked)", permissions=["deprovision"])
+    def export_record(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse:
+        """A download of the selected tenants' records, one after the other (each starts with its header).
+        Offboarding goes with deprovisioning: the same staff may do both (read-only staff have no bulk action)."""
+        tenants = list(queryset.order_by("pk"))
+        name = f"tenant-{tenants[0].key}.jsonl" if len(tenants) == 1 else f"tenants-{len(tenants)}.jsonl"
+        response = HttpResponse(content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        for tenant in tenants:
+            tenant_export(tenant=tenant, stream=response, actor_user=request.user, via="admin")
+        return response
+
 
 # --- Tiers -------------------------------------------------------------------------------------------
 
-TIER_FIELDS = ["name", "provision_project", "deprovision_project", "description"]
+
+class TierVariableForm(forms.ModelForm):
+    """A plain-text secret's value is shown masked and is write-only: left as ``********``, it is kept."""
+
+    class Meta:
+        model = TierVariable
+        fields = ["name", "value", "type"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        variable = self.instance
+        if variable.pk and is_plaintext_secret(name=variable.name, value=variable.value, type=variable.type):
+            self.initial["value"] = MASK
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data["value"]
+        return self.instance.value if value == MASK and self.instance.pk else value
 
 
 class TierVariableInline(admin.TabularInline):
     model = TierVariable
+    form = TierVariableForm
+    formset = TierVariableFormSet
     extra = 1
     fields = ["name", "value", "type"]
+    readonly_fields = ["value_masked"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if not self.has_change_permission(request, obj):  # shown read-only: the masked copy, not the field
+            return ["name", "value_masked", "type"]
+        return self.fields
+
+    @admin.display(description="value")
+    def value_masked(self, variable: TierVariable) -> str:
+        secret = is_plaintext_secret(name=variable.name, value=variable.value, type=variable.type)
+        return MASK if secret else variable.value
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
@@ -396,26 +441,6 @@ class TierVariableInline(admin.TabularInline):
         return request.user.is_superuser
 
 
-class TierForm(forms.ModelForm):
-    """Checks a tier's name with the tier services' own rules (taken once, never changed)."""
-
-    class Meta:
-        model = Tier
-        fields = TIER_FIELDS
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if cleaned.get("name"):
-            try:
-                tier_validate(tier=self.instance if self.instance.pk else None, name=cleaned["name"])
-            except ApplicationError as error:
-                form_errors_add(self, error)
-        return cleaned
-
-    def validate_unique(self) -> None:
-        """A taken name is reported by ``tier_validate`` above, once."""
-
-
 @admin.register(Tier)
 class TierAdmin(ServiceWritesAdmin):
     """Superusers change the tier mapping through the tier services, as the API does (renaming and deleting
@@ -423,7 +448,15 @@ class TierAdmin(ServiceWritesAdmin):
     it read-only."""
 
     form = TierForm
-    list_display = ["name", "provision_project", "deprovision_project", "variable_count", "version", "in_sync"]
+    list_display = [
+        "name",
+        "provision_project",
+        "deprovision_project",
+        "builders",
+        "variable_count",
+        "version",
+        "in_sync",
+    ]
     search_fields = ["name", "provision_project", "deprovision_project"]
     inlines = [TierVariableInline]
     fields = [*TIER_FIELDS, "version", "synced_version"]
@@ -440,6 +473,10 @@ class TierAdmin(ServiceWritesAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    @admin.display(description="builders")
+    def builders(self, tier: Tier) -> str:
+        return ", ".join(tier.allowed_builders or [])
 
     @admin.display(description="variables")
     def variable_count(self, tier: Tier) -> int:
@@ -531,6 +568,14 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "ended_at",
         "last_polled_at",
         "claimed_at",
+        "runs",
+        "lease_owner",
+        "lease_expires_at",
+        "outcome_pretty",
+        "outcome_posted_at",
+        "outcome_next_post_at",
+        "outcome_post_attempts",
+        "outcome_post_error",
         "environment_pretty",
     ]
     readonly_fields = fields
@@ -541,7 +586,14 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             super()
             .get_queryset(request)
             .select_related("tenant")
-            .defer("environment", "tenant__document", "tenant__plan", "tenant__builder_config", "tenant__app_config")
+            .defer(
+                "environment",
+                "outcome",
+                "tenant__document",
+                "tenant__plan",
+                "tenant__builder_config",
+                "tenant__app_config",
+            )
         )
 
     @admin.display(description="tenant", ordering="tenant__key")
@@ -555,13 +607,17 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="logs")
     def logs(self, build: Build) -> str:
-        if not build.logs_url:
+        if not build.logs_link:
             return "—"
-        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">logs ↗</a>', build.logs_url)
+        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">logs ↗</a>', build.logs_link)
 
     @admin.display(description="environment sent (secrets masked)")
     def environment_pretty(self, build: Build) -> str:
         return pretty_json(build.environment)
+
+    @admin.display(description="LOCAL outcome event (secrets masked)")
+    def outcome_pretty(self, build: Build) -> str:
+        return pretty_json(build.outcome) if build.outcome is not None else "—"
 
 
 @admin.register(TenantHistory)

@@ -7,7 +7,9 @@ lifecycle refuses (recorded on the tenant's timeline first).
 
 from typing import Any
 
-from events.catalogue import DETAIL_SCHEMAS, DetailType
+from events.catalogue import DetailType
+from events.dialects import detail_schema
+from events.dialects.sbt import SbtDetailType
 from events.models import ReceivedEvent
 from events.registry import register
 from tenants.services.deprovisioning import tenant_deprovision_from_event
@@ -17,6 +19,7 @@ from tenants.services.outcomes import (
     provisioning_outcome_record,
 )
 from tenants.services.provisioning import tenant_provision
+from tenants.services.sbt import sbt_activation_refuse, sbt_offboarding_apply, sbt_onboarding_apply
 
 
 def handle_tenant_provisioning(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +42,18 @@ def handle_codebuild_state_change(event: ReceivedEvent, detail: dict[str, Any]) 
     return codebuild_state_change_record(event=event, detail=detail)
 
 
+def handle_sbt_onboarding(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return sbt_onboarding_apply(event=event, detail=detail)
+
+
+def handle_sbt_offboarding(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return sbt_offboarding_apply(event=event, detail=detail)
+
+
+def handle_sbt_activation(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return sbt_activation_refuse(event=event, detail=detail)
+
+
 _HANDLERS = {
     DetailType.TENANT_PROVISIONING: (handle_tenant_provisioning, "Create/update the tenant, start its build."),
     DetailType.TENANT_DEPROVISIONING: (handle_tenant_deprovisioning, "Start the tier's deprovisioning build."),
@@ -56,7 +71,14 @@ _HANDLERS = {
         handle_codebuild_state_change,
         "CodeBuild's own state change: updates the Build; an unreported failure fails the tenant.",
     ),
+    SbtDetailType.ONBOARDING_REQUEST: (
+        handle_sbt_onboarding,
+        "sbt-aws: provision the tenant (as TENANT_PROVISIONING).",
+    ),
+    SbtDetailType.OFFBOARDING_REQUEST: (handle_sbt_offboarding, "sbt-aws: deprovision the tenant."),
+    SbtDetailType.ACTIVATE_REQUEST: (handle_sbt_activation, "sbt-aws: refused (no resume yet); activateFailure."),
+    SbtDetailType.DEACTIVATE_REQUEST: (handle_sbt_activation, "sbt-aws: refused (no suspend yet); deactivateFailure."),
 }
 
 for _detail_type, (_handler, _description) in _HANDLERS.items():
-    register(_detail_type, schema=DETAIL_SCHEMAS[_detail_type], handler=_handler, description=_description)
+    register(_detail_type, schema=detail_schema(_detail_type), handler=_handler, description=_description)

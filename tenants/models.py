@@ -5,12 +5,13 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from orchestrator.links import is_https_url
 from orchestrator.sealing import SealedJSONField
 
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Attributes of a tier item in DynamoDB that are not variables.
-TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version"})
+TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version", "allowedBuilders"})
 
 
 class TenantStatus(models.TextChoices):
@@ -98,6 +99,17 @@ class VariableType(models.TextChoices):
     SECRETS_MANAGER = "SECRETS_MANAGER", "Secrets Manager (secret id)"
 
 
+class BuilderType(models.TextChoices):
+    """``builderConfig.type`` values (``tenants.builders.registry`` maps each to its builder)."""
+
+    CODE_BUILD = "CODE_BUILD", "AWS CodeBuild"
+    LOCAL = "LOCAL", "Local runner (runs an allow-listed command on the worker)"
+
+
+def default_allowed_builders() -> list[str]:
+    return [BuilderType.CODE_BUILD.value]
+
+
 class Tier(models.Model):
     """One row of the tier mapping: which build projects a tier uses and the variables they get."""
 
@@ -106,6 +118,12 @@ class Tier(models.Model):
         max_length=255, help_text="CodeBuild project (or local command) that provisions."
     )
     deprovision_project = models.CharField(max_length=255, blank=True)
+    # The builders an event may choose for this tier (builderConfig.type); anything else is refused.
+    allowed_builders = models.JSONField(
+        default=default_allowed_builders,
+        help_text="Builders an event may choose for this tier (builderConfig.type). LOCAL runs the projects on "
+        "the worker: they must be commands listed in LOCAL_BUILD_COMMANDS.",
+    )
     description = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     synced_version = models.PositiveIntegerField(default=0)
@@ -148,7 +166,8 @@ class TierVariable(models.Model):
             RegexValidator(ENV_NAME_PATTERN, "Letters, digits and underscores; not starting with a digit."),
             RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
             RegexValidator(
-                r"^(?!(tier|jobName|deprovisionJobName|version)$)", "Reserved for the tier item in DynamoDB."
+                r"^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders)$)",
+                "Reserved for the tier item in DynamoDB.",
             ),
         ],
     )
@@ -169,6 +188,9 @@ class BuildPurpose(models.TextChoices):
 
 
 class BuildStatus(models.TextChoices):
+    # Recorded, not yet handed to its builder: started after the recording transaction commits (and again
+    # by the recovery sweep, with the same idempotency token, if that start never happened).
+    PENDING_START = "PENDING_START", "Pending start"
     IN_PROGRESS = "IN_PROGRESS", "In progress"
     SUCCEEDED = "SUCCEEDED", "Succeeded"
     FAILED = "FAILED", "Failed"
@@ -178,6 +200,8 @@ class BuildStatus(models.TextChoices):
 
 
 BUILD_FAILURE_STATUSES = frozenset({BuildStatus.FAILED, BuildStatus.FAULT, BuildStatus.TIMED_OUT, BuildStatus.STOPPED})
+# A build in one of these has not finished: a state the builder reports may still apply to it.
+BUILD_OPEN_STATUSES = frozenset({BuildStatus.PENDING_START, BuildStatus.IN_PROGRESS})
 
 
 class Build(models.Model):
@@ -205,15 +229,45 @@ class Build(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
-    # Set by the LOCAL runner when it starts the command: a redelivered task never runs it twice.
+    # LOCAL runner (tenants.services.local_runs). ``claimed_at``: when a runner last started the command.
+    # The runner holds a lease (``lease_owner`` until ``lease_expires_at``, renewed while the command
+    # runs): a live lease makes a duplicate task skip the build, an expired one lets the recovery sweep
+    # run it again (``runs`` counts the runs, bounded by LOCAL_BUILD_MAX_RUNS). Null when not leased.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    # The LOCAL build's outcome event, stored (secrets sealed) when its command ended, before it is
+    # posted to the intake; re-posted at ``outcome_next_post_at`` until the intake accepts it.
+    outcome = SealedJSONField(null=True, blank=True)
+    outcome_posted_at = models.DateTimeField(null=True, blank=True)
+    outcome_next_post_at = models.DateTimeField(null=True, blank=True)
+    outcome_post_attempts = models.PositiveIntegerField(default=0)
+    outcome_post_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["status", "started_at"], name="build_status_started")]
+        indexes = [
+            models.Index(fields=["status", "started_at"], name="build_status_started"),
+            # What the recovery sweep looks for: leases that may have run out, outcomes not yet accepted.
+            models.Index(
+                fields=["lease_expires_at"], name="build_leased", condition=models.Q(lease_expires_at__isnull=False)
+            ),
+            models.Index(
+                fields=["outcome_next_post_at"],
+                name="build_outcome_unposted",
+                condition=models.Q(outcome_next_post_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} #{self.attempt} for {self.tenant_id} ({self.status})"
+
+    @property
+    def logs_link(self) -> str:
+        """``logs_url`` if it is safe to render as a link (https): rows stored before that was checked on the
+        way in may hold anything an event carried."""
+        return self.logs_url if is_https_url(self.logs_url) else ""
 
 
 class HistoryKind(models.TextChoices):
@@ -228,7 +282,9 @@ class HistoryKind(models.TextChoices):
 
 
 class TenantHistory(models.Model):
-    """Append-only timeline of everything that happened to a tenant. Never updated, never deleted."""
+    """Append-only timeline of everything that happened to a tenant. Never deleted while the tenant exists
+    (a purge of the tenant exports it first); only the log tail of an old build entry is dropped
+    (BUILD_LOG_RETENTION_DAYS, tenants.services.retention)."""
 
     SYSTEM = "system"
 

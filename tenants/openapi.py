@@ -72,6 +72,7 @@ TIER_INPUT_EXAMPLE = {
     "name": "BASIC",
     "provision_project": "orchestrator-basic-provision",
     "deprovision_project": "orchestrator-basic-deprovision",
+    "allowed_builders": ["CODE_BUILD"],
     "description": "Shared infrastructure",
     "variables": [
         {"name": "EKS_CLUSTER_NAME", "value": "demo-eks", "type": "PLAINTEXT"},

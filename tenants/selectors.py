@@ -1,12 +1,13 @@
 """Reads for the tenant lifecycle."""
 
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from orchestrator.errors import NotFoundError
-from tenants.models import Build, Tenant, Tier
+from tenants.models import Build, BuildPurpose, Tenant, Tier
 
 
 def tier_project_names() -> set[str]:
@@ -20,6 +21,11 @@ def tier_project_names() -> set[str]:
 def tier_get(*, name: str) -> Tier | None:
     """The tier and its variables (one query each), or None."""
     return Tier.objects.filter(name=name).prefetch_related("variables").first()
+
+
+def tier_builders_get(*, name: str) -> Tier | None:
+    """The tier with only its name and allowed builders (what an event's builder is checked against), or None."""
+    return Tier.objects.filter(name=name).only("name", "allowed_builders").first()
 
 
 # --- Staff portal and API reads ------------------------------------------------------------------
@@ -63,6 +69,13 @@ def tenant_get(*, pk: str) -> Tenant:
     return tenant
 
 
+def tenant_get_by_id_or_key(*, id_or_key: str) -> Tenant:
+    tenant = Tenant.objects.filter(Q(pk=id_or_key) | Q(key=id_or_key)).first()
+    if tenant is None:
+        raise NotFoundError(f"No tenant with id or key {id_or_key!r}.")
+    return tenant
+
+
 def tier_list() -> QuerySet[Tier]:
     return Tier.objects.order_by("name").prefetch_related("variables")
 
@@ -91,3 +104,15 @@ def build_get(*, pk: int) -> Build:
     if build is None:
         raise NotFoundError("No such build.")
     return build
+
+
+def tenant_provisioning_requested_at(*, tenant: Tenant) -> datetime:
+    """When the tenant's provisioning was asked for: the event of its first provisioning build was received
+    (its row's creation if no event started one, e.g. a build started by staff)."""
+    received = (
+        Build.objects.filter(tenant=tenant, purpose=BuildPurpose.PROVISION, event__isnull=False)
+        .order_by("started_at", "pk")
+        .values_list("event__received_at", flat=True)
+        .first()
+    )
+    return received or tenant.created_at

@@ -1,8 +1,8 @@
 """Input and output serializers of the tenants API (edges only: no rules here).
 
-Output never carries a secret: the tenant document and builder config are redacted, build environments
-are stored masked, and plaintext tier variables with secret-like names are masked (``********`` sent back
-in an update means "keep the current value").
+Output never carries a secret: the tenant document, plan, builder and app configs are redacted (also
+inside strings that hold JSON), build environments are stored masked, and plaintext tier variables with
+secret-like names are masked (``********`` sent back in an update means "keep the current value").
 """
 
 from typing import Any
@@ -10,9 +10,10 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from orchestrator.redaction import MASK, is_secret_key, redact
+from orchestrator.redaction import MASK, redact
 from tenants.models import (
     Build,
+    BuilderType,
     BuildPurpose,
     BuildStatus,
     Tenant,
@@ -21,6 +22,7 @@ from tenants.models import (
     TierVariable,
     VariableType,
 )
+from tenants.services.environment import is_plaintext_secret
 
 # --- Tenants ----------------------------------------------------------------------------------------
 
@@ -75,9 +77,9 @@ class TenantSerializer(serializers.ModelSerializer):
 
 class TenantDetailSerializer(TenantSerializer):
     document = serializers.SerializerMethodField(help_text="The tenant document, secrets masked.")
-    plan = serializers.JSONField(read_only=True)
+    plan = serializers.SerializerMethodField(help_text="The plan config, secrets masked.")
     builder_config = serializers.SerializerMethodField(help_text="Builder type and config, secrets masked.")
-    app_config = serializers.JSONField(read_only=True)
+    app_config = serializers.SerializerMethodField(help_text="The app config, secrets masked.")
 
     class Meta(TenantSerializer.Meta):
         fields = [*TenantSerializer.Meta.fields, "document", "plan", "builder_config", "app_config"]
@@ -86,8 +88,14 @@ class TenantDetailSerializer(TenantSerializer):
     def get_document(self, tenant: Tenant) -> dict[str, Any]:
         return redact(tenant.document)
 
+    def get_plan(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.plan)
+
     def get_builder_config(self, tenant: Tenant) -> dict[str, Any]:
         return redact(tenant.builder_config)
+
+    def get_app_config(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.app_config)
 
 
 class TenantActionResultSerializer(serializers.Serializer):
@@ -120,12 +128,17 @@ class TierVariableSerializer(serializers.Serializer):
 
     def to_representation(self, variable: Any) -> dict[str, Any]:
         data = super().to_representation(variable)
-        if data["type"] == VariableType.PLAINTEXT and is_secret_key(data["name"]) and data["value"]:
+        if is_plaintext_secret(name=data["name"], value=data["value"], type=data["type"]):
             data["value"] = MASK
         return data
 
 
 class TierSerializer(serializers.ModelSerializer):
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        read_only=True,
+        help_text="Builders an event may choose for this tier (builderConfig.type).",
+    )
     variables = TierVariableSerializer(many=True, read_only=True)
     in_sync = serializers.SerializerMethodField(help_text="DynamoDB holds the current version.")
 
@@ -136,6 +149,7 @@ class TierSerializer(serializers.ModelSerializer):
             "name",
             "provision_project",
             "deprovision_project",
+            "allowed_builders",
             "description",
             "variables",
             "version",
@@ -158,6 +172,13 @@ class TierInputSerializer(serializers.Serializer):
     )
     provision_project = serializers.CharField(max_length=255)
     deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    allowed_builders = serializers.ListField(
+        child=serializers.ChoiceField(choices=BuilderType.choices),
+        required=False,
+        allow_empty=False,
+        help_text="Builders an event may choose for this tier (builderConfig.type); when sent, replaces the "
+        "current list (a new tier: CODE_BUILD only). LOCAL needs its projects in LOCAL_BUILD_COMMANDS.",
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="")
     variables = TierVariableSerializer(
         many=True,
@@ -208,8 +229,11 @@ class BuildSerializer(serializers.ModelSerializer):
 
 
 class BuildDetailSerializer(BuildSerializer):
-    environment = serializers.JSONField(read_only=True, help_text="Variables sent, secrets masked.")
+    environment = serializers.SerializerMethodField(help_text="Variables sent, secrets masked.")
 
     class Meta(BuildSerializer.Meta):
         fields = [*BuildSerializer.Meta.fields, "environment"]
         read_only_fields = fields
+
+    def get_environment(self, build: Build) -> list[dict[str, str]]:
+        return redact(build.environment)  # stored masked; rows from before JSON strings were masked too

@@ -1,7 +1,8 @@
 """Celery tasks for the tenant lifecycle: ids in, one service call, retries declared.
 
 Event handling itself runs in the events app's task (``events`` → ``tenants.event_handlers``); these are
-the lifecycle's own background jobs: the DynamoDB mirror, the build poller and the LOCAL runner.
+the lifecycle's own background jobs: the DynamoDB mirror, build starts, the build poller and recovery, and
+the LOCAL runner.
 """
 
 from django.conf import settings
@@ -45,14 +46,40 @@ def poll_builds() -> dict[str, int]:
     return builds_poll()
 
 
+@lifecycle_task(name="tenants.start_build")
+def start_build(*, build_pk: int) -> str:
+    """Hand a recorded build to its builder (a backend that does not answer is retried by the recovery,
+    with the same idempotency token)."""
+    from tenants.services.builds import build_start
+
+    return build_start(build_pk=build_pk).status
+
+
+@lifecycle_task(name="tenants.recover_builds")
+def recover_builds() -> dict[str, int]:
+    """Beat: start recorded builds that never started, run again LOCAL builds whose runner was lost, post
+    again LOCAL outcomes the intake has not accepted."""
+    from tenants.services.recovery import builds_recover
+
+    return builds_recover()
+
+
 @lifecycle_task(
     name="tenants.run_local_build",
     queue=settings.LOCAL_BUILD_QUEUE,
     retry=Retry(on=(BuildUnavailable,), max_retries=5, backoff=2),
 )
 def run_local_build(*, build_pk: int) -> str:
-    """Run one LOCAL build's command and report its outcome through the intake (claims the build first,
-    so a redelivered message never runs the command twice)."""
+    """Run one LOCAL build's command under a lease and report its outcome through the intake (a message
+    delivered again while the lease is live skips the build)."""
     from tenants.services.local_builds import local_build_run
 
     return local_build_run(build_pk=build_pk)
+
+
+@lifecycle_task(name="tenants.post_build_outcome")
+def post_build_outcome(*, build_pk: int) -> str:
+    """Post a LOCAL build's stored outcome to the intake again (handed out by the recovery)."""
+    from tenants.services.local_runs import local_build_outcome_deliver
+
+    return local_build_outcome_deliver(build_pk=build_pk)

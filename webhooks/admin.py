@@ -13,13 +13,13 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from orchestrator.admin_helpers import ServiceWritesAdmin, form_errors_add, pretty_json
+from orchestrator.admin_helpers import ServiceWritesAdmin, form_errors_add, pretty_json, secret_once_page
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact
 from webhooks import circuit
+from webhooks.delivery import request_headers_masked
 from webhooks.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -42,6 +42,14 @@ from webhooks.services.endpoints import (
 from webhooks.services.retry import delivery_retry
 
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
+ENDPOINT_STATE_FIELDS = (
+    "secret_status",
+    "circuit_status",
+    "disabled_reason",
+    "disabled_at",
+    "created_at",
+    "updated_at",
+)
 # Deliveries a staff retry can send again now (``delivery_retry`` explains a refusal for the others).
 RETRYABLE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliveryStatus.CANCELLED)
 
@@ -58,8 +66,28 @@ def delivery_retry_reported(model_admin: admin.ModelAdmin, request: HttpRequest,
     model_admin.message_user(request, f"{label}: {result.message}.", level)
 
 
+class MaskedHeadersField(forms.JSONField):
+    """Custom headers as a JSON object whose values are shown masked (they are write-only); a value left
+    masked keeps the stored one (``endpoint_update``)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return super().prepare_value(masked_headers(value) if isinstance(value, dict) else value)
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            headers = super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("A JSON object of header names to string values.") from None
+        return {} if headers is None else headers
+
+
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2048, assume_scheme="https")
+    custom_headers = MaskedHeadersField(
+        required=False,
+        help_text='A JSON object, e.g. {"Authorization": "Bearer ..."}. Values are write-only: shown as '
+        "********, and a value left as ******** keeps the stored one.",
+    )
     events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
     new_secret = forms.CharField(
         required=False,
@@ -110,12 +138,21 @@ class WebhookEndpointAdmin(ServiceWritesAdmin):
     )
     list_filter = ("is_active", "signing_scheme")
     search_fields = ("url", "description")
-    readonly_fields = ("secret_status", "circuit_status", "disabled_reason", "disabled_at", "created_at", "updated_at")
+    readonly_fields = (*ENDPOINT_STATE_FIELDS, "custom_headers_masked")
     actions = ["rotate_secrets", "close_circuits"]
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
-        fields = [*ENDPOINT_FIELDS, "new_secret"]
-        return fields + (list(self.readonly_fields) if obj else [])
+        if obj is None:
+            return [*ENDPOINT_FIELDS, "new_secret"]
+        if not self.has_change_permission(request, obj):
+            # Shown read-only: the model field would be rendered as stored (opened), so a masked copy instead.
+            shown = ["custom_headers_masked" if name == "custom_headers" else name for name in ENDPOINT_FIELDS]
+            return [*shown, *ENDPOINT_STATE_FIELDS]
+        return [*ENDPOINT_FIELDS, "new_secret", *ENDPOINT_STATE_FIELDS]
+
+    @admin.display(description="Custom headers")
+    def custom_headers_masked(self, endpoint: WebhookEndpoint) -> str:
+        return pretty_json(masked_headers(endpoint.custom_headers))
 
     @admin.display(description="Events")
     def events_display(self, endpoint: WebhookEndpoint) -> str:
@@ -174,16 +211,14 @@ class WebhookEndpointAdmin(ServiceWritesAdmin):
         return super().response_add(request, obj, post_url_continue)
 
     def _secrets_page(self, request: HttpRequest, secrets: list[dict], *, title: str) -> HttpResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "secrets": secrets,
-            "grace_hours": round(settings.WEBHOOK_SECRET_GRACE_SECONDS / 3600, 1),
-        }
-        response = TemplateResponse(request, "admin/webhooks/webhookendpoint/secret_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_once_page(
+            self,
+            request,
+            "admin/webhooks/webhookendpoint/secret_once.html",
+            title=title,
+            secrets=secrets,
+            grace_hours=round(settings.WEBHOOK_SECRET_GRACE_SECONDS / 3600, 1),
+        )
 
     @admin.action(description="Rotate the signing secret of selected endpoints", permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> HttpResponse | None:
@@ -218,7 +253,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
     @admin.display(description="Request headers")
     def headers_display(self, attempt: DeliveryAttempt) -> str:
-        return pretty_json(masked_headers(attempt.request_headers))
+        return pretty_json(request_headers_masked(attempt.request_headers))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -3,14 +3,16 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import BasePermission, DjangoModelPermissions, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
+from orchestrator.permissions import StaffModelPermissions, action_permission
+from orchestrator.staff import PERM_RETRY_DELIVERY
 from webhooks import openapi
+from webhooks.models import WebhookDelivery
 from webhooks.selectors import delivery_get, delivery_list, endpoint_get, endpoint_list
 from webhooks.serializers import (
     DeliveryFilterSerializer,
@@ -36,20 +38,8 @@ AUTH_ERRORS = {
 }
 
 
-class CanRetryDeliveries(BasePermission):
-    message = "You need the webhooks.retry_webhookdelivery permission."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.has_perm("webhooks.retry_webhookdelivery"))
-
-
-class _EndpointPermissions(DjangoModelPermissions):
-    # GET needs the view permission too (DRF's default lets any authenticated user read).
-    perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
-
-
 class EndpointCollectionApi(GenericAPIView):
-    permission_classes = [IsAdminUser, _EndpointPermissions]
+    permission_classes = [StaffModelPermissions]
     serializer_class = WebhookEndpointSerializer
     queryset = endpoint_list()
 
@@ -87,7 +77,7 @@ class EndpointCollectionApi(GenericAPIView):
 
 
 class EndpointDetailApi(GenericAPIView):
-    permission_classes = [IsAdminUser, _EndpointPermissions]
+    permission_classes = [StaffModelPermissions]
     serializer_class = WebhookEndpointSerializer
     queryset = endpoint_list()
 
@@ -136,7 +126,7 @@ class EndpointDetailApi(GenericAPIView):
 
 
 class EndpointRotateSecretApi(GenericAPIView):
-    permission_classes = [IsAdminUser, _EndpointPermissions]
+    permission_classes = [StaffModelPermissions]
     serializer_class = RotateSecretInputSerializer
     queryset = endpoint_list()
 
@@ -171,7 +161,9 @@ class EndpointRotateSecretApi(GenericAPIView):
 
 
 class DeliveryCollectionApi(GenericAPIView):
+    permission_classes = [StaffModelPermissions]
     serializer_class = WebhookDeliverySerializer
+    queryset = WebhookDelivery.objects.none()  # the model whose permissions StaffModelPermissions checks
 
     @extend_schema(
         operation_id="webhook_deliveries_list",
@@ -188,6 +180,9 @@ class DeliveryCollectionApi(GenericAPIView):
 
 
 class DeliveryDetailApi(APIView):
+    permission_classes = [StaffModelPermissions]
+    queryset = WebhookDelivery.objects.none()
+
     @extend_schema(
         operation_id="webhook_deliveries_retrieve",
         examples=openapi.DELIVERY_DETAIL,
@@ -201,7 +196,7 @@ class DeliveryDetailApi(APIView):
 
 
 class DeliveryRetryApi(APIView):
-    permission_classes = [IsAdminUser, CanRetryDeliveries]
+    permission_classes = [action_permission(PERM_RETRY_DELIVERY)]
 
     @extend_schema(
         operation_id="webhook_deliveries_retry",

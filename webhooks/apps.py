@@ -6,4 +6,8 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from webhooks import event_handlers, receivers  # noqa: F401
+        from orchestrator.retention import retention_rule_register
+        from webhooks import event_handlers, metrics, receivers  # noqa: F401
+        from webhooks.retention import RULE
+
+        retention_rule_register(RULE)

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from orchestrator.http import OutboundError, OutboundRefused, OutboundResponse
-from orchestrator.redaction import MASK, is_secret_key, redact_text
+from orchestrator.redaction import MASK, redact_text
+from webhooks.headers import custom_headers_unsendable
 from webhooks.models import SigningScheme, WebhookDelivery
 from webhooks.signing import headers_merge, original_headers, standard_headers
 
@@ -25,7 +26,21 @@ USER_AGENT = "orchestrator-webhooks/1.0"
 # Answers worth another try (plus every 5xx and every network error or timeout).
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 GONE = 410
-MASKED_HEADERS = frozenset({"x-signature", "webhook-signature", "authorization", "cookie"})
+# Request headers the engine sets whose values are no secret. Every other value an attempt stores or
+# shows is masked: the signatures, and an endpoint's custom headers (credentials under any name).
+PUBLIC_REQUEST_HEADERS = frozenset(
+    {"content-type", "user-agent", "bypass-tunnel-reminder", "webhook-id", "webhook-timestamp", "x-timestamp"}
+)
+
+
+def request_headers_masked(
+    headers: Mapping[str, Any] | None, *, public: frozenset[str] = PUBLIC_REQUEST_HEADERS
+) -> dict:
+    """Request headers for people to read: values masked but those of ``public`` names (lower case)."""
+    return {
+        name: value if str(name).lower() in public or value in (None, "") else MASK
+        for name, value in (headers or {}).items()
+    }
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -38,13 +53,13 @@ class SignedRequest:
     url: str
     body: bytes
     headers: dict[str, str]
+    # Names whose value the engine itself set (not a custom header's): those of them that are public are
+    # shown on the attempt.
+    engine_headers: frozenset[str] = frozenset()
 
     def headers_for_display(self) -> dict[str, str]:
-        """Headers as stored on the attempt: signatures and secret-named custom headers masked."""
-        return {
-            name: MASK if name in MASKED_HEADERS or is_secret_key(name) else value
-            for name, value in self.headers.items()
-        }
+        """Headers as stored on the attempt: signatures and every custom header's value masked."""
+        return request_headers_masked(self.headers, public=PUBLIC_REQUEST_HEADERS & self.engine_headers)
 
 
 def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> SignedRequest:
@@ -56,6 +71,8 @@ def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> 
     if delivery.endpoint_id is not None:
         endpoint = delivery.endpoint
         custom = endpoint.custom_headers or {}
+        if unsendable := custom_headers_unsendable(custom):  # saved before headers were checked
+            raise OutboundRefused(f"custom header {unsendable}")
         scheme = endpoint.signing_scheme
         secrets = endpoint.signing_secrets(now=now)
     else:
@@ -75,7 +92,10 @@ def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> 
             body=body, secret=secrets[0], timestamp_ms=int(now.timestamp() * 1000), context=context
         )
     return SignedRequest(
-        url=delivery.url, body=body, headers=headers_merge(custom=custom, base=base, signature=signature)
+        url=delivery.url,
+        body=body,
+        headers=headers_merge(custom=custom, base=base, signature=signature),
+        engine_headers=frozenset(base) | frozenset(signature),
     )
 
 

@@ -1,7 +1,8 @@
 """Webhook endpoints, deployment chains, deliveries and their attempts.
 
 Secrets (endpoint secrets, the build's callback secret and context, request bodies that carry client
-secrets) are stored Fernet-encrypted (``EncryptedSecretField``) and read back as masked ``SecretValue``s.
+secrets) are stored Fernet-encrypted (``EncryptedSecretField``) and read back as masked ``SecretValue``s;
+endpoints' custom header values are sealed (``SealedValuesJSONField``).
 """
 
 import uuid
@@ -12,6 +13,7 @@ from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 from django.utils import timezone
 
+from orchestrator.sealing import SealedValuesJSONField
 from webhooks.secrets import SecretValue, secret_decrypt, secret_encrypt
 
 
@@ -76,8 +78,10 @@ class WebhookEndpoint(models.Model):
     previous_secret = EncryptedSecretField()
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
-    custom_headers = models.JSONField(
-        default=dict, blank=True, help_text="Sent with every call; cannot override signatures."
+    # Every value sealed in the database: custom headers exist to carry credentials (Authorization,
+    # X-Api-Key, vendor names no rule can guess). Masked in every staff view; sent in plain.
+    custom_headers = SealedValuesJSONField(
+        default=dict, blank=True, help_text="Sent with every call; cannot override signatures. Values are write-only."
     )
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=255, blank=True)

@@ -13,7 +13,7 @@ ENDPOINT = {
     "is_active": True,
     "disabled_reason": "",
     "disabled_at": None,
-    "custom_headers": {"x-team": "billing", "authorization": "********"},
+    "custom_headers": {"x-team": "********", "authorization": "********"},
     "secret_rotated_at": None,
     "has_previous_secret": False,
     "previous_secret_expires_at": None,

@@ -1,4 +1,5 @@
-"""Signal receivers: tenant status changes that notify the control plane and subscribers.
+"""Signal receivers: tenant status changes that notify the control plane and subscribers; a tenant's
+deliveries in its exported record and in its purge (``webhooks.retention``).
 
 ``tenant_status_changed`` is sent inside the transaction that changed the status: deliveries are written
 in that same transaction (they exist exactly when the change does) and their tasks are enqueued after
@@ -12,6 +13,7 @@ commit. A failure here is logged and never undoes the status change (a savepoint
 """
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
@@ -20,8 +22,15 @@ from django.dispatch import receiver
 from events.catalogue import DetailType
 from events.models import ReceivedEvent
 from tenants.models import Build, Tenant, TenantStatus
-from tenants.signals import TenantStatusChange, TransitionCause, tenant_status_changed
+from tenants.signals import (
+    TenantStatusChange,
+    TransitionCause,
+    tenant_purging,
+    tenant_record_requested,
+    tenant_status_changed,
+)
 from webhooks.models import WebhookEventType
+from webhooks.retention import tenant_deliveries_purge, tenant_delivery_lines
 from webhooks.services.chain import CHAIN_SOURCE
 from webhooks.services.notify import control_plane_failure_notify, subscriber_data, subscribers_notify
 
@@ -100,3 +109,15 @@ def _notify(change: TenantStatusChange) -> None:
             dedupe_prefix=prefix,
             data=subscriber_data(tenant=tenant, reason=reason),
         )
+
+
+@receiver(tenant_record_requested, dispatch_uid="webhooks-tenant-record")
+def tenant_record_add_deliveries(sender: Any, tenant: Tenant, **kwargs: Any) -> Iterator[str]:
+    """The tenant's deployments, deliveries and attempts go into its exported record."""
+    return tenant_delivery_lines(tenant_id=tenant.pk)
+
+
+@receiver(tenant_purging, dispatch_uid="webhooks-tenant-purge")
+def tenant_purge_deliveries(sender: Any, tenant: Tenant, **kwargs: Any) -> int:
+    """A purged tenant's deliveries and deployments go first (they would cascade from it)."""
+    return tenant_deliveries_purge(tenant_id=tenant.pk)

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -97,7 +98,8 @@ def sent_in_groups(flights: list[InFlight]) -> Iterator[list[Sent]]:
     if len(flights) == 1:  # nothing to overlap: no hand-off to another thread
         yield [send(flights[0])]
         return
-    pending: set[Future[Sent]] = {senders.pool().submit(send, flight) for flight in flights}
+    # Each request runs in the caller's context (its trace), not the sender thread's.
+    pending: set[Future[Sent]] = {senders.pool().submit(copy_context().run, send, flight) for flight in flights}
     while pending:
         done, pending = wait(pending, timeout=GATHER_SECONDS, return_when=ALL_COMPLETED)
         if not done:  # only slow receivers left: wake up for the next answer, not on a timer

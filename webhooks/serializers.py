@@ -9,8 +9,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orchestrator.redaction import MASK, is_secret_key, redact
+from orchestrator.redaction import MASK, redact
 from webhooks.circuit import circuit_state
+from webhooks.delivery import request_headers_masked
 from webhooks.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -23,11 +24,14 @@ from webhooks.models import (
 
 
 def masked_headers(headers: dict[str, Any] | None) -> dict[str, str]:
-    return {name: MASK if is_secret_key(str(name)) else str(value) for name, value in (headers or {}).items()}
+    """An endpoint's custom headers as every staff view shows them: names, every value masked (write-only)."""
+    return {name: MASK if value not in (None, "") else "" for name, value in (headers or {}).items()}
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    custom_headers = serializers.SerializerMethodField(help_text="Header values with secret-like names are masked.")
+    custom_headers = serializers.SerializerMethodField(
+        help_text="Header names; every value is masked (write-only: sending ******** back keeps the stored value)."
+    )
     has_previous_secret = serializers.SerializerMethodField(
         help_text="True while a rotated-out secret still signs (grace period)."
     )
@@ -105,7 +109,11 @@ class WebhookEndpointUpdateSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=WebhookEventType.choices), min_length=1, required=False
     )
     signing_scheme = serializers.ChoiceField(choices=SigningScheme.choices, required=False)
-    custom_headers = serializers.DictField(child=serializers.CharField(max_length=1024), required=False)
+    custom_headers = serializers.DictField(
+        child=serializers.CharField(max_length=1024),
+        required=False,
+        help_text="Replaces the custom headers; a value sent as ******** (as answers show it) keeps the stored one.",
+    )
     is_active = serializers.BooleanField(required=False)
 
 
@@ -124,6 +132,10 @@ class RotateSecretInputSerializer(serializers.Serializer):
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    request_headers = serializers.SerializerMethodField(
+        help_text="Headers sent; signatures and custom header values masked."
+    )
+
     class Meta:
         model = DeliveryAttempt
         fields = [
@@ -140,6 +152,9 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
             "request_headers",
         ]
         read_only_fields = fields
+
+    def get_request_headers(self, attempt: DeliveryAttempt) -> dict[str, str]:
+        return request_headers_masked(attempt.request_headers)
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

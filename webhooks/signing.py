@@ -23,8 +23,22 @@ from standardwebhooks.webhooks import Webhook
 ORIGINAL_SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
 STANDARD_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 SIGNATURE_HEADERS = frozenset(ORIGINAL_SIGNATURE_HEADERS + STANDARD_SIGNATURE_HEADERS)
-# Headers the engine sets itself; custom headers cannot replace these either.
-RESERVED_HEADERS = SIGNATURE_HEADERS | {"content-type", "content-length", "host", "transfer-encoding", "connection"}
+# Headers the engine sets itself, and those that belong to the connection (hop-by-hop, RFC 9110 7.6.1):
+# custom headers cannot replace these either.
+RESERVED_HEADERS = SIGNATURE_HEADERS | {
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+}
 
 
 def original_signature(*, body: bytes, secret: str, timestamp_ms: int, context: str | None = None) -> str:

@@ -39,6 +39,9 @@ from typing import Any
 
 DEFAULT_TOLERANCE_SECONDS = 300
 STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+# Epoch seconds or milliseconds have 10 to 13 digits for centuries; a longer "timestamp" is garbage, and
+# int() of thousands of digits raises ValueError (Python's digit limit) instead of being refused cleanly.
+MAX_TIMESTAMP_DIGITS = 20
 
 
 class VerificationError(Exception):
@@ -71,6 +74,15 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(name).lower(): str(value) for name, value in headers.items()}
 
 
+def _parse_timestamp(value: str, *, header: str, unit: str) -> int:
+    """The header's value as an integer, or ``VerificationError``: ASCII digits only (``str.isdigit`` also
+    accepts "²", which ``int`` then refuses with a ``ValueError``, and other scripts' digits), no sign, no
+    fraction, no exponent."""
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_TIMESTAMP_DIGITS):
+        raise VerificationError(f"{header} must be epoch {unit}")
+    return int(value)
+
+
 def _check_time(sent_at_seconds: float, tolerance: float, now: float | None) -> None:
     now = time.time() if now is None else now
     if sent_at_seconds < now - tolerance:
@@ -100,9 +112,8 @@ def verify_original(
     signature = lowered.get("x-signature", "").strip().lower()
     if not timestamp or not signature:
         raise VerificationError("missing x-timestamp or x-signature")
-    if not timestamp.isdigit():
-        raise VerificationError("x-timestamp must be epoch milliseconds")
-    _check_time(int(timestamp) / 1000, tolerance, now)
+    sent_at_ms = _parse_timestamp(timestamp, header="x-timestamp", unit="milliseconds")
+    _check_time(sent_at_ms / 1000, tolerance, now)
     message = body + (context.encode() if context is not None else b"") + timestamp.encode()
     expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), signature.encode()):
@@ -147,9 +158,7 @@ def verify_standard(
     signature_header = lowered.get("webhook-signature", "")
     if not msg_id or not timestamp or not signature_header:
         raise VerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not timestamp.isdigit():
-        raise VerificationError("webhook-timestamp must be epoch seconds")
-    _check_time(int(timestamp), tolerance, now)
+    _check_time(_parse_timestamp(timestamp, header="webhook-timestamp", unit="seconds"), tolerance, now)
     signed = f"{msg_id}.{timestamp}.".encode() + body
     expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
     matched = False

@@ -15,10 +15,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from events import registry
+from events import dialects, registry
 from events.catalogue import DETAIL_SCHEMAS, DetailType, tenant_id_of
 from events.detail_validation import CompiledSchema, compile_schema
 from orchestrator.errors import ApplicationError, flatten_errors
+from orchestrator.parsers import json_depth_check, json_too_deep
 
 ACCOUNT = re.compile(r"^\d{12}$")
 MAX_LENGTHS = {"id": 256, "source": 256, "region": 64, "version": 32, "detail-type": 128}
@@ -47,8 +48,8 @@ def invalid(fields: dict[str, list[str]], message: str = "The event is invalid."
 
 
 def supported_detail_types() -> list[str]:
-    """The catalogue plus anything an app registered beyond it."""
-    return sorted(set(DetailType.ALL) | set(registry.supported()))
+    """The catalogue plus anything an app registered beyond it, less the requests of dialects that are off."""
+    return sorted((set(DetailType.ALL) | set(registry.supported())) - dialects.refused_detail_types())
 
 
 def _reject_constant(value: str) -> None:
@@ -82,15 +83,19 @@ def _check_storable(value: Any, path: str = "") -> None:
 
 
 def body_parse(raw: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN/Infinity, finite numbers); 400 otherwise."""
+    """Parse a request body as strict JSON (no NaN/Infinity, finite numbers) nested at most
+    ``JSON_MAX_DEPTH`` levels; 400 otherwise."""
     try:
         text = raw.decode("utf-8")
         data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+    except RecursionError:
+        raise json_too_deep("body") from None
+    except (UnicodeDecodeError, ValueError) as error:
         reason = "The body is not valid UTF-8 JSON."
         if isinstance(error, json.JSONDecodeError):
             reason = f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
         raise ApplicationError(reason, code="malformed_json") from None
+    json_depth_check(data, raw=raw)
     if "\\u" in text:  # only a \u escape can put NUL or a lone surrogate in a string of valid UTF-8 JSON
         _check_storable(data)
     return data

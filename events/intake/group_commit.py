@@ -33,6 +33,7 @@ from events.dispatch import events_dispatch
 from events.intake.envelope import Envelope
 from events.intake.store import events_store
 from orchestrator.errors import ApplicationError
+from orchestrator.telemetry import trace_carrier
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class _Submission:
     done: _Signal = field(default_factory=_Signal)
     pk: int | None = None
     error: BaseException | None = None
+    trace: dict[str, str] | None = field(default_factory=trace_carrier)  # the request's trace, if traced
 
 
 @dataclass
@@ -129,6 +131,7 @@ class GroupCommitWriter:
         os.register_at_fork(after_in_child=self._forget_threads)
         self._queue: queue.SimpleQueue[_Submission | _CloseConnections] = queue.SimpleQueue()
         self._committed: queue.SimpleQueue[list[int] | _CloseConnections] = queue.SimpleQueue()
+        self._traces: dict[int, dict[str, str]] = {}  # committed, not yet dispatched: event pk -> its request's trace
 
     def store(self, envelope: Envelope) -> int | None:
         """Store the event with the next batch; its pk, or None when its id was already stored."""
@@ -166,6 +169,7 @@ class GroupCommitWriter:
         """A forked child (a gunicorn worker) has none of its parent's threads: it starts its own."""
         self._lock = threading.Lock()
         self._started = False
+        self._traces = {}
         _writer_db.forget()
 
     def _write_forever(self) -> None:
@@ -193,8 +197,9 @@ class GroupCommitWriter:
                 chunks += later
             pks = [pk for chunk in chunks for pk in chunk]
             if pks:
+                traces = {pk: self._traces.pop(pk) for pk in pks if pk in self._traces}
                 try:
-                    events_dispatch(pks, from_intake=True)
+                    events_dispatch(pks, from_intake=True, trace_parents=traces)
                 except Exception:  # the rows are committed: the sweeper dispatches them later
                     logger.exception("dispatching accepted events failed")
                 last_dispatch = time.monotonic()
@@ -224,6 +229,8 @@ class GroupCommitWriter:
             return [pk for submission in batch for pk in self._write([submission])]
         for submission, pk in zip(batch, pks, strict=True):
             submission.pk = pk
+            if submission.trace and pk is not None:
+                self._traces[pk] = submission.trace
             submission.done.set()
         return [pk for pk in pks if pk is not None]
 

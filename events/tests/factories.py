@@ -12,14 +12,16 @@ from orchestrator.tests.factories import StaffFactory
 
 
 class OperatorFactory(StaffFactory):
-    """Staff allowed to replay events (what the "Operators" group grants)."""
+    """Staff allowed to read and replay events (what the "Operators" group grants)."""
 
     @factory.post_generation
-    def replay_permission(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def event_permissions(self, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
             from django.contrib.auth.models import Permission
 
-            self.user_permissions.add(Permission.objects.get(codename="replay_receivedevent"))
+            self.user_permissions.add(
+                *Permission.objects.filter(codename__in=["view_receivedevent", "replay_receivedevent"])
+            )
 
 
 class ReceivedEventFactory(factory.django.DjangoModelFactory):

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
+from events.samples import sample_envelope
 from events.services import event_process
 
 from .factories import OutboxEventFactory, ReceivedEventFactory
@@ -107,3 +108,19 @@ def test_outbox_admin_is_read_only(admin_client):
     assert "outbox-secret-value" not in page.content.decode()
     assert admin_client.get(reverse("admin:events_outboxevent_add")).status_code == 403
     assert OutboxEvent.objects.count() == 1
+
+
+def test_an_event_nested_hundreds_of_levels_deep_still_shows(admin_client):
+    # Given an event stored before the intake capped nesting (450 levels under its detail)
+    deep = {"leaf": "bottom", "secret": "deep-secret"}
+    for _ in range(450):
+        deep = {"a": deep}
+    envelope = {**sample_envelope(DetailType.TENANT_DEPROVISIONING), "nested": deep}
+    event = ReceivedEventFactory(envelope=envelope, detail={**envelope["detail"], "nested": deep})
+
+    # When staff open it, then it shows, cut where it is too deep to print, its secret masked
+    page = admin_client.get(reverse("admin:events_receivedevent_change", args=[event.pk]))
+
+    assert page.status_code == 200
+    assert "nested deeper than 100 levels" in page.content.decode()
+    assert "deep-secret" not in page.content.decode()

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, ReceivedEvent
 from events.services import event_process
-from orchestrator.tests.factories import StaffFactory, UserFactory
+from orchestrator.tests.factories import UserFactory
 
 from .factories import OperatorFactory, ReceivedEventFactory
 
@@ -136,7 +136,7 @@ def test_staff_only(method):
 
 
 def test_drf_token_authentication_works():
-    token = Token.objects.create(user=StaffFactory())
+    token = Token.objects.create(user=OperatorFactory())
     client = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
 
     assert client.get("/api/events/").status_code == 200

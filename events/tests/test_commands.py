@@ -56,3 +56,16 @@ def test_provisioning_sample_is_a_new_local_tenant_each_time(live_server, record
     override_tenant = events[0].detail["builderConfig"]["config"]["environmentOverride"]["tenant"]
     assert f'"id":"{tenants[0]["id"]}"' in override_tenant
     assert "/admin/tenants/tenant/" in capsys.readouterr().out
+
+
+def test_the_sbt_onboarding_sample_is_a_new_registration_each_time(live_server, recorder, settings):
+    settings.EVENT_DIALECTS = ["original", "sbt"]
+    url = f"{live_server.url}/api/events/"
+
+    call_command("send_sample_event", "sbt_aws_onboardingRequest", "--url", url)
+    call_command("send_sample_event", "sbt_aws_onboardingRequest", "--url", url)
+
+    details = [event.detail for event in ReceivedEvent.objects.order_by("id")]
+    assert [detail["tier"] for detail in details] == ["basic", "basic"]
+    assert details[0]["tenantId"] != details[1]["tenantId"]
+    assert details[0]["tenantRegistrationId"] != details[1]["tenantRegistrationId"]

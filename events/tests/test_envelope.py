@@ -177,3 +177,28 @@ def test_original_path_accepts_a_matching_event(intake, sample, recorder, django
     assert response.status_code == 202, response.content
     assert response.json() == {"id": body["id"], "status": "accepted"}
     assert recorder.count() == 1
+
+
+def nested_body(sample, levels: int) -> bytes:
+    """A valid TENANT_DEPROVISIONING envelope (level 1, its detail level 2) whose ``detail.note`` adds
+    ``levels`` objects (written by hand: ``json.dumps`` itself recurses once per level)."""
+    body = sample(DetailType.TENANT_DEPROVISIONING)
+    body["detail"]["note"] = "__DEEP__"
+    return json.dumps(body).replace('"__DEEP__"', '{"a":' * levels + '"leaf"' + "}" * levels).encode()
+
+
+@pytest.mark.parametrize("levels", [63, 500, 900, 1_000, 10_000])
+def test_a_body_nested_deeper_than_the_limit_is_400_naming_where(intake, sample, recorder, levels):
+    error = assert_refused(intake(nested_body(sample, levels)), 400, code="json_too_deep")
+
+    field, reasons = next(iter(error["fields"].items()))
+    assert field in ("body", "detail.note" + ".a" * 62)  # the decoder's own limit, or the first container too deep
+    assert reasons == ["Nested deeper than 64 levels (JSON_MAX_DEPTH)."]
+
+
+def test_the_limit_is_a_setting_and_a_body_nested_exactly_to_it_is_accepted(intake, sample, recorder):
+    with override_settings(JSON_MAX_DEPTH=10):
+        assert_refused(intake(nested_body(sample, 9)), 400, field="detail.note" + ".a" * 8, code="json_too_deep")
+
+    assert intake(nested_body(sample, 62)).status_code == 202  # 64 levels with the envelope and the detail
+    assert ReceivedEvent.objects.get().detail["note"]["a"]["a"]["a"]

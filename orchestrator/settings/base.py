@@ -7,6 +7,7 @@ set variables that this module (or ``local``/``production``) reads, and a test c
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -15,6 +16,9 @@ env = environ.Env()
 
 # --- Core ---------------------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+# The local settings' default key. Production refuses it, like any key with Django's "django-insecure-"
+# prefix: the key that encrypts secrets at rest derives from SECRET_KEY.
+LOCAL_SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -33,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our own static files, no CDN
     "orchestrator",
     "events",
     "tenants",
@@ -40,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /orchestrator/live and /orchestrator/ready, answered before host checks and the HTTPS redirect.
+    "orchestrator.probes.ProbeMiddleware",
     "orchestrator.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -116,6 +123,9 @@ STORAGES = {
 # Serve admin assets straight from the apps in development, without collectstatic.
 WHITENOISE_USE_FINDERS = True
 
+# Seconds a round of /orchestrator/status dependency checks is reused by each web process (0: every call checks).
+STATUS_CACHE_SECONDS = env.float("STATUS_CACHE_SECONDS", default=5.0)
+
 # --- Redis / Celery -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -144,7 +154,14 @@ CELERY_TASK_PUBLISH_RETRY = False
 # this keeps Celery's Django fix-up from also closing them around every task.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {}
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat runs on every node: the schedule and a lock live in Redis (RedBeat, orchestrator/beat.py); the beat holding
+# the lock schedules, the others try to take it every loop interval and take over when the holder stops
+# extending it (it extends it on every tick).
+CELERY_BEAT_SCHEDULER = "orchestrator.beat.LockedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("BEAT_MAX_LOOP_INTERVAL_SECONDS", default=5)
+BEAT_LOCK_TIMEOUT_SECONDS = env.int("BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+BEAT_REDIS_URL = env("BEAT_REDIS_URL", default="")  # empty: the broker's Redis
+BEAT_KEY_PREFIX = env("BEAT_KEY_PREFIX", default="orchestrator:beat:")
 
 # --- AWS ----------------------------------------------------------------------------------------
 # Endpoints follow the AWS SDK convention: AWS_ENDPOINT_URL for all services, AWS_ENDPOINT_URL_<SERVICE>
@@ -160,6 +177,7 @@ AWS_SERVICE_ENDPOINT_URLS = {
         "sqs": "SQS",
         "iam": "IAM",
         "sts": "STS",
+        "s3": "S3",
     }.items()
 }
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=3.0)
@@ -222,6 +240,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "orchestrator.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "orchestrator.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [],
 }
 SPECTACULAR_SETTINGS = {
@@ -236,8 +259,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "BuildStatusEnum": "tenants.models.BuildStatus",
+        "BuilderTypeEnum": "tenants.models.BuilderType",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they
+    # work on a network without a CDN (templates/drf_spectacular/redoc.html drops ReDoc's web fonts too).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Events (intake, dispatch, publishing) ------------------------------------------------------
@@ -246,7 +275,27 @@ SPECTACULAR_SETTINGS = {
 INTAKE_API_KEY_HEADER = env("INTAKE_API_KEY_HEADER", default="x-api-key")
 INTAKE_API_KEYS = env.list("INTAKE_API_KEYS", default=[])
 INTAKE_BASIC_AUTH = env.list("INTAKE_BASIC_AUTH", default=[])
+# The schemes the intake accepts (events/authentication.py): api_key, basic, bearer_jwt (JWTs of an external
+# issuer, checked against its JWKS), oauth_client (tokens of our POST /oauth/token, clients in the admin).
+INTAKE_AUTH_SCHEMES = env.list("INTAKE_AUTH_SCHEMES", default=["api_key", "basic"])
+INTAKE_JWKS_URL = env("INTAKE_JWKS_URL", default="")
+INTAKE_JWT_ISSUER = env("INTAKE_JWT_ISSUER", default="")  # required with bearer_jwt (else every token is refused)
+INTAKE_JWT_AUDIENCE = env("INTAKE_JWT_AUDIENCE", default="")  # empty: not checked (Cognito access tokens carry none)
+INTAKE_JWT_ALGORITHMS = env.list("INTAKE_JWT_ALGORITHMS", default=["RS256"])  # asymmetric only
+INTAKE_JWT_LEEWAY_SECONDS = env.int("INTAKE_JWT_LEEWAY_SECONDS", default=30)  # clock skew allowed on exp/nbf/iat
+# The issuer's keys are cached this long; a token signed with a key not in the cache fetches them again, at
+# most once per INTAKE_JWKS_MIN_REFRESH_SECONDS (so forged key ids cannot make us hammer the issuer).
+INTAKE_JWKS_CACHE_SECONDS = env.int("INTAKE_JWKS_CACHE_SECONDS", default=300)
+INTAKE_JWKS_MIN_REFRESH_SECONDS = env.int("INTAKE_JWKS_MIN_REFRESH_SECONDS", default=30)
+INTAKE_JWKS_TIMEOUT_SECONDS = env.float("INTAKE_JWKS_TIMEOUT_SECONDS", default=5.0)
+# Our own token endpoint (oauth_client): lifetime of the tokens it issues, and how long a rotated-out client
+# secret still gets tokens (time to update the EventBridge connection).
+OAUTH_TOKEN_TTL_SECONDS = env.int("OAUTH_TOKEN_TTL_SECONDS", default=3600)
+OAUTH_CLIENT_SECRET_GRACE_SECONDS = env.int("OAUTH_CLIENT_SECRET_GRACE_SECONDS", default=86400)
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=256 * 1024)
+# JSON bodies (the intake and the staff API) nested deeper are answered 400 (orchestrator/parsers.py). Events
+# nest under ten levels; 64 is System.Text.Json's default limit, far below where recursive code would fail.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 # Group commit (events/intake/group_commit.py): events accepted at the same moment by one web process share one
 # INSERT and one COMMIT (at most this many); each request still answers only once its row is committed.
 INTAKE_GROUP_COMMIT = env.bool("INTAKE_GROUP_COMMIT", default=True)
@@ -279,6 +328,21 @@ EVENT_INTAKE_ROLE_ARN = env("EVENT_INTAKE_ROLE_ARN", default="")
 # Against an emulator (an AWS endpoint is set): also route the bus to a queue that a relay posts to the
 # intake, because moto calls API destinations without the event body or the connection's key.
 EVENT_EMULATOR_RELAY = env.bool("EVENT_EMULATOR_RELAY", default=True)
+# The control planes whose events the intake accepts (events/dialects): "original" (the tenant-management
+# service's TENANT_PROVISIONING / TENANT_DEPROVISIONING) and "sbt" (AWS's SaaS Builder Toolkit, sbt-aws).
+EVENT_DIALECTS = env.list("EVENT_DIALECTS", default=["original"])
+# sbt-aws: the bus its control plane and application plane share (empty: EVENT_BUS_NAME), the sources of its
+# EventManager (controlPlaneEventSource, applicationPlaneEventSource), the builder its tenants' builds use,
+# and which exported variables of a build go into jobOutput.tenantData / .tenantRegistrationData (as a
+# ScriptJob's environmentVariablesToOutgoingEvent does).
+SBT_EVENT_BUS_NAME = env("SBT_EVENT_BUS_NAME", default="")
+SBT_CONTROL_PLANE_SOURCE = env("SBT_CONTROL_PLANE_SOURCE", default="sbt.control.plane")
+SBT_APPLICATION_PLANE_SOURCE = env("SBT_APPLICATION_PLANE_SOURCE", default="sbt.application.plane")
+SBT_BUILDER_TYPE = env("SBT_BUILDER_TYPE", default="CODE_BUILD")
+SBT_TENANT_DATA_VARIABLES = env.list("SBT_TENANT_DATA_VARIABLES", default=[])
+SBT_TENANT_REGISTRATION_DATA_VARIABLES = env.list(
+    "SBT_TENANT_REGISTRATION_DATA_VARIABLES", default=["registrationStatus"]
+)
 CELERY_BEAT_SCHEDULE["events.sweep_stale_events"] = {
     "task": "events.sweep_stale_events",
     "schedule": float(EVENT_SWEEP_INTERVAL_SECONDS),
@@ -302,24 +366,52 @@ if EVENT_EMULATOR_RELAY and AWS_SERVICE_ENDPOINT_URLS["events"]:
 BUILD_POLL_AFTER_SECONDS = env.int("BUILD_POLL_AFTER_SECONDS", default=300)
 # How often beat runs the build poller.
 BUILD_POLL_INTERVAL_SECONDS = env.int("BUILD_POLL_INTERVAL_SECONDS", default=60)
+# A build is recorded (PENDING_START) with the attempt and handed to its builder after that commits. One not
+# started this long after it was recorded (or after its last failed start) is started again with the same
+# idempotency token: keep it well inside CodeBuild's 5-minute idempotency window.
+BUILD_START_RETRY_AFTER_SECONDS = env.int("BUILD_START_RETRY_AFTER_SECONDS", default=30)
+# How often beat runs the build recovery: start intents, LOCAL builds whose lease ran out, unposted outcomes.
+BUILD_RECOVERY_INTERVAL_SECONDS = env.int("BUILD_RECOVERY_INTERVAL_SECONDS", default=10)
 # How often beat re-enqueues DynamoDB writes that have not landed (tenants/tiers with synced_version < version).
 DYNAMODB_SYNC_SWEEP_SECONDS = env.int("DYNAMODB_SYNC_SWEEP_SECONDS", default=300)
-# LOCAL builder: run tier commands on this machine (demo / development). Commands must live under the root.
-LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=True)
+# Secret-named values in the DynamoDB mirror: "sealed" (the token the database holds; only the orchestrator's
+# keys open it) or "omit" (the key left out). Never plain: the data plane's readers are not staff.
+DYNAMODB_MIRROR_SECRETS = env("DYNAMODB_MIRROR_SECRETS", default="sealed")
+if DYNAMODB_MIRROR_SECRETS not in ("sealed", "omit"):
+    raise ImproperlyConfigured(f"DYNAMODB_MIRROR_SECRETS must be sealed or omit, not {DYNAMODB_MIRROR_SECRETS!r}")
+# LOCAL builder: run an allow-listed command on the worker (demo / development; tenants/builders/local.py).
+# Off unless enabled; production settings refuse to start with it on unless LOCAL_BUILDER_ALLOW_IN_PRODUCTION.
+LOCAL_BUILDER_ENABLED = env.bool("LOCAL_BUILDER_ENABLED", default=False)
+LOCAL_BUILDER_ALLOW_IN_PRODUCTION = env.bool("LOCAL_BUILDER_ALLOW_IN_PRODUCTION", default=False)
 LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))
+# The only command lines a LOCAL tier's projects may be (comma separated; the executable relative to the root).
+LOCAL_BUILD_COMMANDS = env.list("LOCAL_BUILD_COMMANDS", default=[])
+DEMO_BUILD_COMMANDS = ["demo/build.sh provision", "demo/build.sh deprovision"]  # what local and test settings allow
+# A worker running as root runs LOCAL builds as this user (never as root); PATH the build gets.
+LOCAL_BUILD_USER = env("LOCAL_BUILD_USER", default="nobody")
+LOCAL_BUILD_PATH = env("LOCAL_BUILD_PATH", default="/usr/local/bin:/usr/bin:/bin")
 # Celery queue of the LOCAL runner task (the worker must consume it: `-Q default,builds,...`).
 LOCAL_BUILD_QUEUE = env("LOCAL_BUILD_QUEUE", default="builds")
 # Seconds a LOCAL command may run before it is killed and the build fails.
 LOCAL_BUILD_TIMEOUT_SECONDS = env.int("LOCAL_BUILD_TIMEOUT_SECONDS", default=900)
-# Attempts to POST a LOCAL build's outcome to the intake (exponential backoff between them).
+# Attempts the runner makes at once to POST a LOCAL build's outcome to the intake (exponential backoff
+# between them); the outcome is stored first, and the recovery re-posts it until the intake accepts it.
 LOCAL_BUILD_POST_ATTEMPTS = env.int("LOCAL_BUILD_POST_ATTEMPTS", default=5)
-# Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it).
-LOCAL_BUILD_PASSTHROUGH_ENV = env.list(
-    "LOCAL_BUILD_PASSTHROUGH_ENV", default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DEMO_RECEIVER_URL"]
-)
+# The runner's lease on a LOCAL build, renewed every third of it while the command runs: a worker that dies
+# mid-build loses it, and the build runs again (same identity) once it has run out.
+LOCAL_BUILD_LEASE_SECONDS = env.int("LOCAL_BUILD_LEASE_SECONDS", default=30)
+# Runs of one LOCAL build (its first and those after lost runners) before it is given up as FAULT.
+LOCAL_BUILD_MAX_RUNS = env.int("LOCAL_BUILD_MAX_RUNS", default=3)
+# Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it); they never
+# replace what the runner sets itself (PATH, HOME, TMPDIR, LANG, CODEBUILD_*...).
+LOCAL_BUILD_PASSTHROUGH_ENV = env.list("LOCAL_BUILD_PASSTHROUGH_ENV", default=["LC_ALL", "TZ", "DEMO_RECEIVER_URL"])
 CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {
     "task": "tenants.poll_builds",
     "schedule": float(BUILD_POLL_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["tenants.recover_builds"] = {
+    "task": "tenants.recover_builds",
+    "schedule": float(BUILD_RECOVERY_INTERVAL_SECONDS),
 }
 CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
     "task": "tenants.sync_pending",
@@ -393,6 +485,39 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "WebhookEventTypeEnum": "webhooks.models.WebhookEventType.choices",
     }
 )
+
+# --- Retention and offboarding (orchestrator/retention.py; each app registers what it keeps) -----------
+# Days rows are kept (0: forever): processed events (with their attempts; at least EventBridge's 24 h retry
+# window, or a late redelivery would be processed again), sent outbox rows, attempts of finished webhook
+# deliveries, and the log tails LOCAL builds leave in the tenant's history (the entries stay).
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+DELIVERY_ATTEMPT_RETENTION_DAYS = env.int("DELIVERY_ATTEMPT_RETENTION_DAYS", default=30)
+BUILD_LOG_RETENTION_DAYS = env.int("BUILD_LOG_RETENTION_DAYS", default=90)
+# Deprovisioned (INACTIVE) tenants are purged this many days after they became inactive (0: never), once
+# their full record is exported (JSON Lines) to TENANT_EXPORT_BUCKET (S3) or, without one, TENANT_EXPORT_DIR.
+TENANT_PURGE_AFTER_DAYS = env.int("TENANT_PURGE_AFTER_DAYS", default=0)
+TENANT_EXPORT_DIR = env("TENANT_EXPORT_DIR", default=str(DATA_DIR / "exports"))
+TENANT_EXPORT_BUCKET = env("TENANT_EXPORT_BUCKET", default="")
+TENANT_EXPORT_PREFIX = env("TENANT_EXPORT_PREFIX", default="tenant-exports/")
+# Rows per delete (one short transaction each), how often beat runs the purge and how long one run may take.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
+RETENTION_MAX_SECONDS = env.int("RETENTION_MAX_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["orchestrator.retention_purge"] = {
+    "task": "orchestrator.retention_purge",
+    "schedule": float(RETENTION_INTERVAL_SECONDS),
+    "options": {"expires": float(RETENTION_INTERVAL_SECONDS)},
+}
+# --- Observability (orchestrator/metrics.py, orchestrator/telemetry.py) -------------------------
+# GET /metrics answers only a bearer token of this list (comma separated, several at once for rotation); empty:
+# /metrics is not served (404). Workers serve theirs on METRICS_ADDRESS:METRICS_PORT instead (0: not served).
+METRICS_TOKENS = env.list("METRICS_TOKENS", default=[])
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_ADDRESS = env("METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104 - a worker's scrape port, not public
+# Gauges read from the database (tenants by status, oldest unprocessed event, ...) are read again at most this
+# often by the process answering a scrape; between two reads the cached values are served.
+METRICS_DATABASE_REFRESH_SECONDS = env.float("METRICS_DATABASE_REFRESH_SECONDS", default=30.0)
 
 # --- Benchmarks ---------------------------------------------------------------------------------
 # Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake

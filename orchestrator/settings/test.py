@@ -8,7 +8,7 @@ import os
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DEMO_BUILD_COMMANDS, env
 
 SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
 DEBUG = False
@@ -21,6 +21,10 @@ INTAKE_BASIC_AUTH = ["eventbridge:test-basic-password"]
 # intake stores in the request's transaction unless a (transactional) test switches group commit on.
 INTAKE_GROUP_COMMIT = False
 WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+LOCAL_BUILDER_ENABLED = True
+LOCAL_BUILD_COMMANDS = DEMO_BUILD_COMMANDS
+# Database gauges are read on every scrape, so a test sees the rows it just wrote.
+METRICS_DATABASE_REFRESH_SECONDS = 0.0
 LOG_FORMAT = "console"
 LOGGING["handlers"]["stdout"]["formatter"] = "console"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

@@ -12,6 +12,8 @@ from honcho.environ import parse_procfile
 ROOT = Path(settings.BASE_DIR)
 # Variables read by the AWS SDK itself rather than by our settings.
 AWS_SDK_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"}
+# Read by prometheus_client itself (its multiprocess mode), before any setting is.
+METRICS_LIBRARY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR"}
 
 
 def variables_read_by_settings() -> set[str]:
@@ -31,7 +33,7 @@ def app_services() -> dict[str, dict]:
 
 
 def test_every_variable_the_app_services_set_is_read_by_the_settings():
-    known = variables_read_by_settings() | AWS_SDK_VARIABLES
+    known = variables_read_by_settings() | AWS_SDK_VARIABLES | METRICS_LIBRARY_VARIABLES
     for name, service in app_services().items():
         unknown = set(service["environment"]) - known
         assert not unknown, f"{name} sets variables no setting reads: {sorted(unknown)}"
@@ -98,3 +100,14 @@ def test_the_app_services_are_the_procfile_processes_with_the_same_programs_and_
         # with the same queues and pool (concurrency is the machine's business)
         assert option(programs[name], "-Q") == option(compose_command, "-Q"), name
         assert option(programs[name], "-P", "prefork") == option(compose_command, "-P", "prefork"), name
+
+
+def test_every_app_container_keeps_its_metrics_in_its_own_folder_and_workers_serve_them_on_a_port():
+    services = app_services()
+    for name, service in services.items():
+        folder = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert folder in service["tmpfs"], f"{name}: the metrics folder must be emptied at every start"
+    for name in ("worker", "webhook-worker"):
+        assert services[name]["environment"]["METRICS_PORT"] == "9100"
+        assert services[name]["environment"]["REDIS_URL"] == services["web"]["environment"]["REDIS_URL"]
+    assert "METRICS_PORT" not in services["web"]["environment"]  # web serves GET /metrics on its own port

@@ -44,12 +44,62 @@ def test_the_environment_chooses_the_thread_pool_instead():
 
 
 @pytest.mark.parametrize(("worker_class", "pooled"), [("gevent", "true"), ("gthread", None)])
-def test_gevent_workers_turn_the_database_pool_on(monkeypatch, worker_class, pooled):
+def test_gevent_workers_turn_the_database_pool_on(monkeypatch, tmp_path, worker_class, pooled):
     monkeypatch.setenv("DATABASE_POOL", "")  # remembered, so the hook's change is undone after the test
     monkeypatch.delenv("DATABASE_POOL")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     hooks = runpy.run_path(str(CONF))
     hooks["on_starting"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker_class)))
     assert os.environ.get("DATABASE_POOL") == pooled
+
+
+def starting(monkeypatch):
+    """Run on_starting as the master would, the environment restored after the test; the hooks."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # remembered, so the hook's change is undone
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    hooks = runpy.run_path(str(CONF))
+    hooks["on_starting"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str="gthread")))
+    return hooks
+
+
+def test_without_a_metrics_folder_the_master_makes_one_for_its_workers_and_removes_it_on_exit(monkeypatch):
+    hooks = starting(monkeypatch)
+
+    made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.is_dir()
+    assert list(made.iterdir()) == []
+    hooks["on_exit"](SimpleNamespace())
+    assert not made.exists()
+
+
+def test_a_metrics_folder_given_by_the_launcher_is_used_and_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    hooks = runpy.run_path(str(CONF))
+
+    hooks["on_starting"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str="gthread")))
+    hooks["on_exit"](SimpleNamespace())
+
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert tmp_path.is_dir()
+
+
+def test_an_exited_worker_keeps_its_totals_and_loses_its_live_gauges(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("counter_4242.db", "histogram_4242.db", "gauge_liveall_4242.db", "gauge_liveall_4343.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    runpy.run_path(str(CONF))["child_exit"](SimpleNamespace(), SimpleNamespace(pid=4242))
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "counter_4242.db",
+        "gauge_liveall_4343.db",
+        "histogram_4242.db",
+    ]
+
+
+def test_gunicorn_reads_the_metrics_hooks():
+    config = {name.strip(): value.strip() for name, value in printed_config().items()}
+    assert (config["child_exit"], config["on_exit"]) == ("<child_exit()>", "<on_exit()>")
 
 
 def test_a_pooled_configuration_lends_connections_instead_of_keeping_them():

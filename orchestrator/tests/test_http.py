@@ -1,12 +1,13 @@
 """Safe outbound HTTP: schemes, SSRF guard with a pinned address, no redirects, timeouts, size cap."""
 
+import ipaddress
 import socket
 import threading
 
 import pytest
 
 from devstack.receivers import Receiver, Reply
-from orchestrator.http import OutboundError, OutboundRefused, http_post
+from orchestrator.http import OutboundError, OutboundRefused, address_check, embedded_ipv4, http_post
 
 
 @pytest.fixture
@@ -45,6 +46,64 @@ def test_private_addresses_are_refused(url):
 def test_cloud_metadata_addresses_are_refused(url):
     with pytest.raises(OutboundRefused, match="metadata"):
         post(url)
+
+
+# IPv6 addresses that carry an IPv4 address: (address, the IPv4 address it reaches).
+EMBEDDED_IPV4 = [
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64 well-known prefix
+    ("::a9fe:a9fe", "169.254.169.254"),  # IPv4-compatible
+    ("2002:a9fe:a9fe::", "169.254.169.254"),  # 6to4
+    ("::ffff:0:a00:1", "10.0.0.1"),  # IPv4-translated
+    ("::ffff:a00:1", "10.0.0.1"),  # IPv4-mapped
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1"),  # Teredo: the client's address is stored inverted
+    ("64:ff9b::808:808", "8.8.8.8"),
+    ("2606:4700:4700::1111", None),
+]
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_IPV4)
+def test_the_ipv4_address_inside_an_ipv6_address_is_found(address, ipv4):
+    found = embedded_ipv4(ipaddress.ip_address(address))
+    assert found == (ipaddress.ip_address(ipv4) if ipv4 else None)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://[64:ff9b::a9fe:a9fe]/", "metadata"),  # on a NAT64 network: 169.254.169.254
+        ("http://[::a9fe:a9fe]/", "metadata"),
+        ("http://[2002:a9fe:a9fe::]/", "metadata"),
+        ("http://[::ffff:0:a9fe:a9fe]/", "metadata"),
+        ("http://[::ffff:0:a00:1]/", "non-public"),  # IPv4-translated 10.0.0.1
+        ("http://[64:ff9b::a00:1]/", "non-public"),
+        ("http://[64:ff9b::c0a8:101]/", "non-public"),  # 192.168.1.1
+        ("http://[::c0a8:101]/", "non-public"),
+        ("http://[2002:c0a8:101::1]/", "non-public"),  # 6to4 through 192.168.1.1
+        ("http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", "non-public"),  # Teredo, client 10.0.0.1
+        ("http://[fec0::1]/", "non-public"),  # site-local (deprecated, still routed on some networks)
+        ("http://[64:ff9b:1::a00:1]/", "non-public"),  # local-use NAT64 prefix
+        ("http://[3fff::1]/", "non-public"),  # documentation
+        ("http://[fe80::1]/", "non-public"),
+        ("http://[ff0e::1]/", "non-public"),  # global-scope multicast
+        ("http://[::]/", "non-public"),
+    ],
+)
+def test_ipv6_forms_of_private_and_metadata_addresses_are_refused(url, reason):
+    with pytest.raises(OutboundRefused, match=reason):
+        post(url)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700:4700::1111"])
+def test_ipv6_forms_of_public_addresses_pass(address):
+    address_check(host="hooks.example.com", address=ipaddress.ip_address(address))
+
+
+def test_the_allow_list_covers_the_ipv6_forms_of_an_allowed_ipv4_range(settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["10.0.0.0/8"]
+    address_check(host="hooks.internal", address=ipaddress.ip_address("64:ff9b::a00:1"))
+    reaches = r"non-public address \(64:ff9b::c0a8:101, which reaches 192\.168\.1\.1\)"
+    with pytest.raises(OutboundRefused, match=reaches):
+        address_check(host="hooks.internal", address=ipaddress.ip_address("64:ff9b::c0a8:101"))
 
 
 def test_metadata_is_refused_even_when_link_local_ranges_are_allowed(settings):

@@ -5,7 +5,8 @@ import json
 import pytest
 from django.db import connection
 
-from orchestrator.sealing import SEALED, SEALED_JSON, seal, unseal
+from orchestrator.sealing import SEALED, SEALED_JSON, seal, seal_every_value, unseal
+from orchestrator.tests.test_jsonwalk import bottom, nested
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
 
@@ -41,6 +42,44 @@ def test_nothing_secret_is_the_same_object_and_sealed_values_are_not_sealed_twic
 
     assert seal(plain) is plain
     assert seal(sealed) is sealed
+
+
+def test_secrets_inside_strings_holding_json_are_sealed_and_the_strings_come_back_exactly():
+    inner = {"id": "t1", "password": "pw-1", "nested": [{"token": "tk-2"}], "name": "Zoë"}
+    compact = json.dumps(inner, separators=(",", ":"), ensure_ascii=False)  # as JSON.stringify writes it
+    spaced = json.dumps(inner)  # any other layout
+    document = {"tenant": compact, "pretty": spaced, "list": [compact], "context": "ctx-3"}
+
+    sealed = seal(document)
+
+    text = json.dumps(sealed)
+    for plaintext in ("pw-1", "tk-2", "ctx-3"):
+        assert plaintext not in text
+    assert json.loads(sealed["tenant"])["id"] == "t1"  # still readable JSON, only its secrets sealed
+    assert json.loads(sealed["tenant"])["password"].startswith(SEALED)
+    assert sealed["pretty"].startswith(SEALED)  # sealed whole: re-encoding would not give it back exactly
+    assert unseal(sealed) == document
+    assert seal(sealed) is sealed
+
+
+def test_every_value_can_be_sealed_whatever_its_key():
+    headers = {"Authorization": "Bearer abc", "X-Custom-Auth": "xyz", "X-Empty": ""}
+
+    sealed = seal_every_value(headers)
+
+    assert sealed["Authorization"].startswith(SEALED)
+    assert sealed["X-Custom-Auth"].startswith(SEALED)
+    assert sealed["X-Empty"] == ""
+    assert unseal(sealed) == headers
+
+
+def test_ten_thousand_levels_seal_and_open_without_recursion():
+    deep = nested(10_000, {"secret": "deep-secret", "plain": "p"})
+
+    sealed = seal(deep)
+
+    assert bottom(sealed)["secret"].startswith(SEALED)
+    assert bottom(unseal(sealed)) == {"secret": "deep-secret", "plain": "p"}
 
 
 def test_a_value_sealed_with_a_retired_key_stays_sealed(settings, caplog):

@@ -4,12 +4,11 @@ An operator opens a tenant whose deployment callback failed against a live recei
 the failure in the timeline, clicks "Retry failed callbacks" and, after a reload, sees the delivery
 succeed; a read-only user sees no action buttons. Screenshots go to the test artifacts folder.
 
-Skips (with the reason) when the ``playwright`` package or ``/usr/bin/chromium`` is missing; never
-downloads a browser.
+Skips (with the reason) when the ``playwright`` package or ``/usr/bin/chromium`` is missing (the ``browser``
+fixture, ``devstack``); never downloads a browser.
 """
 
 import json
-import os
 import urllib.request
 import uuid
 
@@ -23,55 +22,9 @@ from tenants.models import TenantStatus
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.factories import TenantFactory, deployment_detail
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
+expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _missing() -> str:
-    if sync_playwright is None:
-        return "the playwright package is not installed (pip install playwright; no browser download needed)"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-    return ""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are synchronous.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            try:
-                chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            except Exception as error:
-                pytest.skip(f"Chromium did not start: {error}")
-            yield chromium
-            chromium.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

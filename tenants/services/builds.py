@@ -1,9 +1,13 @@
-"""Builds: create the row, start it through its builder, record what the backend reports, poll.
+"""Builds: record the intent, start it through its builder after commit, record what the backend
+reports, poll.
 
-Idempotency: a build's ``idempotency_token`` is ``{tenant}:{purpose}:{attempt}`` and unique, the row is
-committed before the builder is called, and the builder is only called while ``build_id`` is empty. A
-task re-run after a crash therefore finds the row and at most repeats ``StartBuild`` with the same
-token, which CodeBuild answers with the build it already started.
+Idempotency: a build's ``idempotency_token`` is ``{tenant}:{purpose}:{attempt}`` and unique. The row is
+recorded as ``PENDING_START`` in the transaction that starts the attempt, and the builder is called only
+after that commits (``build_start_after_commit`` → ``build_start``), only while the row is still
+``PENDING_START``. So no build ever runs without its row: a crash before the builder answered leaves the
+intent, which the recovery (``build_intents_hand_out``, every ``BUILD_RECOVERY_INTERVAL_SECONDS``) starts
+again after ``BUILD_START_RETRY_AFTER_SECONDS`` with the same token, which CodeBuild answers with the
+build it already started (within its 5-minute window).
 """
 
 import logging
@@ -20,10 +24,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator.errors import ApplicationError
-from tenants.builders.base import BuildRejected, BuildState
+from orchestrator.links import https_link
+from tenants.builders.base import BuildRejected, BuildState, BuildUnavailable
 from tenants.builders.registry import builder_for
 from tenants.models import (
     BUILD_FAILURE_STATUSES,
+    BUILD_OPEN_STATUSES,
     Build,
     BuildPurpose,
     BuildStatus,
@@ -34,6 +40,7 @@ from tenants.models import (
     Tier,
 )
 from tenants.selectors import tier_get
+from tenants.services.build_policy import builder_check, builder_type_of
 from tenants.services.environment import EnvVar, build_environment, environment_masked
 from tenants.services.history import history_record
 from tenants.services.lifecycle import TransitionCause, tenant_transition
@@ -67,6 +74,7 @@ def build_environment_for(*, build: Build) -> list[EnvVar]:
     tier = tier_get(name=build.tenant.tier)
     if tier is None:
         raise BuildRejected(f"Tier {build.tenant.tier!r} no longer exists in the tier mapping.")
+    builder_check(tier=tier, builder_type=build.builder_type)  # the tier may have changed since the start
     return environment_for(tenant=build.tenant, tier=tier)
 
 
@@ -100,6 +108,7 @@ def build_create(
         event=event,
         purpose=purpose,
         attempt=attempt,
+        status=BuildStatus.PENDING_START,
         builder_type=str((tenant.builder_config or {}).get("type", "")),
         project=project,
         idempotency_token=idempotency_token(tenant_id=tenant.pk, purpose=purpose, attempt=attempt),
@@ -107,36 +116,75 @@ def build_create(
     )
 
 
-def build_start(*, build: Build, environment: Sequence[EnvVar] | None = None) -> Build:
-    """Start ``build`` through its builder unless it was started already. ``BuildRejected`` fails the build
-    and the tenant; ``BuildUnavailable`` propagates so the calling task retries (same token)."""
-    if build.build_id or build.status != BuildStatus.IN_PROGRESS:
-        return build
-    rejected: BuildRejected | None = None
-    # In a transaction so a builder that hands work to a task (LOCAL) does it after the id is saved
-    # (no savepoint: a refusal is caught inside, anything else fails the caller's transaction anyway).
-    with transaction.atomic(savepoint=False):
+def build_start_after_commit(*, build: Build, environment: Sequence[EnvVar] | None) -> None:
+    """Start ``build`` in this process once the transaction that recorded it commits (should the process
+    die first, or the start fail unexpectedly, the recovery starts it)."""
+    transaction.on_commit(lambda: build_start(build_pk=build.pk, environment=environment), robust=True)
+
+
+def build_start(*, build_pk: int, environment: Sequence[EnvVar] | None = None) -> Build:
+    """Start a recorded build (``PENDING_START``) through its builder; a build in any other status is left
+    alone, and racing callers (the task, the recovery) skip a build another one is starting. A refusal
+    (``BuildRejected``, a bad environment) fails the build and the tenant; an unreachable backend leaves
+    it pending with the reason, for the recovery to start again with the same token. ``environment``:
+    the one computed when the build was recorded (computed again without it)."""
+    with transaction.atomic():
+        # Locked while the builder is called (the intent itself was committed before).
+        build = (
+            Build.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=build_pk, status=BuildStatus.PENDING_START)
+            .select_related("tenant")
+            .first()
+        )
+        if build is None:
+            return Build.objects.get(pk=build_pk)
         try:
             builder = builder_for(build.builder_type)
             if environment is None:
                 environment = build_environment_for(build=build)
             started = builder.start(build=build, environment=environment)
-        except BuildRejected as error:
-            rejected = error
+        except BuildUnavailable as error:
+            logger.warning("build %s not started yet: %s", build.pk, error.message)
+            build.status_reason = f"Not started yet: {error.message}"[:4000]
+            build.last_polled_at = timezone.now()
+            build.save(update_fields=["status_reason", "last_polled_at"])
+        except ApplicationError as error:  # BuildRejected, or an environment no longer valid
+            build_record_state(build=build, status=BuildStatus.FAILED, reason=error.message, source="start")
+            build.refresh_from_db()
         else:
-            Build.objects.filter(pk=build.pk, build_id="").update(
-                build_id=started.build_id, arn=started.arn, logs_url=started.logs_url[:2048]
-            )
-            build.build_id, build.arn, build.logs_url = started.build_id, started.arn, started.logs_url
+            build.status = BuildStatus.IN_PROGRESS
+            build.status_reason = ""
+            build.build_id, build.arn, build.logs_url = started.build_id, started.arn, started.logs_url[:2048]
+            build.save(update_fields=["status", "status_reason", "build_id", "arn", "logs_url"])
             history_record_build(
                 build=build,
                 summary=f"{build.purpose.capitalize()} build #{build.attempt} started: {build.builder_type} "
                 f"{build.project} → {started.build_id}",
                 details={"project": build.project, "builder": build.builder_type},
             )
-    if rejected is not None:
-        build_record_state(build=build, status=BuildStatus.FAILED, reason=rejected.message)
     return build
+
+
+def build_intents_hand_out(*, now: Any) -> int:
+    """Recorded builds still not started ``BUILD_START_RETRY_AFTER_SECONDS`` after they were recorded or
+    last tried (the process died between commit and the builder's answer, or the backend was down): one
+    start task each, with the same token. Returns how many were handed out."""
+    from tenants.tasks import start_build
+
+    threshold = now - timedelta(seconds=settings.BUILD_START_RETRY_AFTER_SECONDS)
+    due = list(
+        Build.objects.filter(status=BuildStatus.PENDING_START, started_at__lt=threshold)
+        .filter(Q(last_polled_at__isnull=True) | Q(last_polled_at__lt=threshold))
+        .order_by("started_at")
+        .values_list("pk", flat=True)[:500]
+    )
+    if due:
+        logger.warning("starting %d recorded builds again with their tokens: %s", len(due), due)
+        with transaction.atomic():
+            Build.objects.filter(pk__in=due).update(last_polled_at=now)
+            for pk in due:
+                transaction.on_commit(lambda pk=pk: start_build.delay(build_pk=pk), robust=True)
+    return len(due)
 
 
 def _tenant_waits_for(build: Build, tenant: Tenant) -> bool:
@@ -164,7 +212,7 @@ def build_record_state(
     with transaction.atomic():
         build = Build.objects.select_for_update().select_related("tenant").get(pk=build.pk)
         now = timezone.now()
-        if build.status != BuildStatus.IN_PROGRESS or status == BuildStatus.IN_PROGRESS:
+        if build.status not in BUILD_OPEN_STATUSES or status in BUILD_OPEN_STATUSES:
             Build.objects.filter(pk=build.pk).update(last_polled_at=now)
             return build
         tenant = Tenant.objects.select_for_update().get(pk=build.tenant_id)
@@ -173,8 +221,8 @@ def build_record_state(
         build.status_reason = reason[:4000]
         build.ended_at = ended_at or now
         build.last_polled_at = now
-        if logs_url:
-            build.logs_url = logs_url[:2048]
+        if logs_url := https_link(logs_url, source=f"build {build.pk} logs"):
+            build.logs_url = logs_url
         build.awaiting_outcome_event = status == BuildStatus.SUCCEEDED and waiting
         build.save(
             update_fields=[
@@ -220,11 +268,7 @@ def build_apply_state(*, state: BuildState, source: str) -> Build | None:
 
 
 def builds_poll(*, now: Any = None) -> dict[str, int]:
-    """Ask each builder about builds in progress for longer than ``BUILD_POLL_AFTER_SECONDS``.
-
-    Builds never started (the start crashed before reaching the builder) are started again, with the
-    same idempotency token.
-    """
+    """Ask each builder about builds in progress for longer than ``BUILD_POLL_AFTER_SECONDS``."""
     now = now or timezone.now()
     threshold = now - timedelta(seconds=settings.BUILD_POLL_AFTER_SECONDS)
     due = list(
@@ -233,14 +277,10 @@ def builds_poll(*, now: Any = None) -> dict[str, int]:
         .select_related("tenant")
         .order_by("started_at")[:500]
     )
-    counts = {"polled": 0, "restarted": 0, "updated": 0}
+    counts = {"polled": 0, "updated": 0}
     by_type: dict[str, list[Build]] = defaultdict(list)
     for build in due:
-        if not build.build_id:
-            build_start(build=build)
-            counts["restarted"] += 1
-        else:
-            by_type[build.builder_type].append(build)
+        by_type[build.builder_type].append(build)
     for builder_type, builds in by_type.items():
         try:
             states = builder_for(builder_type).poll(builds=builds)
@@ -273,7 +313,8 @@ def tenant_attempt_start(
     actor_user: AbstractBaseUser | None,
 ) -> tuple[Build | None, list[EnvVar] | None]:
     """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier,
-    builder and environment and create the ``Build``; any problem fails the attempt with its reason."""
+    builder and environment and record the ``Build`` (``PENDING_START``: the caller starts it after
+    commit) with its environment; any problem fails the attempt with its reason."""
     running, failed, _done = PURPOSE_STATUSES[purpose]
     attempt_field = "provisioning_attempt" if purpose == BuildPurpose.PROVISION else "deprovisioning_attempt"
     attempt = getattr(tenant, attempt_field) + 1
@@ -291,7 +332,7 @@ def tenant_attempt_start(
         project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
         if not project:
             raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
-        builder_for(str((tenant.builder_config or {}).get("type", "")))
+        builder_check(tier=tier, builder_type=builder_type_of(tenant.builder_config))
         environment = environment_for(tenant=tenant, tier=tier)
     except ApplicationError as error:
         tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
@@ -310,7 +351,8 @@ def tenant_attempt_start(
 def tenant_staff_attempt(
     *, tenant: Tenant, purpose: str, request_summary: str, actor_user: AbstractBaseUser | None
 ) -> ActionResult:
-    """A staff-requested attempt (retry provisioning, deprovision): recorded with the user, then started."""
+    """A staff-requested attempt (retry provisioning, deprovision): recorded with the user, then started
+    once that is committed (call it outside any transaction)."""
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         history_record(
@@ -322,13 +364,15 @@ def tenant_staff_attempt(
         )
         build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=None, actor_user=actor_user)
     if build is not None:
-        build_start(build=build, environment=environment)
+        build = build_start(build_pk=build.pk, environment=environment)
     tenant.refresh_from_db()
     attempt = tenant.provisioning_attempt if purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+    if build is not None and build.status == BuildStatus.IN_PROGRESS:
+        outcome = f"started ({build.build_id})."
+    elif build is not None and build.status == BuildStatus.PENDING_START:
+        outcome = f"recorded; it starts as soon as its builder answers ({build.status_reason})."
+    else:
+        outcome = f"failed: {tenant.status_reason}"
     return ActionResult(
-        tenant=tenant,
-        changed=True,
-        message=f"{tenant.key}: {purpose}ing attempt {attempt} "
-        + (f"started ({build.build_id or 'pending'})." if build else f"failed: {tenant.status_reason}"),
-        build=build,
+        tenant=tenant, changed=True, message=f"{tenant.key}: {purpose}ing attempt {attempt} {outcome}", build=build
     )

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
+from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
@@ -26,7 +26,7 @@ DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILE
 
 
 def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
-    """Handle ``TENANT_DEPROVISIONING`` (idempotent per event)."""
+    """Handle ``TENANT_DEPROVISIONING`` (idempotent per event); sbt-aws's ``offboardingRequest`` too."""
     tenant_id = str(detail["tenant"]["id"])
     refused = ""
     build: Build | None = None
@@ -34,30 +34,30 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
-            raise EventRejected(f"TENANT_DEPROVISIONING for unknown tenant {tenant_id}.")
+            raise EventRejected(f"{event.detail_type} for unknown tenant {tenant_id}.")
         if event_already_applied(tenant=tenant, event=event):
             build = Build.objects.filter(event=event, purpose=BuildPurpose.DEPROVISION).first()
         elif tenant.status not in DEPROVISIONABLE:
             refused = (
-                f"TENANT_DEPROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
                 "not active or deprovision-failed."
             )
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:
-            history_record_event(tenant=tenant, event=event, summary="TENANT_DEPROVISIONING received")
+            history_record_event(tenant=tenant, event=event, summary=f"{event.detail_type} received")
             build, environment = tenant_attempt_start(
                 tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event, actor_user=None
             )
+            if build is not None:  # started once this transaction (the handler's) has committed
+                build_start_after_commit(build=build, environment=environment)
     if refused:
         raise EventRejected(refused)
-    if build is not None:
-        build = build_start(build=build, environment=environment)
     tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
     return {
         "tenant": tenant.pk,
         "status": tenant.status,
         "reason": tenant.status_reason,
-        "build": build.build_id if build else None,
+        "build": build.idempotency_token if build else None,
     }
 
 

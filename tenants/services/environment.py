@@ -13,22 +13,24 @@ Precedence (later wins on a name clash):
 
 Values: strings as they are; numbers and booleans JSON-encoded (``3600``, ``true``); objects and arrays
 JSON-encoded (compact), so a nested value is never ``[object Object]``; ``null`` becomes ``""``.
-Names must match ``^[A-Za-z_][A-Za-z0-9_]*$`` and must not start with ``CODEBUILD_`` (reserved by
-CodeBuild); a bad name refuses the whole build with the name and where it came from.
+Names (``orchestrator.env_names``): every name must match ``^[A-Za-z_][A-Za-z0-9_]*$`` and must not start
+with ``CODEBUILD_`` (reserved by CodeBuild). Names from the plan and the overrides (the event's sender
+chooses them) must not be reserved either: ``BASH_ENV``, ``LD_PRELOAD``, ``PYTHONPATH``, ``HTTP_PROXY``... For
+a LOCAL build every name, tier variables included, must also pass the LOCAL rule (upper case, or
+``tenant``/``secret``/``context``). CodeBuild tier variables keep the plain rule: they come from superusers,
+who choose the CodeBuild project anyway. A bad name refuses the whole build with the name, the reason and
+where it came from; the intake refuses bad event names before they are stored.
 """
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.env_names import name_problem
 from orchestrator.errors import ApplicationError
-from orchestrator.redaction import MASK, is_secret_key
-from tenants.models import ENV_NAME_PATTERN, VariableType
-
-_NAME = re.compile(ENV_NAME_PATTERN)
-RESERVED_PREFIX = "CODEBUILD_"
+from orchestrator.redaction import MASK, is_secret_key, redact
+from tenants.models import BuilderType, VariableType
 
 
 class InvalidEnvironment(ApplicationError):
@@ -45,9 +47,17 @@ class EnvVar:
         return {"name": self.name, "value": self.value, "type": str(self.type)}
 
     def masked(self) -> dict[str, str]:
-        """The copy stored on ``Build.environment``: secret-named plaintext values masked."""
-        secret = self.type == VariableType.PLAINTEXT and is_secret_key(self.name) and self.value != ""
-        return {"name": self.name, "value": MASK if secret else self.value, "type": str(self.type)}
+        """The copy stored on ``Build.environment``: secret-named plaintext values masked, and secrets inside
+        values that hold JSON (``tenant``). Masked, not sealed: nothing reads it back in plain (a build's
+        environment is computed again from the sealed tenant and the tier when it is needed)."""
+        secret = is_plaintext_secret(name=self.name, value=self.value, type=self.type)
+        return {"name": self.name, "value": MASK if secret else redact(self.value), "type": str(self.type)}
+
+
+def is_plaintext_secret(*, name: str, value: str, type: str) -> bool:
+    """A variable whose value is itself a secret (plain text under a secret-like name), not a reference to
+    one in SSM / Secrets Manager: masked wherever staff see variables."""
+    return type == VariableType.PLAINTEXT and is_secret_key(name) and value != ""
 
 
 def encode_value(value: Any) -> str:
@@ -59,17 +69,13 @@ def encode_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def validate_name(name: Any, *, source: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+def validate_name(name: Any, *, source: str, reserved: bool = False, local: bool = False) -> str:
+    """``name`` if it may be a build variable from ``source`` (see ``orchestrator.env_names`` for
+    ``reserved`` and ``local``), else ``InvalidEnvironment`` naming it, the reason and the source."""
+    problem = name_problem(name, reserved=reserved, local=local)
+    if problem:
         raise InvalidEnvironment(
-            f"Invalid environment variable name {name!r} in {source}: "
-            "use letters, digits and underscores, not starting with a digit.",
-            fields={source: [f"invalid name {name!r}"]},
-        )
-    if name.startswith(RESERVED_PREFIX):
-        raise InvalidEnvironment(
-            f"Environment variable {name!r} in {source} uses the prefix {RESERVED_PREFIX}, reserved by CodeBuild.",
-            fields={source: [f"reserved name {name!r}"]},
+            f"Environment variable {name!r} in {source} {problem}.", fields={source: [f"{name!r} {problem}"]}
         )
     return name
 
@@ -97,9 +103,10 @@ def build_environment(
     inputs always give the same list (what is sent, stored and compared in tests).
     """
     env: dict[str, EnvVar] = {}
+    local = builder_config.get("type") == BuilderType.LOCAL
 
     for name, value, var_type in tier_variables:
-        validate_name(name, source=f"tier {tier_name} variables")
+        validate_name(name, source=f"tier {tier_name} variables", reserved=local, local=local)
         env[name] = EnvVar(name=name, value=encode_value(value), type=var_type or VariableType.PLAINTEXT)
 
     document = dict(tenant_document)
@@ -112,7 +119,7 @@ def build_environment(
         "PLAN_ID": plan.get("id", ""),
     }
     for name, value in _as_mapping(plan.get("sizeConfig"), "planConfig.sizeConfig").items():
-        derived[validate_name(name, source="planConfig.sizeConfig")] = value
+        derived[validate_name(name, source="planConfig.sizeConfig", reserved=True, local=local)] = value
     derived["tenant"] = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
     for name, value in derived.items():
         env[name] = EnvVar(name=name, value=encode_value(value))
@@ -120,7 +127,7 @@ def build_environment(
     config = _as_mapping(builder_config.get("config"), "builderConfig.config")
     overrides = _as_mapping(config.get("environmentOverride"), "builderConfig.config.environmentOverride")
     for name, value in overrides.items():
-        validate_name(name, source="builderConfig.config.environmentOverride")
+        validate_name(name, source="builderConfig.config.environmentOverride", reserved=True, local=local)
         env[name] = EnvVar(name=name, value=encode_value(value))
 
     return [env[name] for name in sorted(env)]

@@ -1,62 +1,74 @@
 """Running one LOCAL build (``local_build_run``), in the Celery task ``tenants.run_local_build`` that the LOCAL
-builder (``tenants.builders.local``, where the command's rules are) enqueues:
+builder (``tenants.builders.local``, where the command's rules are) enqueues.
 
-1. The runner claims the build (``Build.claimed_at``); a redelivered task never runs the command twice.
+How a build runs:
+
+1. The runner claims the build under a lease, renewed while the command runs (``tenants.services.local_runs``):
+   a task delivered again while the lease is live skips the build; a build whose runner died (lease run
+   out) is run again, with the same identity, by a new task the recovery hands out. So a build command
+   may run more than once (like a retried CodeBuild build) and must be idempotent; it is killed with its
+   runner (parent-death signal on Linux), so two runs never overlap.
 2. The environment is the same one CodeBuild would get (``build_environment``). ``PARAMETER_STORE`` and
    ``SECRETS_MANAGER`` variables are resolved through SSM / Secrets Manager. On top come what CodeBuild's
    runtime provides (``CODEBUILD_BUILD_ID``, ``CODEBUILD_BUILD_NUMBER``, ``CODEBUILD_SRC_DIR``,
-   ``CODEBUILD_INITIATOR``), ``BUILD_PURPOSE`` (provision/deprovision), ``ORCHESTRATOR_OUTPUT_FILE`` and the
-   few variables of this process listed in ``LOCAL_BUILD_PASSTHROUGH_ENV`` (``PATH``, ``DEMO_RECEIVER_URL``...).
-   Nothing else of the worker's environment (database URL, Django secret) reaches the script.
+   ``CODEBUILD_INITIATOR``), ``BUILD_PURPOSE`` (provision/deprovision), ``ORCHESTRATOR_OUTPUT_FILE``, a fixed
+   ``PATH``, ``HOME``/``TMPDIR`` in the build's scratch directory, and the few variables of this process
+   listed in ``LOCAL_BUILD_PASSTHROUGH_ENV`` (``DEMO_RECEIVER_URL``...). Nothing else of the worker's
+   environment (database URL, Django secret) reaches the script. A root worker runs it as
+   ``LOCAL_BUILD_USER``, never as root.
 3. The script exports its outputs by writing ``KEY=VALUE`` lines to ``$ORCHESTRATOR_OUTPUT_FILE``.
-4. The runner POSTs ``TENANT_PROVISIONING_SUCCESS`` (exit code 0) or ``TENANT_PROVISIONING_FAILURE`` to the
-   intake (``{ORCHESTRATOR_BASE_URL}/api/events/`` with the first ``INTAKE_API_KEYS`` key in
-   ``INTAKE_API_KEY_HEADER``), exactly as the CodeBuild post-build step sends its environment: the plaintext
-   build variables (secret-typed ones are left out), the script's outputs, ``CODEBUILD_BUILD_ID`` and
-   ``CODEBUILD_BUILD_SUCCEEDING`` ("1"/"0"), and on failure ``FAILURE_REASON``. Deprovision builds report
-   with the same two detail types (the outcome service tells them apart by ``CODEBUILD_BUILD_ID``).
-
-A build that never reports (worker killed mid-run) is timed out by the build poller.
+4. The runner stores its outcome on the build, then POSTs ``TENANT_PROVISIONING_SUCCESS`` (exit code 0) or
+   ``TENANT_PROVISIONING_FAILURE`` to the intake (``{ORCHESTRATOR_BASE_URL}/api/events/`` with the first
+   ``INTAKE_API_KEYS`` key in ``INTAKE_API_KEY_HEADER``; posted again until the intake accepts it), exactly
+   as the CodeBuild post-build step sends its environment: the plaintext build variables (secret-typed
+   ones are left out), the script's outputs, ``CODEBUILD_BUILD_ID`` and ``CODEBUILD_BUILD_SUCCEEDING``
+   ("1"/"0"), and on failure ``FAILURE_REASON``. Deprovision builds report with the same two detail types
+   (the outcome service tells them apart by ``CODEBUILD_BUILD_ID``).
 """
 
+import ctypes
 import json
 import logging
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
-from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.utils import timezone
 
 from orchestrator.aws import aws_client
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redact_text
 from tenants.builders.base import BuildRejected
-from tenants.builders.local import command_argv, local_build_id
-from tenants.models import Build, BuildStatus, VariableType
-from tenants.services.builds import build_environment_for, build_record_state, history_record_build
-from tenants.services.environment import EnvVar, InvalidEnvironment, validate_name
+from tenants.builders.local import local_build_id
+from tenants.builders.local_sandbox import (
+    child_environment,
+    command_argv,
+    popen_identity,
+    scratch_prepare,
+)
+from tenants.models import Build, VariableType
+
+if TYPE_CHECKING:
+    from tenants.services.environment import EnvVar
+    from tenants.services.local_runs import BuildLease
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILE_VARIABLE = "ORCHESTRATOR_OUTPUT_FILE"
 LOG_TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Looked up here, not in the forked child (no dynamic loading between fork and exec).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
-class OutcomeNotDelivered(Exception):
-    pass
-
-
-def _resolve(variable: EnvVar) -> str:
+def _resolve(variable: "EnvVar") -> str:
     if variable.type == VariableType.PARAMETER_STORE:
         response = aws_client("ssm").get_parameter(Name=variable.value, WithDecryption=True)
         return response["Parameter"]["Value"]
@@ -78,7 +90,7 @@ def _resolve(variable: EnvVar) -> str:
     return variable.value
 
 
-def resolve_environment(environment: Sequence[EnvVar]) -> dict[str, str]:
+def resolve_environment(environment: Sequence["EnvVar"]) -> dict[str, str]:
     """Plain values for the subprocess (secret references resolved). Raises ``BuildRejected``."""
     resolved = {}
     for variable in environment:
@@ -94,6 +106,8 @@ def resolve_environment(environment: Sequence[EnvVar]) -> dict[str, str]:
 
 def parse_outputs(text: str) -> dict[str, str]:
     """``KEY=VALUE`` lines (``export`` prefix, blank lines and ``#`` comments allowed)."""
+    from tenants.services.environment import InvalidEnvironment, validate_name
+
     outputs: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -117,76 +131,64 @@ def parse_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
-def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int | None, str]:
-    """Run the command in its own process group; returns (exit code or None on timeout, output)."""
-    process = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def _die_with_parent() -> None:
+    """In the command's process, before exec: be killed when the runner dies (a killed worker must not
+    leave its command running beside the next run)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path, lease: "BuildLease") -> tuple[int | None, str]:
+    """Run the command in its own process group, renewing ``lease`` while it runs; returns (exit code or
+    None on timeout, output). ``LeaseLost``: the command was killed, another run owns the build."""
+    from tenants.services.local_runs import LeaseLost
+
     try:
-        output, _ = process.communicate(timeout=settings.LOCAL_BUILD_TIMEOUT_SECONDS)
-        return process.returncode, output.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        return None, output.decode(errors="replace")
-
-
-def _envelope(*, build: Build, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": "0",
-        # Derived from the build: a second report of the same build is deduplicated by the intake.
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"orchestrator:local-build:{build.idempotency_token}")),
-        "detail-type": detail_type,
-        "source": "saas.tenant.provisioning.codebuild",
-        "account": "000000000000",
-        "time": timezone.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": settings.AWS_REGION,
-        "resources": [],
-        "detail": detail,
-    }
-
-
-def outcome_post(*, envelope: dict[str, Any]) -> None:
-    """POST the outcome to our own intake, retrying while it is unreachable or answering 5xx/429."""
-    url = settings.ORCHESTRATOR_BASE_URL.rstrip("/") + "/api/events/"
-    headers = {"Content-Type": "application/json"}
-    auth = None
-    if settings.INTAKE_API_KEYS:
-        headers[settings.INTAKE_API_KEY_HEADER] = settings.INTAKE_API_KEYS[0]
-    elif settings.INTAKE_BASIC_AUTH:
-        user, _, password = settings.INTAKE_BASIC_AUTH[0].partition(":")
-        auth = (user, password)
-    body = json.dumps(envelope, separators=(",", ":")).encode()
-    problem = ""
-    for attempt in range(max(1, settings.LOCAL_BUILD_POST_ATTEMPTS)):
-        if attempt:
-            time.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if _prctl is not None else None,
+            **popen_identity(),  # never as root (local_sandbox)
+        )
+    except OSError as error:  # e.g. the build's user may not read the script
+        return 126, f"could not start {argv[0]}: {error.strerror or error}"
+    deadline = time.monotonic() + settings.LOCAL_BUILD_TIMEOUT_SECONDS
+    while True:
         try:
-            response = requests.post(url, data=body, headers=headers, auth=auth, timeout=(5, 30), allow_redirects=False)
-        except requests.RequestException as error:
-            problem = f"{error.__class__.__name__} reaching {url}"
-            continue
-        if 200 <= response.status_code < 300:
-            return
-        problem = f"intake answered {response.status_code}: {response.text[:300]}"
-        if response.status_code not in (408, 429) and response.status_code < 500:
-            break
-    raise OutcomeNotDelivered(problem)
+            output, _ = process.communicate(timeout=max(0.0, min(lease.renew_every, deadline - time.monotonic())))
+            return process.returncode, output.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            pass  # what was read so far is kept for the next communicate()
+        if time.monotonic() >= deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return None, output.decode(errors="replace")
+        try:
+            lease.renew()
+        except LeaseLost:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
 
 
 def local_build_run(*, build_pk: int) -> str:
     """Run one LOCAL build (see the module docstring). Returns what happened, for the task log."""
-    claimed = Build.objects.filter(pk=build_pk, status=BuildStatus.IN_PROGRESS, claimed_at__isnull=True).update(
-        claimed_at=timezone.now()
+    from tenants.services.builds import build_environment_for
+    from tenants.services.local_runs import (
+        LeaseLost,
+        local_build_claim,
+        local_build_finish,
+        local_build_outcome_deliver,
+        outcome_envelope,
     )
-    if not claimed:
-        return "skipped: already claimed or finished"
+
+    lease = local_build_claim(build_pk=build_pk)
+    if isinstance(lease, str):
+        return lease
     build = Build.objects.select_related("tenant").get(pk=build_pk)
     started = time.monotonic()
     output, exit_code, reason = "", None, ""
@@ -199,6 +201,7 @@ def local_build_run(*, build_pk: int) -> str:
             environment = build_environment_for(build=build)
             resolved = resolve_environment(environment)
             argv = command_argv(build.project)
+            scratch = scratch_prepare(Path(workdir))
         except ApplicationError as error:
             reason = error.message
         else:
@@ -207,19 +210,23 @@ def local_build_run(*, build_pk: int) -> str:
                 for v in environment
                 if v.type != VariableType.PLAINTEXT or v.masked()["value"] != v.value
             ]
-            env = {name: os.environ[name] for name in settings.LOCAL_BUILD_PASSTHROUGH_ENV if name in os.environ}
-            env.update(resolved)
-            env.update(
-                {
+            env = child_environment(
+                variables=resolved,
+                runner={
                     OUTPUT_FILE_VARIABLE: str(outputs_path),
                     "CODEBUILD_BUILD_ID": build.build_id or local_build_id(build),
                     "CODEBUILD_BUILD_NUMBER": str(build.attempt),
                     "CODEBUILD_SRC_DIR": str(Path(settings.LOCAL_BUILD_ROOT).resolve()),
                     "CODEBUILD_INITIATOR": "orchestrator/local",
                     "BUILD_PURPOSE": build.purpose,
-                }
+                },
+                scratch=scratch,
             )
-            exit_code, output = _run(argv, env, Path(settings.LOCAL_BUILD_ROOT).resolve())
+            try:
+                exit_code, output = _run(argv, env, Path(settings.LOCAL_BUILD_ROOT).resolve(), lease)
+            except LeaseLost as error:
+                logger.warning("build %s: command killed, lease lost: %s", build.pk, error)
+                return f"abandoned: {error}"
             if exit_code is None:
                 reason = f"The command timed out after {settings.LOCAL_BUILD_TIMEOUT_SECONDS} s."
             elif exit_code != 0:
@@ -232,16 +239,6 @@ def local_build_run(*, build_pk: int) -> str:
     succeeded = exit_code == 0 and not reason
     for line in output.splitlines():
         logger.info("build %s | %s", build.pk, line)
-    history_record_build(
-        build=build,
-        summary=f"Local {build.purpose} command finished: " + ("succeeded" if succeeded else reason),
-        details={
-            "exit_code": exit_code,
-            "seconds": round(time.monotonic() - started, 2),
-            "log_tail": output.splitlines()[-LOG_TAIL_LINES:],
-        },
-    )
-
     detail: dict[str, Any] = {v.name: v.value for v in environment if v.type == VariableType.PLAINTEXT}
     detail.update(outputs)
     detail["CODEBUILD_BUILD_ID"] = build.build_id or local_build_id(build)
@@ -250,14 +247,16 @@ def local_build_run(*, build_pk: int) -> str:
     if not succeeded:
         detail["FAILURE_REASON"] = reason
     detail_type = "TENANT_PROVISIONING_SUCCESS" if succeeded else "TENANT_PROVISIONING_FAILURE"
-    try:
-        outcome_post(envelope=_envelope(build=build, detail_type=detail_type, detail=detail))
-    except OutcomeNotDelivered as error:
-        logger.error("build %s: outcome not delivered to the intake: %s", build.pk, error)
-        build_record_state(
-            build=build,
-            status=BuildStatus.FAULT if succeeded else BuildStatus.FAILED,
-            reason=f"The build's outcome could not be delivered to the intake ({error}). " + (reason or ""),
-        )
-        return f"undelivered: {error}"
-    return f"{detail_type} delivered"
+    finished = local_build_finish(
+        lease=lease,
+        outcome=outcome_envelope(build=build, detail_type=detail_type, detail=detail),
+        summary=f"Local {build.purpose} command finished (run {build.runs}): " + ("succeeded" if succeeded else reason),
+        details={
+            "exit_code": exit_code,
+            "seconds": round(time.monotonic() - started, 2),
+            "log_tail": output.splitlines()[-LOG_TAIL_LINES:],
+        },
+    )
+    if not finished:
+        return "abandoned: another run owns the build now"
+    return local_build_outcome_deliver(build_pk=build.pk, attempts=settings.LOCAL_BUILD_POST_ATTEMPTS)

@@ -31,6 +31,7 @@ from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatu
 from tenants.services.builds import PURPOSE_STATUSES, build_record_state, history_record_build
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import TransitionCause, tenant_transition
+from tenants.services.sbt import sbt_build_success_report
 
 if TYPE_CHECKING:
     from events.models import ReceivedEvent
@@ -219,6 +220,8 @@ def codebuild_state_change_record(*, event: "ReceivedEvent", detail: dict[str, A
             logs_url=str(logs.get("deep-link", "")),
             source="codebuild-event",
         )
+        if build.awaiting_outcome_event:  # an sbt script job reports by succeeding: its outcome event is ours
+            sbt_build_success_report(build=build, event=event, detail=detail)
     tenant.refresh_from_db(fields=["status", "status_reason", "version"])
     return {"tenant": tenant.pk, "build": build.build_id, "build_status": build.status, "status": tenant.status}
 

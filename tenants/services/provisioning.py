@@ -14,8 +14,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from events.registry import EventRejected
-from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start, tenant_attempt_start, tenant_staff_attempt
+from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
+from tenants.services.build_policy import builder_refusal
+from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
@@ -45,10 +46,13 @@ def _tenant_fields(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
-    """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new)."""
+    """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new); sbt-aws's
+    ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
     fields = _tenant_fields(detail)
-    refused = ""
+    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
+    if refused:  # the tier decides which builders an event may pick: nothing is stored or started
+        raise EventRejected(f"TENANT_PROVISIONING refused: {refused}")
     build: Build | None = None
     environment: list[EnvVar] | None = None
     with transaction.atomic():
@@ -64,7 +68,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             build = Build.objects.filter(event=event, purpose=BuildPurpose.PROVISION).first()
         elif not created and tenant.status not in PROVISIONABLE:
             refused = (
-                f"TENANT_PROVISIONING refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
                 "not pending or failed."
             )
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
@@ -77,23 +81,21 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             history_record_event(
                 tenant=tenant,
                 event=event,
-                summary=f"TENANT_PROVISIONING received (tier {tenant.tier}, builder "
+                summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
             build, environment = tenant_attempt_start(
                 tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
             )
+            if build is not None:  # started once this transaction (the handler's) has committed
+                build_start_after_commit(build=build, environment=environment)
     if refused:
         raise EventRejected(refused)
-    if build is not None:
-        build = build_start(build=build, environment=environment)
-        if build.status != BuildStatus.IN_PROGRESS:  # the start was refused: the tenant failed meanwhile
-            tenant.refresh_from_db(fields=["status", "status_reason", "version"])
     return {
         "tenant": tenant.pk,
         "status": tenant.status,
         "reason": tenant.status_reason,
-        "build": build.build_id if build else None,
+        "build": build.idempotency_token if build else None,
     }
 
 

@@ -6,8 +6,17 @@ Table layouts (the original service's, so existing readers keep working):
   ``builderConfig``, ``appConfig`` (when the event carried one), ``status`` and ``version``, all top level.
   A deprovisioned tenant keeps its item with ``status = "INACTIVE"`` (never silently deleted).
 - Tier table (``DYNAMODB_TIER_TABLE``), key ``tier``: ``jobName`` (the provisioning project),
-  ``deprovisionJobName`` (when set), ``version``, and one attribute per tier variable (plaintext values;
-  for SSM / Secrets Manager variables the parameter name / secret id, never the secret).
+  ``deprovisionJobName`` (when set), ``version``, ``allowedBuilders`` (a list: the builders events may
+  pick; an attribute the original did not have, which its readers ignore), and one attribute per tier
+  variable (plaintext values; for SSM / Secrets Manager variables the parameter name / secret id, never
+  the secret).
+
+Secrets are not copied in plain: every secret-named value (``orchestrator.redaction.is_secret_key``; also
+inside strings that hold JSON, such as ``builderConfig.config.environmentOverride.tenant``; for tiers,
+plain-text variables only) is, as ``DYNAMODB_MIRROR_SECRETS`` says, ``sealed`` (the same ``sealed:v1:...``
+token the database holds, which only a holder of the orchestrator's keys can open) or ``omit``ted (the key
+left out). Keys and every other value keep the layout above. The drift check compares items opened, so a
+fresh seal is no drift.
 
 Every committed change is written by a task scheduled with ``transaction.on_commit`` (once per object and
 transaction). Writes are conditional on ``version`` (``attribute_not_exists(key) OR version < :v``), so a
@@ -31,7 +40,9 @@ from django.db import transaction
 from django.db.models import F
 
 from orchestrator.aws import TRANSIENT_AWS_ERRORS, aws_client, is_transient
-from orchestrator.errors import ServiceUnavailableError
+from orchestrator.errors import ApplicationError, ServiceUnavailableError
+from orchestrator.redaction import secrets_left_out
+from orchestrator.sealing import seal, unseal
 from tenants.models import TIER_ITEM_RESERVED, Tenant, Tier, TierVariable, VariableType
 
 logger = logging.getLogger(__name__)
@@ -64,6 +75,13 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
+def _mirrored(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with its secrets sealed or left out (``DYNAMODB_MIRROR_SECRETS``)."""
+    if settings.DYNAMODB_MIRROR_SECRETS == "omit":
+        return secrets_left_out(item)
+    return seal(item)
+
+
 def tenant_item(tenant: Tenant) -> dict[str, Any]:
     document = dict(tenant.document or {})
     document.setdefault("id", tenant.pk)
@@ -77,17 +95,23 @@ def tenant_item(tenant: Tenant) -> dict[str, Any]:
     }
     if tenant.app_config:
         item["appConfig"] = tenant.app_config
-    return _clean(item)
+    return _clean(_mirrored(item))
 
 
 def tier_item(tier: Tier, variables: list[TierVariable] | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"tier": tier.name, "jobName": tier.provision_project, "version": tier.version}
+    item: dict[str, Any] = {
+        "tier": tier.name,
+        "jobName": tier.provision_project,
+        "version": tier.version,
+        "allowedBuilders": list(tier.allowed_builders),
+    }
     if tier.deprovision_project:
         item["deprovisionJobName"] = tier.deprovision_project
+    plain: dict[str, Any] = {}  # plain-text values: secret-named ones are mirrored sealed or left out
     for variable in variables if variables is not None else tier.variables.all():
         if variable.name not in TIER_ITEM_RESERVED:
-            item[variable.name] = variable.value
-    return _clean(item)
+            (plain if variable.type == VariableType.PLAINTEXT else item)[variable.name] = variable.value
+    return _clean({**item, **_mirrored(plain)})
 
 
 def to_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +205,12 @@ def _delete(*, table: str, key: dict[str, Any]) -> None:
         raise SyncUnavailable(f"DynamoDB is unreachable ({error.__class__.__name__}).") from error
 
 
+def tenant_item_delete(*, tenant_id: str) -> None:
+    """Remove a purged tenant's item from the tenant data store. Raises ``SyncUnavailable`` when DynamoDB
+    cannot answer (the purge is then tried again on the next run)."""
+    _delete(table=settings.DYNAMODB_TENANT_TABLE, key={"tenantId": tenant_id})
+
+
 def tenant_sync(*, tenant_id: str) -> str:
     """Write one tenant's item. Returns ``written``, ``stale`` (DynamoDB already has this version or a
     newer one) or ``missing`` (no such tenant). Raises ``SyncUnavailable`` when DynamoDB cannot answer."""
@@ -266,7 +296,8 @@ def _compare(table: str, key: str, expected: dict[str, dict[str, Any]]) -> Table
         if wanted is None:
             drift.extra.append(item_key)
             continue
-        wanted = from_dynamodb(to_dynamodb(wanted))  # the same number types DynamoDB hands back
+        wanted = unseal(from_dynamodb(to_dynamodb(wanted)))  # the same number types DynamoDB hands back
+        actual = unseal(actual)  # sealed anew on every write: compared opened
         names = sorted(name for name in set(wanted) | set(actual) if wanted.get(name) != actual.get(name))
         if names:
             drift.different[item_key] = names
@@ -337,7 +368,7 @@ def tiers_import_from_dynamodb(*, overwrite: bool = False) -> dict[str, list[str
     from tenants.services.tiers import tier_upsert
 
     result: dict[str, list[str]] = {"created": [], "updated": [], "skipped": [], "invalid": []}
-    for item in _scan(settings.DYNAMODB_TIER_TABLE):
+    for item in map(unseal, _scan(settings.DYNAMODB_TIER_TABLE)):
         name = str(item.get("tier", ""))
         if not name:
             continue
@@ -346,16 +377,21 @@ def tiers_import_from_dynamodb(*, overwrite: bool = False) -> dict[str, list[str
             result["skipped"].append(name)
             continue
         variables = {key: _variable_text(value) for key, value in item.items() if key not in TIER_ITEM_RESERVED}
+        builders = item.get("allowedBuilders")  # absent from the original's items: CODE_BUILD only
         try:
             tier_upsert(
                 name=name,
                 provision_project=str(item.get("jobName", "")),
                 deprovision_project=str(item.get("deprovisionJobName", "")),
+                allowed_builders=sorted(map(str, builders)) if isinstance(builders, list | set) else None,
                 variables={key: (value, VariableType.PLAINTEXT) for key, value in variables.items()},
                 replace_variables=True,
             )
         except ValueError as error:
             result["invalid"].append(f"{name}: {error}")
+            continue
+        except ApplicationError as error:
+            result["invalid"].append(f"{name}: {error.message}")
             continue
         result["updated" if exists else "created"].append(name)
     return result

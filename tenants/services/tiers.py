@@ -17,6 +17,7 @@ from django.db import transaction
 from orchestrator.errors import ApplicationError, ConflictError
 from orchestrator.redaction import MASK
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
+from tenants.services import build_policy
 
 RENAME_REFUSED = "A tier cannot be renamed (tenants refer to it by name); create a new tier instead."
 # A variable as both edges send it: the API's JSON object, the admin's inline form (extra keys are ignored).
@@ -30,6 +31,7 @@ def tier_upsert(
     provision_project: str,
     deprovision_project: str = "",
     description: str | None = None,
+    allowed_builders: list[str] | None = None,
     variables: dict[str, tuple[str, str]] | None = None,
     replace_variables: bool = False,
     create_only: bool = False,
@@ -37,8 +39,11 @@ def tier_upsert(
     """Create or update a tier and its variables (``{name: (value, type)}``). Returns (tier, changed).
 
     ``create_only`` leaves an existing tier and existing variables alone and only adds what is missing
-    (what ``seed_demo`` needs to be idempotent without clobbering staff edits). Invalid variable names
-    raise ``ValueError``. Saving schedules the DynamoDB write after commit.
+    (what ``seed_demo`` needs to be idempotent without clobbering staff edits). ``allowed_builders`` None
+    keeps the tier's (a new tier: CODE_BUILD only). Invalid variable names raise ``ValueError``; a tier
+    its builders do not allow (``build_policy.tier_validate``: a LOCAL tier's commands and variable names)
+    raises ``ApplicationError`` with field errors and changes nothing. Saving schedules the DynamoDB write
+    after commit.
     """
     tier = Tier.objects.select_for_update().filter(name=name).first()
     changed = False
@@ -48,12 +53,15 @@ def tier_upsert(
             provision_project=provision_project,
             deprovision_project=deprovision_project,
             description=description or "",
+            **({"allowed_builders": allowed_builders} if allowed_builders is not None else {}),
         )
         changed = True
     elif not create_only:
         wanted = {"provision_project": provision_project, "deprovision_project": deprovision_project}
         if description is not None:
             wanted["description"] = description
+        if allowed_builders is not None:
+            wanted["allowed_builders"] = allowed_builders
         if any(getattr(tier, attribute) != value for attribute, value in wanted.items()):
             for attribute, value in wanted.items():
                 setattr(tier, attribute, value)
@@ -83,6 +91,7 @@ def tier_upsert(
                 variable.delete()  # one by one: each delete bumps the tier's version (receivers)
             changed = True
     tier.refresh_from_db()
+    build_policy.tier_validate(tier=tier)  # the whole saved state; raising rolls this transaction back
     return tier, changed
 
 
@@ -108,6 +117,7 @@ def _tier_save(
     provision_project: str,
     deprovision_project: str,
     description: str,
+    allowed_builders: list[str] | None,
     variables: dict[str, tuple[str, str]] | None,
 ) -> Tier:
     """Write the tier; ``variables``, when given, replace its variables. An invalid variable is a 400."""
@@ -117,6 +127,7 @@ def _tier_save(
             provision_project=provision_project,
             deprovision_project=deprovision_project,
             description=description,
+            allowed_builders=allowed_builders,
             variables=variables,
             replace_variables=variables is not None,
         )
@@ -132,15 +143,18 @@ def tier_create(
     provision_project: str,
     deprovision_project: str = "",
     description: str = "",
+    allowed_builders: list[str] | None = None,
     variables: Iterable[VariableRow] | None = None,
 ) -> Tier:
-    """A new tier with its variables. Refused (409) when the name is taken."""
+    """A new tier with its variables (``allowed_builders`` None: CODE_BUILD only). Refused (409) when the name
+    is taken, with field errors when its builders do not allow it (``build_policy``)."""
     tier_validate(tier=None, name=name)
     return _tier_save(
         name=name,
         provision_project=provision_project,
         deprovision_project=deprovision_project,
         description=description,
+        allowed_builders=allowed_builders,
         variables=_variables_by_name(variables),
     )
 
@@ -153,6 +167,7 @@ def tier_update(
     provision_project: str | None = None,
     deprovision_project: str | None = None,
     description: str | None = None,
+    allowed_builders: list[str] | None = None,
     variables: Iterable[VariableRow] | None = None,
 ) -> Tier:
     """Change what is given (``None`` keeps the current value), so a partial update is a call with less.
@@ -175,6 +190,7 @@ def tier_update(
         provision_project=stored.provision_project if provision_project is None else provision_project,
         deprovision_project=stored.deprovision_project if deprovision_project is None else deprovision_project,
         description=stored.description if description is None else description,
+        allowed_builders=allowed_builders,
         variables=by_name,
     )
 

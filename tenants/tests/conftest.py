@@ -1,9 +1,13 @@
 import json
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from events.models import ReceivedEvent
 from orchestrator.aws import aws_client
@@ -71,6 +75,24 @@ def outcome_detail(tenant_id: str, build_id: str = "", *, succeeding: str = "1",
     return detail
 
 
+def admin_tier_form(*, variables: tuple[tuple[str, str, str], ...] = (), **fields: Any) -> dict[str, Any]:
+    """The tier admin's form as a browser posts it, with its variables inline: ``(name, value, type)``."""
+    data = {
+        "deprovision_project": "",
+        "allowed_builders": ["CODE_BUILD"],
+        "description": "",
+        **fields,
+        "variables-TOTAL_FORMS": str(len(variables)),
+        "variables-INITIAL_FORMS": "0",
+        "variables-MIN_NUM_FORMS": "0",
+        "variables-MAX_NUM_FORMS": "1000",
+    }
+    for index, variable in enumerate(variables):
+        keys = (f"variables-{index}-name", f"variables-{index}-value", f"variables-{index}-type")
+        data.update(zip(keys, variable, strict=True))
+    return data
+
+
 @pytest.fixture
 def send_event(client, django_capture_on_commit_callbacks):
     """POST an envelope to the real intake; everything it queues (processing, sync, outbox) runs."""
@@ -93,6 +115,15 @@ def run_commit_hooks(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def build_root():
+    """A LOCAL_BUILD_ROOT the build's unprivileged user can enter (pytest's tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="orchestrator-build-root-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def codebuild_tier(db, aws):
     """Tier BASIC on CodeBuild (projects created in moto) with a variable of every type."""
     tier = TierFactory(
@@ -107,6 +138,27 @@ def codebuild_tier(db, aws):
     TierVariableFactory(tier=tier, name="API_TOKEN", value="tenants/api-token", type=VariableType.SECRETS_MANAGER)
     ensure_codebuild_projects()
     return tier
+
+
+@pytest.fixture
+def local_tier(transactional_db, aws):
+    """Tier BASIC on the LOCAL builder (``demo/build.sh``)."""
+    tier = TierFactory(
+        name="BASIC",
+        provision_project="demo/build.sh provision",
+        deprovision_project="demo/build.sh deprovision",
+        allowed_builders=["LOCAL"],
+    )
+    TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
+    TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
+    return tier
+
+
+@pytest.fixture
+def live_intake(live_server):
+    """The intake served on a real port; LOCAL builds post their outcomes to it."""
+    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
+        yield live_server
 
 
 @pytest.fixture

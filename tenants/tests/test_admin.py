@@ -7,8 +7,8 @@ from django.urls import reverse
 from events.catalogue import DetailType
 from orchestrator.tests.factories import SuperuserFactory
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tier_item_of
-from tenants.tests.factories import BuildFactory, TenantFactory
+from tenants.tests.conftest import admin_tier_form, envelope, outcome_detail, provisioning_detail, tier_item_of
+from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +59,25 @@ def test_tenant_detail_masks_secrets(staff_client):
     # then the secret is not on it
     assert response.status_code == 200
     assert b"s3cr3t" not in response.content
+
+
+def test_build_detail_shows_the_stored_local_outcome_with_secrets_masked(staff_client):
+    build = BuildFactory(
+        builder_type="LOCAL",
+        outcome={
+            "detail-type": "TENANT_PROVISIONING_SUCCESS",
+            "detail": {"CLIENT_SECRET": "c1ient-s3cret", "TIER": "x"},
+        },
+        outcome_post_attempts=2,
+        outcome_post_error="ConnectionError reaching http://127.0.0.1:8000/api/events/",
+    )
+
+    response = staff_client.get(reverse("admin:tenants_build_change", args=[build.pk]))
+
+    assert response.status_code == 200
+    assert b"TENANT_PROVISIONING_SUCCESS" in response.content
+    assert b"ConnectionError reaching" in response.content
+    assert b"c1ient-s3cret" not in response.content
 
 
 def test_history_and_builds_are_read_only(staff_client):
@@ -139,22 +158,11 @@ def test_actions_need_a_post(staff_client):
 
 def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_commit_hooks):
     # given the add form filled in with two variables
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "deprovision_project": "",
-        "description": "",
-        "variables-TOTAL_FORMS": "2",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "EKS_CLUSTER_NAME",
-        "variables-0-value": "gold-eks",
-        "variables-0-type": "PLAINTEXT",
-        "variables-1-name": "DB_PASSWORD",
-        "variables-1-value": "/gold/db",
-        "variables-1-type": "PARAMETER_STORE",
-    }
+    data = admin_tier_form(
+        name="GOLD",
+        provision_project="gold-provision",
+        variables=(("EKS_CLUSTER_NAME", "gold-eks", "PLAINTEXT"), ("DB_PASSWORD", "/gold/db", "PARAMETER_STORE")),
+    )
 
     # when a superuser saves it
     with run_commit_hooks():
@@ -165,23 +173,14 @@ def test_saving_a_tier_with_its_variables_writes_through(staff_client, aws, run_
     tier = Tier.objects.get(name="GOLD")
     item = tier_item_of("GOLD")
     assert item["jobName"] == "gold-provision"
+    assert item["allowedBuilders"] == ["CODE_BUILD"]
     assert (item["EKS_CLUSTER_NAME"], item["DB_PASSWORD"]) == ("gold-eks", "/gold/db")
     assert item["version"] == tier.version
 
 
 def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
     # given the add form with a variable name a build cannot receive
-    data = {
-        "name": "GOLD",
-        "provision_project": "gold-provision",
-        "variables-TOTAL_FORMS": "1",
-        "variables-INITIAL_FORMS": "0",
-        "variables-MIN_NUM_FORMS": "0",
-        "variables-MAX_NUM_FORMS": "1000",
-        "variables-0-name": "bad-name",
-        "variables-0-value": "x",
-        "variables-0-type": "PLAINTEXT",
-    }
+    data = admin_tier_form(name="GOLD", provision_project="gold-provision", variables=(("bad-name", "x", "PLAINTEXT"),))
 
     # when a superuser saves it
     response = staff_client.post(reverse("admin:tenants_tier_add"), data)
@@ -189,3 +188,41 @@ def test_tier_variable_with_an_invalid_name_is_refused(staff_client):
     # then the form comes back and no tier was created
     assert response.status_code == 200
     assert not Tier.objects.exists()
+
+
+def test_a_new_tier_offers_codebuild_alone_and_an_existing_one_shows_its_builders(staff_client):
+    tier = TierFactory(name="DEMO", allowed_builders=["LOCAL"])
+
+    add_form = staff_client.get(reverse("admin:tenants_tier_add")).context["adminform"].form
+    change_form = staff_client.get(reverse("admin:tenants_tier_change", args=[tier.pk])).context["adminform"].form
+
+    assert add_form["allowed_builders"].value() == ["CODE_BUILD"]
+    assert change_form["allowed_builders"].value() == ["LOCAL"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "rendered"),
+    [
+        ("https://logs.example/build/1", True),
+        ("javascript:alert(document.cookie)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("http://logs.example/build/1", False),
+    ],
+)
+def test_only_https_logs_links_are_rendered(staff_client, stored, rendered):
+    # given a build whose link was stored before links were checked on the way in
+    build = BuildFactory(logs_url=stored)
+    TenantHistory.objects.create(
+        tenant=build.tenant, kind=HistoryKind.BUILD, summary="build", ref_type="build", ref_id=str(build.pk)
+    )
+    pages = {
+        "build list": reverse("admin:tenants_build_changelist"),
+        "build": reverse("admin:tenants_build_change", args=[build.pk]),
+        "tenant timeline": reverse("admin:tenants_tenant_change", args=[build.tenant_id]),
+    }
+
+    for name, url in pages.items():
+        page = staff_client.get(url).content.decode()
+        # then the link is there only when it is https, and a refused value is never an href
+        assert (f'href="{stored}"' in page) is rendered, name
+        assert "logs ↗" in page if rendered else "logs ↗" not in page, name

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from events.catalogue import DetailType
+from orchestrator.sealing import unseal
 from orchestrator.tests.factories import staff_user
 from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
 from tenants.services.sync import tenant_sync_schedule
@@ -206,14 +207,17 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
     with run_commit_hooks():
         created = superuser.post("/api/tiers/", create, format="json")
     assert created.status_code == 201, created.content
+    assert created.json()["allowed_builders"] == ["CODE_BUILD"]  # a new tier: CodeBuild only
     variables = {v["name"]: v["value"] for v in created.json()["variables"]}
     assert variables == {"API_SECRET": "********", "DB_PASSWORD": "/gold/db", "EKS_CLUSTER_NAME": "gold-eks"}
     item = tier_item_of("GOLD")
-    assert (item["jobName"], item["EKS_CLUSTER_NAME"], item["API_SECRET"]) == (
+    assert item["API_SECRET"].startswith("sealed:v1:")  # the mirror never holds a secret in plain
+    assert (item["jobName"], item["EKS_CLUSTER_NAME"], unseal(item["API_SECRET"])) == (
         "gold-provision",
         "gold-eks",
         "plain-secret",
     )
+    assert item["allowedBuilders"] == ["CODE_BUILD"]
 
     # a masked value sent back keeps the stored value; the list replaces the variables
     with run_commit_hooks():
@@ -231,7 +235,7 @@ def test_tier_crud_writes_through_to_dynamodb(superuser, aws, run_commit_hooks):
     assert patched.status_code == 200, patched.content
     item = tier_item_of("GOLD")
     assert item["jobName"] == "gold-provision-v2"
-    assert (item["EKS_CLUSTER_NAME"], item["API_SECRET"]) == ("gold-eks-2", "plain-secret")
+    assert (item["EKS_CLUSTER_NAME"], unseal(item["API_SECRET"])) == ("gold-eks-2", "plain-secret")
     assert "DB_PASSWORD" not in item
     assert patched.json()["deprovision_project"] == "gold-deprovision"
     assert item["version"] == Tier.objects.get(name="GOLD").version

@@ -139,3 +139,48 @@ def test_same_inputs_same_sorted_list():
 
     assert first == second
     assert [v.name for v in first] == sorted(v.name for v in first)
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("override", "BASH_ENV"),
+        ("override", "ld_preload"),
+        ("size", "PYTHONPATH"),
+        ("size", "PATH"),
+    ],
+)
+@pytest.mark.parametrize("builder", ["CODE_BUILD", "LOCAL"])
+def test_reserved_names_from_the_event_are_refused_for_every_builder(source, name, builder):
+    kwargs = {
+        "override": {"builder_config": {"type": builder, "config": {"environmentOverride": {name: "x"}}}},
+        "size": {"builder_config": {"type": builder}, "plan": {"tier": "BASIC", "sizeConfig": {name: "x"}}},
+    }[source]
+
+    with pytest.raises(InvalidEnvironment, match=f"'{name}' in .* is reserved: it "):
+        env(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["PATH", "custom_flag", "LD_PRELOAD"])
+def test_tier_variables_follow_the_local_rule_only_for_local_builds(name):
+    tier_variables = [(name, "x", "PLAINTEXT")]
+
+    assert env(tier_variables=tier_variables, builder_config={"type": "CODE_BUILD"})[name].value == "x"
+    with pytest.raises(InvalidEnvironment, match=f"'{name}' in tier BASIC variables"):
+        env(tier_variables=tier_variables, builder_config={"type": "LOCAL"})
+
+
+def test_local_builds_take_upper_case_names_and_the_control_planes_own():
+    result = env(
+        builder_config={"type": "LOCAL", "config": {"environmentOverride": {"secret": "s", "context": "c", "MAX": 1}}}
+    )
+
+    assert {name: result[name].value for name in ("secret", "context", "MAX")} == {
+        "secret": "s",
+        "context": "c",
+        "MAX": "1",
+    }
+    with pytest.raises(
+        InvalidEnvironment, match=r"'maxUsers' in planConfig\.sizeConfig is not allowed for a LOCAL build"
+    ):
+        env(builder_config={"type": "LOCAL"}, plan={"tier": "BASIC", "sizeConfig": {"maxUsers": 5}})

@@ -3,36 +3,25 @@ its outcome comes back through the real intake over HTTP (a live server), like C
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 from django.test import override_settings
 
-from devstack.processes import free_port
 from events.catalogue import DetailType
 from events.models import OutboxEvent, ReceivedEvent
 from orchestrator.aws import aws_client
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.lifecycle import tenant_transition
-from tenants.services.local_builds import local_build_run, parse_outputs
+from tenants.services.local_builds import parse_outputs
 from tenants.tests.conftest import API_KEY, envelope, provisioning_detail, tenant_item_of
 from tenants.tests.factories import TierFactory, TierVariableFactory
-
-
-@pytest.fixture
-def local_tier(transactional_db, aws):
-    tier = TierFactory(
-        name="BASIC", provision_project="demo/build.sh provision", deprovision_project="demo/build.sh deprovision"
-    )
-    TierVariableFactory(tier=tier, name="NAMESPACE", value="demo")
-    TierVariableFactory(tier=tier, name="DEMO_RECEIVER_URL", value="http://127.0.0.1:8199")
-    return tier
-
-
-@pytest.fixture
-def live_intake(live_server):
-    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
-        yield live_server
 
 
 def post(client, detail_type, detail):
@@ -137,21 +126,21 @@ SECRET_SCRIPT = """\
 
 
 def test_secret_variables_are_resolved_for_the_script_but_never_echoed(
-    transactional_db, aws, live_intake, client, tmp_path, monkeypatch
+    transactional_db, aws, live_intake, client, build_root, monkeypatch
 ):
     # Given a script under the build root that uses an SSM parameter and a Secrets Manager secret
-    script = tmp_path / "build.sh"
+    script = build_root / "build.sh"
     script.write_text(textwrap.dedent(SECRET_SCRIPT))
     script.chmod(0o755)
     aws_client("ssm").put_parameter(Name="/demo/db-password", Value="hunter2-db", Type="SecureString")
     aws_client("secretsmanager").create_secret(Name="demo/api", SecretString=json.dumps({"token": "tok-12345"}))
     monkeypatch.setenv("DATABASE_URL", "postgres://should-not-leak")
-    tier = TierFactory(name="BASIC", provision_project="build.sh", deprovision_project="")
+    tier = TierFactory(name="BASIC", provision_project="build.sh", deprovision_project="", allowed_builders=["LOCAL"])
     TierVariableFactory(tier=tier, name="DB_PASSWORD", value="/demo/db-password", type="PARAMETER_STORE")
     TierVariableFactory(tier=tier, name="API_TOKEN", value="demo/api:token", type="SECRETS_MANAGER")
     detail = provisioning_detail(builder="LOCAL")
 
-    with override_settings(LOCAL_BUILD_ROOT=str(tmp_path)):
+    with override_settings(LOCAL_BUILD_ROOT=str(build_root), LOCAL_BUILD_COMMANDS=["build.sh"]):
         post(client, DetailType.TENANT_PROVISIONING, detail)
 
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
@@ -170,55 +159,60 @@ def test_secret_variables_are_resolved_for_the_script_but_never_echoed(
 
 
 @pytest.mark.django_db
-def test_command_outside_the_build_root_is_refused(aws, send_event):
-    TierFactory(name="BASIC", provision_project="../../../bin/sh -c id")
+def test_command_outside_the_build_root_is_refused_even_when_listed(aws, send_event):
+    TierFactory(name="BASIC", provision_project="../../../bin/sh -c id", allowed_builders=["LOCAL"])
     detail = provisioning_detail(builder="LOCAL")
 
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    with override_settings(LOCAL_BUILD_COMMANDS=["../../../bin/sh -c id"]):
+        send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
 
     tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert "must be a script inside" in tenant.status_reason
 
 
-@pytest.mark.django_db
-def test_unreachable_intake_faults_the_build_and_fails_the_tenant(aws, send_event):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
-    detail = provisioning_detail(builder="LOCAL")
-
-    with override_settings(ORCHESTRATOR_BASE_URL=f"http://127.0.0.1:{free_port()}", LOCAL_BUILD_POST_ATTEMPTS=1):
-        send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    build = Build.objects.get(tenant=tenant)
-    assert build.status == BuildStatus.FAULT
-    assert "could not be delivered to the intake" in build.status_reason
-    assert tenant.status == TenantStatus.PROVISION_FAILED
-
-
-@pytest.mark.django_db
-def test_a_claimed_build_never_runs_twice(aws, send_event, monkeypatch):
-    TierFactory(name="BASIC", provision_project="demo/build.sh provision")
-    from tenants.builders import local
-    from tenants.services import local_builds
-
-    monkeypatch.setattr(local, "local_build_enqueue", lambda build_pk: None)  # nothing runs on its own
-    detail = provisioning_detail(builder="LOCAL")
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    build = Build.objects.get()
-    runs = []
-    monkeypatch.setattr(local_builds, "_run", lambda argv, env, cwd: runs.append(argv) or (0, ""))
-    monkeypatch.setattr(local_builds, "outcome_post", lambda envelope: None)
-
-    first = local_build_run(build_pk=build.pk)
-    second = local_build_run(build_pk=build.pk)
-
-    assert first == "TENANT_PROVISIONING_SUCCESS delivered"
-    assert second.startswith("skipped")
-    assert len(runs) == 1
-
-
 def test_outputs_file_parsing():
     text = "A=1\n\n# comment\nexport B='two words'\nC=x=y\nbad-name=1\nCODEBUILD_BUILD_POSTBUILD=1\nNOEQUALS\n"
 
     assert parse_outputs(text) == {"A": "1", "B": "two words", "C": "x=y", "CODEBUILD_BUILD_POSTBUILD": "1"}
+
+
+RUNNER = """
+import subprocess, django
+django.setup()
+from tenants.services.local_builds import _die_with_parent
+command = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=_die_with_parent)
+print(command.pid, flush=True)
+command.wait()
+"""
+
+
+def _dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_the_command_dies_with_its_runner():
+    # Given a runner process with a command in its own session (killing the runner's group misses it)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator.settings.test"},
+    )
+    command = psutil.Process(int(runner.stdout.readline()))
+    assert not _dead(command)
+
+    # When the runner is killed
+    runner.kill()
+    runner.wait()
+
+    # Then so is the command (it never outlives its runner into the next run)
+    deadline = time.monotonic() + 10
+    while not _dead(command) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dead(command)

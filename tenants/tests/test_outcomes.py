@@ -224,6 +224,45 @@ def test_codebuild_success_waits_for_the_success_event(provisioning, send_event)
     assert OutboxEvent.objects.filter(detail_type=DetailType.TENANT_DEPLOYMENT).count() == 1
 
 
+NOT_HTTPS_LINKS = [
+    "javascript:alert(document.cookie)",
+    "JavaScript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "http://logs.example/build/1",
+    "//logs.example/build/1",
+    "https://",
+    " https://logs.example/build/1",
+]
+
+
+@pytest.mark.parametrize("link", NOT_HTTPS_LINKS)
+def test_a_logs_deep_link_that_is_not_https_is_dropped(provisioning, send_event, caplog, link):
+    _tenant, build = provisioning
+    before = build.logs_url
+
+    send_event(
+        envelope(DetailType.CODEBUILD_BUILD_STATE_CHANGE, codebuild_change(build, "FAILED", logs={"deep-link": link}))
+    )
+
+    # then the state change is applied without the link, and the reason is logged
+    build.refresh_from_db()
+    assert build.status == BuildStatus.FAILED
+    assert build.logs_url == before
+    assert f"build {build.pk} logs: link dropped, not an absolute https URL" in caplog.text
+
+
+def test_an_https_logs_deep_link_is_stored(provisioning, send_event):
+    _tenant, build = provisioning
+    link = "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/x"
+
+    send_event(
+        envelope(DetailType.CODEBUILD_BUILD_STATE_CHANGE, codebuild_change(build, "FAILED", logs={"deep-link": link}))
+    )
+
+    build.refresh_from_db()
+    assert build.logs_url == link
+
+
 def test_codebuild_change_for_a_foreign_build_is_ignored(provisioning, send_event):
     tenant, _build = provisioning
     foreign = Build(project="other", arn="arn:aws:codebuild:us-east-1:123456789012:build/other:1")

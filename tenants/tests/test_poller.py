@@ -53,7 +53,7 @@ def test_poller_against_moto_marks_success_and_waits_for_the_event(running_build
     with run_commit_hooks():
         counts = poll_builds.delay().get()
 
-    assert counts == {"polled": 1, "restarted": 0, "updated": 1}
+    assert counts == {"polled": 1, "updated": 1}
     assert [operation for operation, _ in codebuild_calls] == ["BatchGetBuilds"]
     running_build.refresh_from_db()
     assert running_build.status == BuildStatus.SUCCEEDED
@@ -99,15 +99,3 @@ def test_still_running_build_is_polled_again_only_after_the_interval(running_bui
     running_build.refresh_from_db()
     assert running_build.status == BuildStatus.IN_PROGRESS
     assert running_build.last_polled_at is not None
-
-
-def test_build_whose_start_never_happened_is_started_again_with_its_token(running_build, codebuild_calls):
-    Build.objects.filter(pk=running_build.pk).update(build_id="", arn="")
-
-    counts = builds_poll()
-
-    assert counts["restarted"] == 1
-    starts = [body for operation, body in codebuild_calls if operation == "StartBuild"]
-    assert [body["idempotencyToken"] for body in starts] == [running_build.idempotency_token]
-    running_build.refresh_from_db()
-    assert running_build.build_id.startswith("orchestrator-basic-provision:")

@@ -1,7 +1,9 @@
 """The DynamoDB mirror: items written after commit, conditional on version (a stale write never wins),
 DynamoDB down delays but never loses a change, drift reported and repaired, tiers mirrored and imported."""
 
+import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -11,12 +13,14 @@ from django.test import override_settings
 
 from devstack.processes import free_port
 from orchestrator.aws import aws_client, reset_clients
+from orchestrator.sealing import unseal
 from orchestrator.tests.factories import StaffFactory
 from tenants.models import Tenant, TenantStatus, Tier, TierVariable, VariableType
 from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import (
     SyncUnavailable,
     dynamodb_drift,
+    dynamodb_repair,
     tenant_item,
     tenant_resync,
     tenant_sync,
@@ -48,7 +52,7 @@ def test_committed_tenant_change_is_written_with_the_original_layout(aws, run_co
         tenant_sync_schedule(tenant_id=tenant.pk)  # what every tenants service does after a change
 
     item = tenant_item_of(tenant.pk)
-    assert item == {
+    assert unseal(item) == {  # secrets sealed (see the tests below), everything else as the original wrote it
         "tenantId": tenant.pk,
         "tenant": tenant.document,
         "planConfig": {"tier": "BASIC", "sizeConfig": {"N": Decimal("1.5")}},
@@ -147,8 +151,9 @@ def test_tier_item_layout_and_write_through(aws, run_commit_hooks):
         "jobName": "basic-provision",
         "deprovisionJobName": "basic-deprovision",
         "version": tier.version,
+        "allowedBuilders": ["CODE_BUILD"],  # an attribute the original's readers ignore
         "EKS_CLUSTER_NAME": "demo-eks",
-        "DB_PASSWORD": "/app/db",  # the reference, never the secret
+        "DB_PASSWORD": "/app/db",  # the reference (not sealed: no secret), never the secret
     }
 
     with run_commit_hooks():  # editing a variable (as the admin inline does) writes through
@@ -223,21 +228,39 @@ def test_import_tiers_loads_the_original_table_once(aws, capsys):
         TableName=settings.DYNAMODB_TIER_TABLE,
         Item={"tier": {"S": "PREMIUM"}, "jobName": {"S": "premium"}, "bad-name": {"S": "x"}},
     )
+    client.put_item(  # an item this service wrote: its builders come back, and a LOCAL tier is checked
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={
+            "tier": {"S": "DEMO"},
+            "jobName": {"S": "demo/build.sh provision"},
+            "allowedBuilders": {"L": [{"S": "LOCAL"}]},
+            "NAMESPACE": {"S": "demo"},
+        },
+    )
+    client.put_item(
+        TableName=settings.DYNAMODB_TIER_TABLE,
+        Item={"tier": {"S": "ROGUE"}, "jobName": {"S": "manage.py shell"}, "allowedBuilders": {"L": [{"S": "LOCAL"}]}},
+    )
 
-    with pytest.raises(CommandError, match="1 tier"):
+    with pytest.raises(CommandError, match="2 tier"):
         call_command("import_tiers")
 
     tier = Tier.objects.get(name="BASIC")
     assert tier.provision_project == "ns-env-basic-codebuild-project"
+    assert tier.allowed_builders == ["CODE_BUILD"]
+    assert Tier.objects.get(name="DEMO").allowed_builders == ["LOCAL"]
+    assert "ROGUE: Tier ROGUE is invalid: A LOCAL tier may only run a command of LOCAL_BUILD_COMMANDS" in (
+        capsys.readouterr().err
+    )
+    assert not Tier.objects.filter(name="ROGUE").exists()
     assert dict(tier.variables.values_list("name", "value")) == {
         "ACCESS_TOKEN_EXPIRATION": "3600",
         "EKS_CLUSTER_NAME": "ns-env-eks-cluster",
     }
     assert not Tier.objects.filter(name="PREMIUM").exists()
-    capsys.readouterr()
     with pytest.raises(CommandError):
         call_command("import_tiers")
-    assert "skipped: 1 (BASIC)" in capsys.readouterr().out
+    assert "skipped: 2 (BASIC, DEMO)" in capsys.readouterr().out
     assert Tier.objects.get(name="BASIC").version == tier.version
 
 
@@ -247,6 +270,7 @@ def test_seed_demo_is_idempotent_and_keeps_staff_edits(aws, run_commit_hooks):
     basic = Tier.objects.get(name="BASIC")
     assert basic.provision_project == "demo/build.sh provision"
     assert basic.deprovision_project == "demo/build.sh deprovision"
+    assert basic.allowed_builders == ["LOCAL"]
     TierVariable.objects.filter(tier=basic, name="NAMESPACE").update(value="edited")
     versions = dict(Tier.objects.values_list("name", "version"))
 
@@ -290,4 +314,93 @@ def test_documents_dynamodb_cannot_store_as_is_are_cleaned_and_not_drift(aws, ru
 
     item = tenant_item_of(tenant.pk)
     assert item["tenant"] == {"key": "odd", "nested": {"ok": Decimal("2.25")}, "blank": "", "id": tenant.pk}
+    assert all(drift.clean for drift in dynamodb_drift())
+
+
+# --- Secrets in the mirror (DYNAMODB_MIRROR_SECRETS) ---------------------------------------------------
+
+MIRROR_SECRETS = ("db-pw-1", "client-secret-2", "hmac-3", "ctx-4", "doc-token-5", "tier-pw-6")
+
+
+def _tenant_with_secrets() -> Tenant:
+    document = {"key": "acme", "name": "Acme", "apiToken": "doc-token-5"}
+    return TenantFactory(
+        document=document,
+        plan={"id": "plan-basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": "50", "DB_PASSWORD": "db-pw-1"}},
+        builder_config={
+            "type": "CODE_BUILD",
+            "config": {
+                "environmentOverride": {
+                    "secret": "hmac-3",
+                    "context": "ctx-4",
+                    "MAX_USERS": "50",
+                    # the tenant document as a JSON string, as the control plane's producer sends it
+                    "tenant": json.dumps(document, separators=(",", ":")),
+                }
+            },
+        },
+        app_config={"preferredSubdomain": "acme", "clientSecret": "client-secret-2"},
+    )
+
+
+def _keys(value: Any, path: str = "") -> set[str]:
+    """Every key path of a JSON-like value, also inside strings that hold JSON objects."""
+    if isinstance(value, str) and value.startswith("{"):
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        return set()
+    return {f"{path}.{key}" for key in value} | {k for key, item in value.items() for k in _keys(item, f"{path}.{key}")}
+
+
+def test_the_mirror_seals_secrets_and_keeps_the_original_layout(aws, run_commit_hooks, settings):
+    # Given the default mode and a tenant and tier carrying secrets (nested, and inside the tenant JSON string)
+    assert settings.DYNAMODB_MIRROR_SECRETS == "sealed"
+    with run_commit_hooks():
+        tenant = _tenant_with_secrets()
+        tier_upsert(
+            name="BASIC", provision_project="p", variables={"DB_PASSWORD": ("tier-pw-6", VariableType.PLAINTEXT)}
+        )
+
+    # When the data plane reads the items (boto3 from moto_server)
+    item, tier = tenant_item_of(tenant.pk), tier_item_of("BASIC")
+
+    # Then no secret is there in plain, every key of the original layout is, and the orchestrator opens them
+    text = json.dumps([item, tier], default=str)
+    assert not [secret for secret in MIRROR_SECRETS if secret in text]
+    assert item["planConfig"]["sizeConfig"]["DB_PASSWORD"].startswith("sealed:v1:")
+    assert item["planConfig"]["sizeConfig"]["MAX_USERS"] == "50"
+    assert _keys(item) == _keys(unseal(item))
+    override = unseal(item)["builderConfig"]["config"]["environmentOverride"]
+    assert override == tenant.builder_config["config"]["environmentOverride"]  # the tenant string exactly
+    assert unseal(tier)["DB_PASSWORD"] == "tier-pw-6"
+    # and a fresh seal on every write is no drift
+    assert all(drift.clean for drift in dynamodb_drift())
+
+
+def test_the_mirror_can_leave_secrets_out_instead(aws, run_commit_hooks, settings):
+    # Given items written sealed (the default)
+    with run_commit_hooks():
+        tenant = _tenant_with_secrets()
+        tier_upsert(
+            name="BASIC", provision_project="p", variables={"DB_PASSWORD": ("tier-pw-6", VariableType.PLAINTEXT)}
+        )
+
+    # When the mode becomes omit: the sealed items are drift, and the repair rewrites them
+    settings.DYNAMODB_MIRROR_SECRETS = "omit"
+    assert {name for drift in dynamodb_drift() for name in drift.different} == {tenant.pk, "BASIC"}
+    assert dynamodb_repair(dynamodb_drift()) == {"written": 2, "deleted": 0}
+
+    # Then the items hold no secret at all, sealed or not, and keep every other key and value
+    item, tier = tenant_item_of(tenant.pk), tier_item_of("BASIC")
+
+    text = json.dumps([item, tier], default=str)
+    assert not [secret for secret in MIRROR_SECRETS if secret in text]
+    assert "sealed:v1" not in text
+    assert set(item) == {"tenantId", "tenant", "planConfig", "builderConfig", "appConfig", "status", "version"}
+    assert item["planConfig"]["sizeConfig"] == {"MAX_USERS": "50"}
+    assert item["appConfig"] == {"preferredSubdomain": "acme"}
+    override = item["builderConfig"]["config"]["environmentOverride"]
+    assert set(override) == {"MAX_USERS", "tenant"}
+    assert json.loads(override["tenant"]) == {"key": "acme", "name": "Acme"}
+    assert set(tier) == {"tier", "jobName", "allowedBuilders", "version"}
     assert all(drift.clean for drift in dynamodb_drift())

@@ -65,14 +65,17 @@ def stack_env(live_services: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture
 def make_stack(postgres_url: str, aws: dict[str, str], drill_logs: Path) -> Iterator[Callable[..., LiveStack]]:
-    """``make_stack(extra_env=..., database_url=...)``: a LiveStack with its own embedded Redis, on the test
-    database and the test session's moto, with the test settings' secret key and intake API key."""
+    """``make_stack(extra_env=..., database_url=..., redis_url=...)``: a LiveStack with its own embedded Redis
+    (or another stack's), on the test database and the test session's moto, with the test settings' secret key
+    and intake API key."""
     stacks: list[LiveStack] = []
 
-    def make(*, extra_env: dict[str, str] | None = None, database_url: str | None = None) -> LiveStack:
+    def make(
+        *, extra_env: dict[str, str] | None = None, database_url: str | None = None, redis_url: str | None = None
+    ) -> LiveStack:
         stack = LiveStack(
             database_url=database_url or postgres_url,
-            redis_url=None,
+            redis_url=redis_url,
             aws_endpoint_url=aws["moto_url"],
             settings_module="orchestrator.settings.production",
             secret_key=settings.SECRET_KEY,

@@ -21,7 +21,9 @@ TIER = "BASIC"
 PROVISION_PROJECT = "orchestrator-basic-provision"
 
 
-def provisioning_envelope(*, event_id: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
+def provisioning_envelope(
+    *, event_id: str | None = None, tenant_id: str | None = None, builder: str = "CODE_BUILD"
+) -> dict[str, Any]:
     """A valid TENANT_PROVISIONING envelope for a new tenant (unique id and key) on tier BASIC."""
     tenant_id = tenant_id or str(uuid.uuid4())
     key = "t" + tenant_id.replace("-", "")[:20]
@@ -44,7 +46,7 @@ def provisioning_envelope(*, event_id: str | None = None, tenant_id: str | None 
             "tenant": tenant,
             "planConfig": {"id": "plan-basic", "name": "Basic", "tier": TIER, "sizeConfig": {"MAX_USERS": "50"}},
             "builderConfig": {
-                "type": "CODE_BUILD",
+                "type": builder,
                 "config": {
                     "environmentOverride": {
                         "tenant": json.dumps(tenant, separators=(",", ":")),

@@ -1,8 +1,11 @@
 """A Celery worker is killed with SIGKILL (its whole process group: a lost machine) in the middle of
-provisioning and in the middle of a webhook delivery. After a restart every event is processed once,
-every build is started under one idempotency token, and every delivery completes with one webhook-id.
+provisioning, of a LOCAL build and of a webhook delivery, and the web goes down while a LOCAL build ends.
+After a restart every event is processed once, every build is recorded before it starts and started under
+one idempotency token, a LOCAL build runs again (once) and reports one outcome, and every delivery
+completes with one webhook-id; no staff action is needed for the tenant to reach ACTIVE.
 """
 
+import contextlib
 import json
 import re
 import time
@@ -14,8 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 from standardwebhooks import Webhook
 
-from devstack.stack import TcpProxy
+from devstack.processes import free_port
+from devstack.stack import LiveStack, TcpProxy
 from tests.faults.support import (
+    TIER,
     DrillSummary,
     Receiver,
     count_statuses,
@@ -34,7 +39,7 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
     request, make_stack, basic_tier, aws
 ):
     from events.models import EventAttempt, EventStatus, ReceivedEvent
-    from tenants.models import Build
+    from tenants.models import Build, BuildStatus
 
     # Given CodeBuild behind a proxy that lets StartBuild reach moto but holds its answer back
     moto = urlsplit(aws["moto_url"])
@@ -44,6 +49,8 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
                 "AWS_ENDPOINT_URL_CODEBUILD": codebuild.url,
                 "EVENT_SWEEP_AFTER_SECONDS": "3",
                 "EVENT_SWEEP_INTERVAL_SECONDS": "1",
+                "BUILD_START_RETRY_AFTER_SECONDS": "3",
+                "BUILD_RECOVERY_INTERVAL_SECONDS": "1",
             }
         )
         web = stack.start_web(workers=2, threads=4)
@@ -52,19 +59,30 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
         codebuild.hold_responses()
         envelopes = [provisioning_envelope() for _ in range(4)]
         ids = [envelope["id"] for envelope in envelopes]
+        tenant_ids = [envelope["detail"]["tenant"]["id"] for envelope in envelopes]
+        builds = Build.objects.filter(tenant_id__in=tenant_ids)
 
         # When provisioning events arrive and the worker dies while StartBuild calls are in flight
         assert [post_event(web.url, envelope) for envelope in envelopes] == [202] * len(envelopes)
         wait_for(lambda: codebuild.held_connections >= 2, timeout=60, what="two StartBuild calls in flight")
         killed = stack.kill_worker()
+        # (the builds whose StartBuild was in flight were committed before CodeBuild was called)
+        pending_at_kill = builds.filter(status=BuildStatus.PENDING_START).count()
         codebuild.release()
         stack.restart_worker()
 
-        # Then every event is processed (the sweeper re-runs the abandoned ones)
+        # Then every event is processed (the sweeper re-runs the abandoned ones) and every build started
+        # (the recovery starts the recorded ones again)
         wait_for(
-            lambda: count_statuses(ids).get(EventStatus.PROCESSED, 0) == len(ids),
+            lambda: (
+                count_statuses(ids).get(EventStatus.PROCESSED, 0) == len(ids)
+                and builds.filter(status=BuildStatus.IN_PROGRESS).exclude(build_id="").count() == len(ids)
+            ),
             timeout=90,
-            what=f"every event processed (now {dict(count_statuses(ids))})",
+            what=lambda: (
+                f"every event processed and build started (now {dict(count_statuses(ids))}, "
+                f"builds {list(builds.values_list('status', flat=True))})"
+            ),
         )
         sent = codebuild.sent_text()
 
@@ -74,7 +92,7 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
         outcomes = list(EventAttempt.objects.filter(event=event).values_list("outcome", flat=True))
         assert outcomes.count(EventAttempt.Outcome.SUCCEEDED) == 1, outcomes
         interrupted += len(outcomes) - 1
-    assert interrupted >= 2, "the drill did not interrupt any handler"
+    assert pending_at_kill >= 2, "the interrupted starts left no recorded build"
     # One build per tenant; every StartBuild for a tenant carried that build's idempotency token
     tokens_sent = TOKEN.findall(sent)
     calls_per_token = defaultdict(int)
@@ -92,11 +110,197 @@ def test_worker_killed_mid_provisioning_builds_once_per_token_and_processes_ever
 
     summary = DrillSummary("worker killed mid-provisioning", sent=len(ids), accepted=len(ids), processed=len(ids))
     summary.notes.append(
-        f"killed pids {killed}; {interrupted} attempts abandoned and re-run; {repeated} StartBuild calls "
-        "repeated with the same idempotency token, 1 build row per tenant"
+        f"killed pids {killed}; {pending_at_kill} builds recorded but not started at the kill, {interrupted} "
+        f"event attempts abandoned and re-run; {repeated} StartBuild calls repeated with the same idempotency "
+        "token, 1 build row per tenant"
     )
     report(request, summary)
     assert summary.lost == 0
+
+
+LOCAL_STACK_ENV = {
+    "LOCAL_BUILDER_ENABLED": "true",
+    "LOCAL_BUILDER_ALLOW_IN_PRODUCTION": "true",  # the drills' stacks run the production settings
+    "LOCAL_BUILD_COMMANDS": "demo/build.sh provision",
+    "LOCAL_BUILD_LEASE_SECONDS": "3",
+    "BUILD_RECOVERY_INTERVAL_SECONDS": "1",
+}
+
+
+def local_tier(*, receiver_url: str, build_seconds: int) -> None:
+    """Tier BASIC on the LOCAL builder: ``demo/build.sh``, working ``build_seconds``, outputs pointing at
+    ``receiver_url`` (the deployment chain's app plane, feature service and control plane)."""
+    from tenants.models import Tier
+
+    tier, _ = Tier.objects.update_or_create(
+        name=TIER,
+        defaults={
+            "provision_project": "demo/build.sh provision",
+            "deprovision_project": "",
+            "allowed_builders": ["LOCAL"],
+        },
+    )
+    tier.variables.create(name="BUILD_SECONDS", value=str(build_seconds))
+    tier.variables.create(name="DEMO_RECEIVER_URL", value=receiver_url)
+
+
+def start_local_provisioning(make_stack, *, receiver: Receiver, build_seconds: int) -> tuple[LiveStack, str, str]:
+    """A stack (web, worker, beat) with LOCAL builds under a 3-second lease, and a tenant's provisioning
+    event accepted by it; returns the stack, its URL and the tenant id."""
+    local_tier(receiver_url=receiver.url, build_seconds=build_seconds)
+    web_port = free_port()
+    stack = make_stack(extra_env={**LOCAL_STACK_ENV, "ORCHESTRATOR_BASE_URL": f"http://127.0.0.1:{web_port}"})
+    web = stack.start_web(port=web_port)
+    stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=2)
+    stack.start_beat()
+    provisioning = provisioning_envelope(builder="LOCAL")
+    assert post_event(web.url, provisioning) == 202
+    return stack, web.url, provisioning["detail"]["tenant"]["id"]
+
+
+def deployed_once_provisioned(web_url: str, tenant_id: str, *, timeout: float) -> float:
+    """Wait until the build's outcome took the tenant to DEPLOYING (returns when, monotonic), deliver the
+    TENANT_DEPLOYMENT the orchestrator published (its outbox row) back to the intake as the bus rule and
+    API destination would, and wait until the deployment chain made the tenant ACTIVE."""
+    from events.models import OutboxEvent
+    from tenants.models import Tenant, TenantStatus
+
+    tenant = Tenant.objects.filter(pk=tenant_id)
+    wait_for(
+        lambda: tenant.filter(status=TenantStatus.DEPLOYING).exists(),
+        timeout=timeout,
+        what=lambda: f"the tenant deploying (now {list(tenant.values_list('status', 'status_reason'))})",
+    )
+    deploying_at = time.monotonic()
+    published = OutboxEvent.objects.get(tenant_id=tenant_id, detail_type="TENANT_DEPLOYMENT")
+    envelope = {
+        "version": "0",
+        "id": published.eventbridge_id or str(uuid.uuid4()),
+        "detail-type": published.detail_type,
+        "source": published.source,
+        "account": "123456789012",
+        "time": "2025-01-15T10:31:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": published.detail,
+    }
+    assert post_event(web_url, envelope) == 202
+    wait_for(lambda: tenant.filter(status=TenantStatus.ACTIVE).exists(), timeout=60, what="the tenant active")
+    return deploying_at
+
+
+def provisioning_outcomes(tenant_id: str) -> list[str]:
+    """The build outcome events the intake received for the tenant."""
+    from events.models import ReceivedEvent
+
+    outcomes = ReceivedEvent.objects.filter(tenant_id=tenant_id, detail_type__startswith="TENANT_PROVISIONING_")
+    return list(outcomes.values_list("detail_type", flat=True))
+
+
+def build_commands(stack) -> list[int]:
+    """Pids of ``demo/build.sh`` processes started by the stack's worker."""
+    import psutil
+
+    pids = []
+    for pid in stack.processes["worker"].children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any("demo/build.sh" in part for part in psutil.Process(pid).cmdline()):
+                pids.append(pid)
+    return pids
+
+
+def gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_worker_killed_mid_local_build_runs_it_again_and_the_tenant_reaches_active(request, make_stack, aws):
+    from events.models import ReceivedEvent
+    from tenants.models import Build, BuildStatus, TenantHistory
+
+    receiver = Receiver()
+    try:
+        # Given a LOCAL build that works for a few seconds, under a 3-second runner lease
+        stack, web_url, tenant_id = start_local_provisioning(make_stack, receiver=receiver, build_seconds=6)
+
+        # When the worker is killed while the build command runs
+        [command] = wait_for(lambda: build_commands(stack), timeout=60, what="the build command running")
+        killed = stack.kill_worker()
+        killed_at = time.monotonic()
+        wait_for(lambda: gone(command), timeout=10, what="the build command killed with its runner")
+        stack.restart_worker()
+
+        # Then the build runs again once its lease ran out, and the tenant moves on without staff
+        recovery = deployed_once_provisioned(web_url, tenant_id, timeout=90) - killed_at
+    finally:
+        receiver.close()
+
+    # Exactly one build, run twice under the same identity, and one successful outcome
+    [build] = Build.objects.filter(tenant_id=tenant_id)
+    assert (build.status, build.runs) == (BuildStatus.SUCCEEDED, 2)
+    assert provisioning_outcomes(tenant_id) == ["TENANT_PROVISIONING_SUCCESS"]
+    assert ReceivedEvent.objects.get(event_id=build.outcome["id"]).envelope == build.outcome
+    history = TenantHistory.objects.filter(tenant_id=tenant_id)
+    assert history.filter(summary__startswith="Local runner", summary__contains="lost").count() == 1
+    assert "/webhook" in {received.path for received in receiver.requests}  # the control plane heard of it
+
+    summary = DrillSummary("worker killed mid-LOCAL build", sent=2, accepted=2, processed=2)
+    summary.notes.append(
+        f"killed pids {killed} and build command {command}; the build ran again under its id "
+        f"{build.build_id} and the tenant was deploying {recovery:.0f} s after the kill (lease 3 s); "
+        "1 success outcome; tenant ACTIVE"
+    )
+    report(request, summary)
+
+
+def test_web_down_when_a_local_build_ends_its_outcome_is_posted_when_web_is_back(request, make_stack, aws):
+    from events.models import ReceivedEvent
+    from tenants.models import Build, BuildStatus, Tenant, TenantHistory, TenantStatus
+
+    receiver = Receiver()
+    try:
+        # Given a LOCAL build running
+        stack, web_url, tenant_id = start_local_provisioning(make_stack, receiver=receiver, build_seconds=3)
+        wait_for(lambda: build_commands(stack), timeout=60, what="the build command running")
+
+        # When the web goes down before it ends, and stays down through the runner's own posts
+        stack.stop_web()
+        down_at = time.monotonic()
+        history = TenantHistory.objects.filter(tenant_id=tenant_id)
+        tenant = Tenant.objects.filter(pk=tenant_id)
+        wait_for(
+            lambda: (
+                history.filter(summary__contains="not delivered to the intake yet").exists()
+                or tenant.filter(status=TenantStatus.PROVISION_FAILED).exists()
+            ),
+            timeout=60,
+            what="the runner giving up posting",
+        )
+        stack.start_web(port=stack.web.port)
+        outage = time.monotonic() - down_at
+
+        # Then the stored outcome is posted again, accepted, and the tenant moves on
+        deployed_once_provisioned(web_url, tenant_id, timeout=60)
+    finally:
+        receiver.close()
+
+    [build] = Build.objects.filter(tenant_id=tenant_id)
+    assert (build.status, build.runs) == (BuildStatus.SUCCEEDED, 1)
+    assert build.outcome_posted_at is not None
+    assert build.outcome_post_attempts >= 2
+    assert provisioning_outcomes(tenant_id) == ["TENANT_PROVISIONING_SUCCESS"]
+    assert ReceivedEvent.objects.get(event_id=build.outcome["id"]).envelope == build.outcome
+
+    summary = DrillSummary("web down while a LOCAL build ends", sent=2, accepted=2, processed=2)
+    summary.notes.append(
+        f"web down {outage:.0f} s; the stored outcome was accepted at post round {build.outcome_post_attempts}; "
+        "1 success outcome; tenant ACTIVE"
+    )
+    report(request, summary)
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")

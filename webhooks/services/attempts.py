@@ -23,6 +23,7 @@ from webhooks.delivery import (
     verdict_for_error,
     verdict_for_response,
 )
+from webhooks.metrics import delivery_attempts_observe
 from webhooks.models import (
     SENDABLE_STATUSES,
     AttemptOutcome,
@@ -67,6 +68,8 @@ def _known_secrets(delivery: WebhookDelivery) -> list[str]:
     secrets = [delivery.signing_secret.reveal(), delivery.signing_context.reveal()]
     if delivery.endpoint is not None:
         secrets += [delivery.endpoint.secret.reveal(), delivery.endpoint.previous_secret.reveal()]
+        for value in (delivery.endpoint.custom_headers or {}).values():  # credentials, e.g. "Bearer <token>"
+            secrets += [str(value), str(value).rsplit(" ", 1)[-1]]
     return [secret for secret in secrets if secret]
 
 
@@ -251,6 +254,7 @@ def _attempts_conclude(group: list[Sent]) -> None:
         ],
         now=timezone.now(),
     )
+    delivery_attempts_observe((sent.flight.delivery, sent.flight.attempt) for sent in group)
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
         logger.info(

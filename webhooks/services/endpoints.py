@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from orchestrator.errors import ApplicationError
 from orchestrator.http import OutboundError, OutboundRefused, url_check
+from orchestrator.redaction import MASK
 from webhooks import circuit
+from webhooks.headers import custom_headers_problems
 from webhooks.models import (
     SENDABLE_STATUSES,
     DeliveryStatus,
@@ -24,7 +26,6 @@ from webhooks.models import (
     WebhookEventType,
 )
 from webhooks.secrets import STANDARD_SECRET_PREFIX, secret_generate
-from webhooks.signing import RESERVED_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +66,8 @@ def endpoint_validate(
             fields["events"] = [
                 f"Unknown event types: {', '.join(unknown)}" if unknown else "Choose at least one event."
             ]
-    if custom_headers is not None:
-        bad = [
-            str(name)
-            for name, value in custom_headers.items()
-            if not isinstance(value, str) or str(name).lower() in RESERVED_HEADERS or not str(name).isascii()
-        ]
-        if bad:
-            fields["custom_headers"] = [f"Not allowed (reserved or not a string value): {', '.join(bad)}"]
+    if custom_headers is not None and (problems := custom_headers_problems(custom_headers)):
+        fields["custom_headers"] = problems
     if fields:
         raise ApplicationError("The endpoint is invalid.", code="invalid", fields=fields)
 
@@ -105,7 +100,8 @@ def endpoint_create(
     secret: str | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint; returns it and its secret (generated unless given), to be shown once."""
-    endpoint_validate(url=url, events=events, custom_headers=custom_headers or {})
+    custom_headers = custom_headers_keep_masked(headers=custom_headers or {}, stored={})
+    endpoint_validate(url=url, events=events, custom_headers=custom_headers)
     secret = secret or secret_generate()
     secret_validate(secret=secret, scheme=signing_scheme)
     endpoint = WebhookEndpoint.objects.create(
@@ -121,6 +117,28 @@ def endpoint_create(
     return endpoint, secret
 
 
+def custom_headers_keep_masked(*, headers: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Custom headers as staff sent them, where a value sent masked (``********``, as every view shows it)
+    keeps the stored value of that header (names compared case-insensitively). A masked value with
+    nothing stored under its name is refused: it would send the mask."""
+    stored_by_name = {str(name).lower(): value for name, value in stored.items()}
+    kept, missing = {}, []
+    for name, value in headers.items():
+        if value == MASK:
+            if str(name).lower() not in stored_by_name:
+                missing.append(str(name))
+                continue
+            value = stored_by_name[str(name).lower()]
+        kept[name] = value
+    if missing:
+        raise ApplicationError(
+            "The endpoint is invalid.",
+            code="invalid",
+            fields={"custom_headers": [f"{MASK} keeps a stored value, and none is stored for: {', '.join(missing)}"]},
+        )
+    return kept
+
+
 ENDPOINT_EDITABLE = ("url", "events", "signing_scheme", "description", "custom_headers", "is_active")
 
 
@@ -129,6 +147,10 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
     unknown = set(changes) - set(ENDPOINT_EDITABLE)
     if unknown:
         raise ApplicationError(f"Cannot change: {', '.join(sorted(unknown))}")
+    if changes.get("custom_headers") is not None:
+        # What is stored, not the instance: a form may already have put the masked values on it.
+        stored = WebhookEndpoint.objects.filter(pk=endpoint.pk).values_list("custom_headers", flat=True).first()
+        changes["custom_headers"] = custom_headers_keep_masked(headers=changes["custom_headers"], stored=stored or {})
     endpoint_validate(
         url=changes.get("url"), events=changes.get("events"), custom_headers=changes.get("custom_headers")
     )

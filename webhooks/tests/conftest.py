@@ -1,10 +1,12 @@
 import pytest
+from rest_framework.test import APIClient
 
 from devstack.receivers import Receiver
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.models import EventStatus
 from events.registry import get
 from events.tests.factories import ReceivedEventFactory
+from orchestrator.tests.factories import SuperuserFactory
 from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, deployment_detail
 
 
@@ -13,6 +15,14 @@ def receiver():
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def api():
+    """The API as a superuser."""
+    client = APIClient()
+    client.force_authenticate(SuperuserFactory())
+    return client
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devstack.receivers import Reply
-from orchestrator.tests.factories import StaffFactory, SuperuserFactory, UserFactory
+from orchestrator.tests.factories import StaffFactory, UserFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services.attempts import delivery_attempt
 from webhooks.services.notify import subscribers_notify
@@ -17,13 +17,6 @@ from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFact
 from webhooks.tests.independent import standard_ok, standard_signature
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api():
-    client = APIClient()
-    client.force_authenticate(SuperuserFactory())
-    return client
 
 
 def test_creating_an_endpoint_shows_its_secret_once(api):

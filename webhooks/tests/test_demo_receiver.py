@@ -94,3 +94,25 @@ def test_the_demo_receiver_refuses_a_bad_signature(demo):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 401
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "1" * 4300])
+@pytest.mark.parametrize("path", ["/webhook", "/subscriber"])
+def test_the_demo_receiver_answers_401_to_a_malformed_timestamp(demo, path, timestamp):
+    # given a timestamp that str.isdigit() accepts but int() refuses (sent as latin-1, as HTTP carries it)
+    _server, base = demo
+    headers = {
+        "x-timestamp": timestamp,
+        "x-signature": "00",
+        "webhook-id": "msg_1",
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1,AAAA",
+        "content-type": "application/json",
+    }
+    request = urllib.request.Request(f"{base}{path}", data=b"{}", headers=headers, method="POST")
+
+    # when it is posted, then the receiver refuses it as unauthenticated (not a 500 or a dropped connection)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 401
+    assert "epoch" in json.loads(refused.value.read())["error"]

@@ -111,6 +111,43 @@ def test_verify_standard_accepts_any_listed_secret_and_rejects_others():
         verify_standard(body=BODY, headers=headers, secrets=secret, now=now, replay_guard=guard)
 
 
+MALFORMED_TIMESTAMPS = [
+    "\u00b2",  # superscript two: str.isdigit() says yes, int() raises ValueError
+    "\u0661\u0662\u0663",  # Arabic-Indic digits: int() would even accept them
+    "\uff11\uff12\uff13",  # full-width digits
+    "1" * 4300,  # past Python's int() digit limit: ValueError
+    "9" * 21,
+    "-1736937000",
+    "1736937000.5",
+    "1e9",
+    "0x10",
+    "+1736937000",
+]
+
+
+@pytest.mark.parametrize("timestamp", MALFORMED_TIMESTAMPS, ids=lambda value: repr(value[:12]))
+def test_a_malformed_timestamp_is_a_verification_error(timestamp):
+    secret = secret_generate()
+    standard = {"webhook-id": "msg_1", "webhook-timestamp": timestamp, "webhook-signature": "v1,AAAA"}
+    original = {"x-timestamp": timestamp, "x-signature": "00"}
+
+    with pytest.raises(VerificationError, match="webhook-timestamp must be epoch seconds"):
+        verify_standard(body=BODY, headers=standard, secrets=secret)
+    with pytest.raises(VerificationError, match="x-timestamp must be epoch milliseconds"):
+        verify_original(body=BODY, headers=original, secret="k" * 20)
+
+
+def test_an_empty_timestamp_is_a_missing_header():
+    with pytest.raises(VerificationError, match="missing"):
+        verify_standard(
+            body=BODY,
+            headers={"webhook-id": "m", "webhook-timestamp": " ", "webhook-signature": "v1,AAAA"},
+            secrets=secret_generate(),
+        )
+    with pytest.raises(VerificationError, match="missing"):
+        verify_original(body=BODY, headers={"x-timestamp": "", "x-signature": "00"}, secret="k" * 20)
+
+
 def test_verify_module_has_no_django_dependency():
     import ast
     from pathlib import Path

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from events.catalogue import DetailType
+from events.dialects.sbt import SbtDetailType
 from events.samples import sample_envelope
 
 
@@ -13,7 +14,7 @@ class Command(BaseCommand):
     help = "POST the sample event of a detail-type to the running intake (with the configured API key)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("detail_type", choices=list(DetailType.ALL), metavar="DETAIL_TYPE")
+        parser.add_argument("detail_type", choices=[*DetailType.ALL, *SbtDetailType.REQUESTS], metavar="DETAIL_TYPE")
         parser.add_argument("--tenant-id", help="Put this tenant id in the detail (tenant.id).")
         parser.add_argument("--url", help="Intake URL (default {ORCHESTRATOR_BASE_URL}/api/events/).")
         parser.add_argument("--event-id", help="The envelope id (default: a new UUID, so it is not a duplicate).")
@@ -40,6 +41,10 @@ class Command(BaseCommand):
             override = builder.get("config", {}).get("environmentOverride", {})
             if isinstance(override.get("tenant"), str):
                 override["tenant"] = json.dumps(tenant, separators=(",", ":"))
+        elif detail_type == SbtDetailType.ONBOARDING_REQUEST:
+            # A new tenant and registration each time, as sbt-aws's control plane makes them.
+            envelope["detail"]["tenantId"] = options.get("tenant_id") or str(uuid.uuid4())
+            envelope["detail"]["tenantRegistrationId"] = str(uuid.uuid4())
         elif options.get("tenant_id"):
             _set_tenant_id(envelope["detail"], str(options["tenant_id"]))
         url = options.get("url") or settings.ORCHESTRATOR_BASE_URL.rstrip("/") + "/api/events/"
@@ -60,6 +65,8 @@ class Command(BaseCommand):
 
 
 def _set_tenant_id(detail: dict, tenant_id: str) -> None:
+    if "tenantId" in detail:  # sbt-aws's requests
+        detail["tenantId"] = tenant_id
     tenant = detail.get("tenant")
     if isinstance(tenant, dict):
         tenant["id"] = tenant_id

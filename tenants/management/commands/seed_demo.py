@@ -1,5 +1,7 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from orchestrator.errors import ApplicationError
+from tenants.models import BuilderType
 from tenants.services.tiers import tier_upsert
 
 COMMAND = "demo/build.sh"
@@ -30,18 +32,23 @@ DEMO_TIERS = {
 
 class Command(BaseCommand):
     help = (
-        "Create the demo tiers (BASIC, STANDARD, PREMIUM) run by the LOCAL builder with demo/build.sh. "
+        "Create the demo tiers (BASIC, STANDARD, PREMIUM) run by the LOCAL builder with demo/build.sh "
+        "(the deployment must enable LOCAL and allow-list the demo commands, as local settings do). "
         "Idempotent: existing tiers and variables are left as they are (staff edits survive)."
     )
 
     def handle(self, *args: object, **options: object) -> None:
         for name, (description, extra) in DEMO_TIERS.items():
-            _tier, changed = tier_upsert(
-                name=name,
-                provision_project=f"{COMMAND} provision",
-                deprovision_project=f"{COMMAND} deprovision",
-                description=f"Demo tier (LOCAL builder). {description}",
-                variables={key: (value, "PLAINTEXT") for key, value in {**COMMON, **extra}.items()},
-                create_only=True,
-            )
+            try:
+                _tier, changed = tier_upsert(
+                    name=name,
+                    provision_project=f"{COMMAND} provision",
+                    deprovision_project=f"{COMMAND} deprovision",
+                    description=f"Demo tier (LOCAL builder). {description}",
+                    allowed_builders=[BuilderType.LOCAL],
+                    variables={key: (value, "PLAINTEXT") for key, value in {**COMMON, **extra}.items()},
+                    create_only=True,
+                )
+            except ApplicationError as error:
+                raise CommandError(error.message) from None
             self.stdout.write(f"tier {name}: {'created/completed' if changed else 'unchanged'}")

@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import Metric
 from orchestrator.metrics import DatabaseCollector, database_collector_register
 from tenants.models import Build, Tenant, TenantStatus
 from tenants.selectors import tenant_provisioning_requested_at
-from tenants.signals import tenant_status_changed
+from tenants.signals import TenantStatusChange, tenant_status_changed
 
 PROVISIONING_SECONDS = Histogram(
     "orchestrator_tenant_provisioning_duration_seconds",
@@ -26,10 +26,11 @@ PROVISIONING_SECONDS = Histogram(
 
 
 @receiver(tenant_status_changed, dispatch_uid="tenants.metrics.provisioning_duration")
-def provisioning_duration_observe(sender: type, *, tenant: Tenant, to_status: str, **_: Any) -> None:
+def provisioning_duration_observe(sender: type, *, change: TenantStatusChange, **_: Any) -> None:
     """A tenant became ACTIVE: record how long it took, once the change is committed."""
-    if to_status != TenantStatus.ACTIVE:
+    if change.to_status != TenantStatus.ACTIVE:
         return
+    tenant = change.tenant
     requested_at, tier = tenant_provisioning_requested_at(tenant=tenant), tenant.tier
 
     def observe() -> None:

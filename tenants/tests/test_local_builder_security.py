@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from devstack.processes import free_port
 from events.catalogue import DetailType
 from events.models import EventStatus, ReceivedEvent
-from orchestrator.tests.factories import StaffFactory
+from orchestrator.tests.factories import SuperuserFactory
 from tenants.models import Build, BuildStatus, Tenant, TenantStatus, Tier
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.tests.conftest import API_KEY, admin_tier_form, envelope, provisioning_detail
@@ -220,7 +220,7 @@ ROGUE_COMMAND = "manage.py shell -c \"open('/tmp/pwned', 'w').write('x')\""
 
 @pytest.mark.django_db
 def test_admin_refuses_a_local_tier_command_outside_the_allow_list(client):
-    client.force_login(StaffFactory())
+    client.force_login(SuperuserFactory())
     data = admin_tier_form(name="ROGUE", provision_project=ROGUE_COMMAND, allowed_builders=["LOCAL"])
 
     response = client.post(reverse("admin:tenants_tier_add"), data)
@@ -235,7 +235,7 @@ def test_admin_refuses_a_local_tier_command_outside_the_allow_list(client):
 
 @pytest.mark.django_db
 def test_admin_refuses_a_reserved_variable_on_a_local_tier(client):
-    client.force_login(StaffFactory())
+    client.force_login(SuperuserFactory())
     data = admin_tier_form(
         name="DEMO",
         provision_project="demo/build.sh provision",
@@ -255,7 +255,7 @@ def test_admin_refuses_a_reserved_variable_on_a_local_tier(client):
 @pytest.mark.django_db
 def test_api_refuses_a_local_tier_command_outside_the_allow_list():
     client = APIClient()
-    client.force_authenticate(StaffFactory())
+    client.force_authenticate(SuperuserFactory())
 
     created = client.post(
         "/api/tiers/",
@@ -329,7 +329,7 @@ def test_staff_retry_of_an_exploit_stored_before_the_fix_runs_nothing(db, canary
     )
 
     # When staff retry its provisioning
-    tenant_retry_provisioning(tenant=tenant, actor_user=StaffFactory())
+    tenant_retry_provisioning(tenant=tenant, actor_user=SuperuserFactory())
 
     # Then nothing ran and the attempt fails with the reason
     assert_nothing_ran(canary, tenant.pk)

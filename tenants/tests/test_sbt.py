@@ -10,7 +10,7 @@ from django.conf import settings
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from events.services import event_replay
-from orchestrator.bootstrap import ensure_codebuild_projects
+from tenants.bootstrap import ensure_codebuild_projects
 from tenants.models import Build, BuildPurpose, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.tests.conftest import envelope, provisioning_detail
 from tenants.tests.factories import TierFactory

@@ -20,9 +20,9 @@ from devstack.receivers import Receiver
 from events.catalogue import DetailType
 from events.intake.group_commit import intake_writer
 from events.models import OutboxEvent, OutboxStatus
-from orchestrator.bootstrap import ensure_codebuild_projects
 from orchestrator.celery import app as celery_app
 from orchestrator.tests.tracing import recorded_spans, traceparent
+from tenants.bootstrap import ensure_codebuild_projects
 from tenants.models import Build, Tenant, TenantStatus
 from tenants.tests.conftest import API_KEY, envelope, outcome_detail, provisioning_detail
 from tenants.tests.factories import TierFactory

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from orchestrator.tests.factories import StaffFactory
+from orchestrator.tests.factories import SuperuserFactory
 from webhooks.headers import MAX_HEADERS, custom_headers_problems
 from webhooks.models import AttemptOutcome, DeliveryStatus, WebhookEndpoint
 from webhooks.services.attempts import delivery_attempt
@@ -103,7 +103,7 @@ def admin_post(client: Client, url: str, data: dict) -> str:
 )
 def test_the_admin_validates_custom_headers(headers, saved):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(StaffFactory())
+    client.force_login(SuperuserFactory())
 
     page = admin_post(
         client,

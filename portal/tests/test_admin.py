@@ -248,7 +248,11 @@ def test_tenant_page_shows_one_timeline_with_details_links_and_staff_actor(opera
     tenant = TenantFactory(status=TenantStatus.DEPLOY_FAILED, status_reason="Control-plane webhook failed")
     story(tenant, 4)
     TenantHistory.objects.create(
-        tenant=tenant, kind=HistoryKind.STAFF_ACTION, summary="Retry requested", actor="alice", details={"secret": "staff-secret-x1"}
+        tenant=tenant,
+        kind=HistoryKind.STAFF_ACTION,
+        summary="Retry requested",
+        actor="alice",
+        details={"secret": "staff-secret-x1"},
     )
 
     page = operator.get(change_url(tenant)).content.decode()

@@ -1,9 +1,10 @@
-"""Model signal receivers: every committed change of a tenant or tier is mirrored to DynamoDB, and a tenant's
-failed event is put on its timeline (the events app does not know tenants).
+"""Model signal receivers: every committed change of a tier is mirrored to DynamoDB, and a tenant's failed
+event is put on its timeline (the events app does not know tenants).
 
-Services that change rows with ``QuerySet.update`` (the state machine, resync) schedule the write
-themselves; these receivers catch every ``save()``/``delete()``, including the admin's. sbt-aws's control
-plane is answered from here too: on a tenant's status change and when one of its requests fails.
+Tenants are written by the tenants services only, which schedule their DynamoDB write themselves; tiers and
+their variables are also saved by the admin's forms, so these receivers catch every ``save()``/``delete()``.
+sbt-aws's control plane is answered from here too: on a tenant's status change and when one of its requests
+fails.
 """
 
 import logging
@@ -14,18 +15,13 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from events.models import EventStatus, ReceivedEvent
-from tenants.models import Tenant, Tier, TierVariable
+from tenants.models import Tier, TierVariable
 from tenants.services.history import history_record_event_failure
 from tenants.services.sbt import sbt_answer_failed_request, sbt_answer_status_change
-from tenants.services.sync import tenant_sync_schedule, tier_mark_changed, tier_sync_schedule
+from tenants.services.sync import tier_mark_changed, tier_sync_schedule
 from tenants.signals import TenantStatusChange, tenant_status_changed
 
 logger = logging.getLogger(__name__)
-
-
-@receiver(post_save, sender=Tenant, dispatch_uid="tenants.tenant_saved")
-def tenant_saved(sender: type[Tenant], instance: Tenant, **kwargs: Any) -> None:
-    tenant_sync_schedule(tenant_id=instance.pk)
 
 
 @receiver(post_save, sender=Tier, dispatch_uid="tenants.tier_saved")

@@ -324,7 +324,7 @@ MIRROR_SECRETS = ("db-pw-1", "client-secret-2", "hmac-3", "ctx-4", "doc-token-5"
 
 def _tenant_with_secrets() -> Tenant:
     document = {"key": "acme", "name": "Acme", "apiToken": "doc-token-5"}
-    return TenantFactory(
+    tenant = TenantFactory(
         document=document,
         plan={"id": "plan-basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": "50", "DB_PASSWORD": "db-pw-1"}},
         builder_config={
@@ -341,6 +341,8 @@ def _tenant_with_secrets() -> Tenant:
         },
         app_config={"preferredSubdomain": "acme", "clientSecret": "client-secret-2"},
     )
+    tenant_sync_schedule(tenant_id=tenant.pk)  # what every tenants service does after a change
+    return tenant
 
 
 def _keys(value: Any, path: str = "") -> set[str]:

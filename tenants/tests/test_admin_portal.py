@@ -249,7 +249,7 @@ def test_tenant_page_shows_one_timeline_with_details_links_and_staff_actor(opera
     tenant = TenantFactory(status=TenantStatus.DEPLOY_FAILED, status_reason="Control-plane webhook failed")
     story(tenant, 4)
     TenantHistory.objects.create(
-        tenant=tenant, kind=HistoryKind.STAFF_ACTION, summary="Retry requested", actor="alice", details={"secret": "x1"}
+        tenant=tenant, kind=HistoryKind.STAFF_ACTION, summary="Retry requested", actor="alice", details={"secret": "staff-secret-x1"}
     )
 
     page = operator.get(change_url(tenant)).content.decode()
@@ -260,7 +260,7 @@ def test_tenant_page_shows_one_timeline_with_details_links_and_staff_actor(opera
     assert "HTTP 500" in page  # the delivery's status code...
     assert "2 attempts" in page  # ...and attempts
     assert "by alice" in page
-    assert "x1" not in page  # details are shown redacted
+    assert "staff-secret-x1" not in page  # details are shown redacted
     assert 'class="entry tone-red" data-kind="transition"' in page
     assert "Control-plane webhook failed" in page
     # the related lists open filtered to this tenant

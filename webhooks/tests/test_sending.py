@@ -107,18 +107,25 @@ def test_answers_are_recorded_as_they_arrive(receiver, endpoint_at, monkeypatch)
     groups = []
     conclude = attempt_engine._attempts_conclude
 
+    fast_pks = sorted(delivery.pk for delivery in fast)
+
     def spy(group):
         groups.append((sorted(sent.flight.delivery.pk for sent in group), hold.is_set()))
         conclude(group)
-        hold.set()  # the slow receiver answers only after the fast ones were recorded
+        if sorted(pk for pks, _ in groups for pk in pks) == fast_pks:
+            hold.set()  # the slow receiver answers only after the fast ones were recorded
 
     monkeypatch.setattr(attempt_engine, "_attempts_conclude", spy)
 
     # when one batch sends all five
     attempts = deliveries_attempt(delivery_ids=[slow.pk, *(delivery.pk for delivery in fast)])
 
-    # then the fast answers were recorded together while the slow one was still out, then the slow one
-    assert groups == [(sorted(delivery.pk for delivery in fast), False), ([slow.pk], True)]
+    # then the fast answers were recorded (together, or in a few groups on a busy machine) while the slow one
+    # was still out, then the slow one on its own
+    *fast_groups, last = groups
+    assert sorted(pk for pks, _ in fast_groups for pk in pks) == fast_pks
+    assert all(not held for _, held in fast_groups)
+    assert last == ([slow.pk], True)
     assert {attempt.outcome for attempt in attempts} == {AttemptOutcome.SUCCEEDED}
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
     assert len(receiver.requests) == 5

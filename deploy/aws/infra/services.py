@@ -40,21 +40,11 @@ def commands(config: Config) -> dict[str, list[str]]:
     return {
         "migrate": ["python", "manage.py", "migrate", "--no-input"],
         "web": ["gunicorn", "orchestrator.wsgi:application", "--bind", f"0.0.0.0:{WEB_PORT}"],
-        "worker": [*CELERY, "worker", "-l", "INFO", "-Q", "default,builds", "-c", str(config.worker_concurrency)],
-        "delivery-worker": [
-            *CELERY,
-            "worker",
-            "-l",
-            "INFO",
-            "-Q",
-            "webhooks",
-            "-P",
-            "threads",
-            "-c",
-            str(config.delivery_threads),
-        ],
-        # RedBeat keeps the schedule and its lock in Redis (orchestrator/beat.py), as in docker-compose.yml.
-        "beat": [*CELERY, "beat", "-l", "INFO"],
+        # No -l: the settings' LOGGING (LOG_LEVEL) governs workers and beat, as in docker-compose.yml.
+        "worker": [*CELERY, "worker", "-Q", "default,builds", "-c", str(config.worker_concurrency)],
+        "delivery-worker": [*CELERY, "worker", "-Q", "webhooks", "-P", "threads", "-c", str(config.delivery_threads)],
+        # RedBeat keeps the schedule and its lock in Redis (orchestrator/beat.py).
+        "beat": [*CELERY, "beat"],
     }
 
 

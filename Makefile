@@ -9,6 +9,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 format: setup
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .

@@ -4,6 +4,7 @@ pauses publishing instead of slowing every request (the rows stay; the sweeper e
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -67,7 +68,7 @@ def events_dispatch(
         if trace_parents:
             kwargs["trace_parents"] = {str(pk): trace_parents[pk] for pk in chunk if pk in trace_parents}
         _publish(
-            lambda kwargs=kwargs: process_events.apply_async(kwargs=kwargs),
+            partial(process_events.apply_async, kwargs=kwargs),
             from_intake=from_intake,
             what=f"processing of events {chunk}",
         )

@@ -73,7 +73,8 @@ class _EnvelopeBase(serializers.Serializer):
         }
 
 
-ENVELOPES: dict[str, type[serializers.Serializer]] = {
+# Typed as PolymorphicProxySerializer takes it (a dict is invariant in its value type).
+ENVELOPES: dict[str, serializers.Serializer | type[serializers.Serializer]] = {
     detail_type: type(_component_name(detail_type), (_EnvelopeBase,), {"detail_type": detail_type})
     for detail_type in INTAKE_DETAIL_TYPES
 }

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 class ApplicationError(Exception):
     """A domain error with a stable machine-readable code, a human message and optional field errors."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(

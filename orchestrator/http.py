@@ -162,7 +162,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         raise OutboundError(f"cannot resolve {host}: {error.strerror or error}") from None
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        # str(): an IPv4/IPv6 sockaddr's host is a str already; the stubs also allow other families' int.
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:

@@ -23,7 +23,8 @@ class _Frame:
     __slots__ = ("copy", "key", "parent", "source")
 
     def __init__(self, source: Any, parent: "_Frame | None", key: Any) -> None:
-        self.source, self.parent, self.key, self.copy = source, parent, key, None
+        self.source, self.parent, self.key = source, parent, key
+        self.copy: Any = None  # a dict or a list, indexed by the keys of either
 
     def writable(self) -> Any:
         """This container's copy, linked into its parents' copies (made as needed) up to the root."""
@@ -69,9 +70,9 @@ def rewrite(
         frame = stack.pop()
         source = frame.source
         is_mapping = isinstance(source, dict)
-        check_keys = is_mapping and is_secret_key is not None
+        key_check = is_secret_key if is_mapping else None
         for key, item in source.items() if is_mapping else enumerate(source):
-            if check_keys and is_secret_key(key if type(key) is str else str(key)):
+            if key_check is not None and key_check(key if type(key) is str else str(key)):
                 new = on_secret(item) if on_secret is not None else item
             elif type(item) is str:
                 if on_string is None or not item.startswith(string_starts):

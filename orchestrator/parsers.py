@@ -7,6 +7,7 @@ refused here never reaches them.
 """
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -39,7 +40,7 @@ def json_depth_check(data: Any, *, raw: bytes) -> None:
 class DepthLimitedJSONParser(JSONParser):
     """DRF's JSON parser, refusing bodies nested too deeply with a structured 400 instead of failing later."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         raw = stream.read()
         try:
             data = super().parse(io.BytesIO(raw), media_type, parser_context)

@@ -60,7 +60,8 @@ def staff_groups_ensure(*, apps: Any = global_apps) -> dict[str, int]:
         (p.content_type_id, p.codename): p
         for p in permission_model.objects.filter(content_type__in=list(content_types.values()))
     }
-    view_permissions, action_permissions = [], []
+    view_permissions: list[Any] = []
+    action_permissions: list[Any] = []
     for label, model_name, codename, name in wanted:
         content_type = content_types[label, model_name]
         permission = existing.get((content_type.pk, codename))

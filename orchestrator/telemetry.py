@@ -84,7 +84,8 @@ def _instrument() -> list[Any]:
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     excluded = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
-    instrumentors = {
+    # Any: mypy does not see the instrumentors' common base (BaseInstrumentor) through the package.
+    instrumentors: dict[Any, dict[str, Any]] = {
         DjangoInstrumentor(): {"excluded_urls": excluded},
         CeleryInstrumentor(): {},
         BotocoreInstrumentor(): {},
@@ -162,7 +163,7 @@ def client_span(method: str, url: str) -> Iterator[ClientSpan]:
         yield _NOT_TRACED
         return
     parts = urlsplit(url)
-    attributes = {
+    attributes: dict[str, str | int] = {
         "http.request.method": method,
         "url.full": f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}",
         "server.address": parts.hostname or "",

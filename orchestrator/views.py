@@ -7,6 +7,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestrator.errors import error_body, json_not_found
@@ -78,7 +79,7 @@ def status_view(request: HttpRequest) -> Response:
 @authentication_classes([])
 @permission_classes([AllowAny])
 @parser_classes([JSONParser])
-def bench_echo_view(request: HttpRequest) -> Response:
+def bench_echo_view(request: Request) -> Response:
     """Benchmark baseline (mounted only with BENCH_ENDPOINTS): parse the JSON body and answer 202.
 
     The intake benchmark reports intake throughput as a ratio to this endpoint in the same server, so the

@@ -1,7 +1,7 @@
 """The tenants' metrics: onboarding time per tier (recorded when a tenant becomes ACTIVE), and the tenants and
 builds by status read from the database."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
@@ -44,7 +44,7 @@ class TenantsCollector(DatabaseCollector):
     """Tenants by status and tier, builds by purpose and status: one GROUP BY each, at most every
     METRICS_DATABASE_REFRESH_SECONDS (raise it for very large tables)."""
 
-    def read(self) -> dict[str, list[dict[str, Any]]]:
+    def read(self) -> dict[str, list[Mapping[str, Any]]]:
         return {
             "tenants": list(Tenant.objects.order_by().values("status", "tier").annotate(count=Count("pk"))),
             "builds": list(Build.objects.order_by().values("purpose", "status").annotate(count=Count("pk"))),

@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from django.conf import settings
@@ -129,6 +129,8 @@ class Tier(models.Model):
     synced_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The name as loaded (from_db), so the post_save receiver can delete a renamed tier's old DynamoDB item.
+    _loaded_name: str | None
 
     class Meta:
         ordering = ["name"]
@@ -140,8 +142,8 @@ class Tier(models.Model):
         _save_bumping_version(self, super().save, kwargs)
 
     @classmethod
-    def from_db(cls, db: str, field_names: list[str], values: list) -> "Tier":
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> "Tier":
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_name = instance.__dict__.get("name")  # a rename deletes the old DynamoDB item
         return instance
 

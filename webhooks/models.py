@@ -30,6 +30,10 @@ class EncryptedSecretField(models.TextField):
     """Text stored as a Fernet token; the Python value is a ``SecretValue`` (masked in str/repr)."""
 
     descriptor_class = _SecretAttribute
+    # The attribute types django-stubs' plugin reads (annotations only): the descriptor wraps what is assigned.
+    # They narrow TextField's str on purpose, which mypy reports as an incompatible override.
+    _pyi_private_set_type: SecretValue | str | None  # type: ignore[assignment]
+    _pyi_private_get_type: SecretValue  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("blank", True)

@@ -137,7 +137,7 @@ class TokenApi(APIView):
             headers = dict(NO_STORE)
             if error.status == 401 and basic:
                 headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
-            body = {"error": error.error, "error_description": error.description}
+            body: dict[str, str | int] = {"error": error.error, "error_description": error.description}
             return Response(body, status=error.status, headers=headers)
         body = {
             "access_token": issued.access_token,

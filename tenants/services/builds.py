@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -47,8 +48,9 @@ from tenants.services.lifecycle import TransitionCause, tenant_transition
 
 logger = logging.getLogger(__name__)
 
-# Purpose → (status while the build runs, status when it fails, status when it succeeds via its event).
-PURPOSE_STATUSES = {
+# Purpose → (status while the build runs, status when it fails, status when it succeeds via its event). Keyed by
+# str: a build's purpose field holds the choice's value.
+PURPOSE_STATUSES: dict[str, tuple[TenantStatus, TenantStatus, TenantStatus]] = {
     BuildPurpose.PROVISION: (TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOYING),
     BuildPurpose.DEPROVISION: (TenantStatus.DEPROVISIONING, TenantStatus.DEPROVISION_FAILED, TenantStatus.INACTIVE),
 }
@@ -183,7 +185,7 @@ def build_intents_hand_out(*, now: Any) -> int:
         with transaction.atomic():
             Build.objects.filter(pk__in=due).update(last_polled_at=now)
             for pk in due:
-                transaction.on_commit(lambda pk=pk: start_build.delay(build_pk=pk), robust=True)
+                transaction.on_commit(partial(start_build.delay, build_pk=pk), robust=True)
     return len(due)
 
 

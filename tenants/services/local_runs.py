@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import requests
@@ -307,5 +308,5 @@ def local_outcomes_hand_out(*, now: datetime) -> int:
             Build.objects.filter(pk=pk, outcome_next_post_at__isnull=False).update(
                 outcome_next_post_at=now + _repost_delay(rounds + 1)
             )
-            transaction.on_commit(lambda pk=pk: post_build_outcome.delay(build_pk=pk), robust=True)
+            transaction.on_commit(partial(post_build_outcome.delay, build_pk=pk), robust=True)
     return len(due)

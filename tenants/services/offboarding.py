@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TextIO
+from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib.auth.models import AbstractBaseUser
@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMAT = "orchestrator.tenant-export/1"
 
 
+class TextSink(Protocol):
+    """Where an export is written: a text file, a command's stdout or a streaming HTTP response."""
+
+    def write(self, text: str, /) -> object: ...
+
+
 def tenant_record_lines(*, tenant: Tenant) -> Iterator[str]:
     """The tenant's full record, one JSON line per row (see the module docstring)."""
     yield header_line(format=EXPORT_FORMAT, tenant_id=tenant.pk, tenant_key=tenant.key, exported_at=timezone.now())
@@ -49,7 +55,7 @@ def tenant_record_lines(*, tenant: Tenant) -> Iterator[str]:
         yield from lines
 
 
-def tenant_export(*, tenant: Tenant, stream: TextIO, actor_user: AbstractBaseUser | None = None, via: str) -> int:
+def tenant_export(*, tenant: Tenant, stream: TextSink, actor_user: AbstractBaseUser | None = None, via: str) -> int:
     """Write the tenant's record to ``stream`` and note on its timeline who exported it, and how (``via``).
     Lines written."""
     written = 0

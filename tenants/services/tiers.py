@@ -57,7 +57,7 @@ def tier_upsert(
         )
         changed = True
     elif not create_only:
-        wanted = {"provision_project": provision_project, "deprovision_project": deprovision_project}
+        wanted: dict[str, object] = {"provision_project": provision_project, "deprovision_project": deprovision_project}
         if description is not None:
             wanted["description"] = description
         if allowed_builders is not None:

@@ -20,10 +20,11 @@ def delivery_history_entry(
     *, delivery: WebhookDelivery, summary: str, attempt: DeliveryAttempt | None = None, actor_user: Any = None
 ) -> TenantHistory | None:
     """The tenant timeline's entry about this delivery (unsaved), or None for a delivery without a tenant."""
-    if delivery.tenant_id is None:
+    tenant = delivery.tenant
+    if tenant is None:
         return None
     return history_entry(
-        tenant=delivery.tenant,
+        tenant=tenant,
         kind=HistoryKind.CALLBACK,
         summary=f"{delivery.get_step_display()} to {url_display(delivery.url) or '(no URL)'}: {summary}",
         details={

@@ -1,5 +1,6 @@
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("tenant", help="the tenant's id or key")
         parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             tenant = tenant_get_by_id_or_key(id_or_key=str(options["tenant"]))
         except NotFoundError as error:

@@ -40,7 +40,19 @@ class LockedScheduler(RedBeatScheduler):
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         app.conf.update(redbeat_options(broker_url=app.conf.broker_url))
+        self._starting = True
         super().__init__(app, *args, **kwargs)
+        self._starting = False
+
+    def setup_schedule(self) -> None:
+        try:
+            super().setup_schedule()
+        except RedisError as error:
+            # A beat started while Redis is down waits for it like any beat without the lock (taking the lock
+            # installs the schedule); later failures are the lock-taking code's to handle.
+            if not self._starting:
+                raise
+            logger.warning("beat: cannot reach Redis at start (%s); waiting for it", error)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if self.lock is None and not self._take_lock():

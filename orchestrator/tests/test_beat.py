@@ -160,3 +160,21 @@ def test_a_beat_that_loses_redis_keeps_running_and_schedules_again_when_it_is_ba
             )
         assert beat.running
         assert "lost the schedule lock" in beat.log_text()
+
+
+def test_a_beat_started_while_redis_is_down_waits_and_schedules_once_redis_is_up(live_services, tmp_path):
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.WEBHOOK_QUEUE]
+    with beat_stack(tmp_path, redis_url=None, aws_endpoint_url=live_services["moto_url"]) as stack:
+        # Given Redis down when beat starts
+        stack.stop_redis()
+        beat = stack.start_beat()
+        time.sleep(3)
+        assert beat.running, beat.log_text()[-2000:]
+
+        # When Redis comes up
+        stack.start_redis()
+        with BrokerTap(stack.redis_url, queues) as tap:
+            # Then the same beat takes the lock, installs the schedule and sends
+            wait_until(lambda: tap.by({beat.pid}), timeout=LOCK_TIMEOUT + 30, message="beat sending tasks")
+        assert beat.running
+        assert "cannot reach Redis at start" in beat.log_text()

@@ -70,9 +70,10 @@ class ServiceWritesAdmin(admin.ModelAdmin):
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
         return self._refusal_as_message(request, lambda: view(request, object_id, extra_context), change_url)
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    # ``*args``: Django 6 adds an ``action_location`` argument (django-stubs 6.x describes it; we run 5.2).
+    def response_action(self, request: HttpRequest, queryset: QuerySet, *args: Any) -> HttpResponse | None:
         view = super().response_action
-        return self._refusal_as_message(request, lambda: view(request, queryset), request.get_full_path())
+        return self._refusal_as_message(request, lambda: view(request, queryset, *args), request.get_full_path())
 
 
 # Status value -> badge colour (CSS class ``badge-<colour>``), shared by tenants, builds, deliveries, events.

@@ -38,4 +38,5 @@ class TenantHistoryApi(GenericAPIView):
     def get(self, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
         page = self.paginate_queryset(tenant_history_entries(tenant_id=tenant.pk))
+        assert page is not None  # None only for a view without a paginator
         return self.get_paginated_response(HistoryEntrySerializer(timeline_complete(page), many=True).data)

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
+from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, acting_user, action_permission
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants import openapi
 from tenants.models import Build, Tenant, Tier
@@ -138,7 +138,7 @@ def _tenant_action_api(
     )
     def post(self: APIView, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
-        return _action_response(action(tenant=tenant, actor_user=request.user), tenant)
+        return _action_response(action(tenant=tenant, actor_user=acting_user(request.user)), tenant)
 
     attributes = {"__module__": __name__, "__doc__": summary, "post": post}
     return type(name, (APIView,), {**attributes, "permission_classes": [action_permission(permission)]})

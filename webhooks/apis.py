@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import StaffModelPermissions, action_permission
+from orchestrator.permissions import StaffModelPermissions, acting_user, action_permission
 from orchestrator.staff import PERM_RETRY_DELIVERY
 from webhooks import openapi
 from webhooks.models import WebhookDelivery
@@ -219,7 +219,7 @@ class DeliveryRetryApi(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        result = delivery_retry(delivery=delivery_get(pk=pk), actor_user=request.user)
+        result = delivery_retry(delivery=delivery_get(pk=pk), actor_user=acting_user(request.user))
         body = {
             "id": result.delivery.pk,
             "status": result.delivery.status,

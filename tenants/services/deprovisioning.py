@@ -9,7 +9,7 @@ those two detail types); ``tenants.services.outcomes`` recognises a deprovision 
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from events.registry import EventRejected
@@ -61,7 +61,7 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     }
 
 
-def tenant_deprovision(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+def tenant_deprovision(*, tenant: Tenant, actor_user: User | None) -> ActionResult:
     """Staff action: deprovision an active tenant, or retry a failed deprovisioning (a new build)."""
     tenant = Tenant.objects.get(pk=tenant.pk)
     if tenant.status == TenantStatus.DEPROVISIONING:

@@ -10,7 +10,7 @@ recorded) rather than started twice.
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from events.registry import EventRejected
@@ -61,7 +61,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             raise EventRejected(f"Tenant key {fields['key']!r} is already used by tenant {clash}.")
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         created = tenant is None
-        if created:  # a racing insert of the same id fails this attempt; the retry finds the row
+        if tenant is None:  # a racing insert of the same id fails this attempt; the retry finds the row
             tenant = Tenant.objects.create(pk=tenant_id, last_event_at=event.received_at, **fields)
             tenant_sync_schedule(tenant_id=tenant.pk)
         if not created and event_already_applied(tenant=tenant, event=event):
@@ -99,7 +99,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
     }
 
 
-def tenant_retry_provisioning(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+def tenant_retry_provisioning(*, tenant: Tenant, actor_user: User | None) -> ActionResult:
     """Staff retry: a new attempt and a new build for a tenant whose provisioning failed."""
     tenant = Tenant.objects.get(pk=tenant.pk)
     if tenant.status == TenantStatus.PROVISIONING:

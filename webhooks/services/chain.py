@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -308,7 +308,7 @@ def chain_tenant_move(
     reason: str,
     deployment: Deployment,
     delivery: WebhookDelivery | None = None,
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
 ) -> bool:
     """Transition unless the lifecycle refuses (the refusal is recorded in the tenant's history)."""
     details = {"deployment": deployment.pk} | ({"delivery": delivery.pk} if delivery is not None else {})

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 
 from events.catalogue import DetailType
@@ -52,9 +53,11 @@ def _failure_event(*, tenant: Tenant, cause: TransitionCause) -> ReceivedEvent |
     if not build_id and cause.build_pk:
         build_id = Build.objects.filter(pk=cause.build_pk).values_list("build_id", flat=True).first() or ""
     if build_id:
-        # FIXME (found by mypy, left as is: typing-only change): ``detail`` is no longer a field (it is
-        # ``detail_override``, else the envelope's), so this raises FieldError and the failure goes unnotified.
-        return failures.filter(detail__CODEBUILD_BUILD_ID=build_id).first()  # type: ignore[misc]
+        # The detail is stored once: the validated copy when validation changed it, else the envelope's.
+        return failures.filter(
+            Q(detail_override__CODEBUILD_BUILD_ID=build_id)
+            | Q(detail_override__isnull=True, envelope__detail__CODEBUILD_BUILD_ID=build_id)
+        ).first()
     return failures.first()
 
 

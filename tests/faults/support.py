@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from devstack import envelopes
 from tests.conftest import DRILL_PROPERTY
 
 API_KEY = "test-intake-key"
@@ -27,37 +28,16 @@ def provisioning_envelope(
     """A valid TENANT_PROVISIONING envelope for a new tenant (unique id and key) on tier BASIC."""
     tenant_id = tenant_id or str(uuid.uuid4())
     key = "t" + tenant_id.replace("-", "")[:20]
-    tenant = {
-        "id": tenant_id,
-        "name": f"Drill {key}",
-        "key": key,
-        "contacts": [{"email": f"ops@{key}.example", "firstName": "Ada", "lastName": "Lovelace", "isPrimary": True}],
-    }
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "TENANT_PROVISIONING",
-        "source": "saas.fault-drills",
-        "account": "123456789012",
-        "time": "2025-01-15T10:30:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "tenant": tenant,
-            "planConfig": {"id": "plan-basic", "name": "Basic", "tier": TIER, "sizeConfig": {"MAX_USERS": "50"}},
-            "builderConfig": {
-                "type": builder,
-                "config": {
-                    "environmentOverride": {
-                        "tenant": json.dumps(tenant, separators=(",", ":")),
-                        "secret": "drill-hmac-secret",
-                        "context": str(uuid.uuid4()),
-                    }
-                },
-            },
-            "appConfig": {"preferredSubdomain": key},
-        },
-    }
+    return envelopes.provisioning_envelope(
+        tenant_id=tenant_id,
+        key=key,
+        name=f"Drill {key}",
+        source="saas.fault-drills",
+        secret="drill-hmac-secret",
+        context=str(uuid.uuid4()),
+        builder=builder,
+        event_id=event_id,
+    )
 
 
 def post_event(base_url: str, envelope: dict[str, Any], *, timeout: float = 15.0) -> int:

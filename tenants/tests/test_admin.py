@@ -4,7 +4,7 @@ written through to DynamoDB; builds and history read-only."""
 import pytest
 from django.urls import reverse
 
-from orchestrator.tests.factories import SuperuserFactory
+from orchestrator.tests.factories import signed_in_superuser
 from tenants.models import Build, HistoryKind, TenantHistory, TenantStatus, Tier
 from tenants.tests.conftest import (
     admin_tier_form,
@@ -18,10 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    staff = SuperuserFactory()
-    client.force_login(staff)
-    client.staff = staff
-    return client
+    return signed_in_superuser(client)
 
 
 @pytest.mark.parametrize("model", ["tenant", "tier", "build", "tenanthistory"])
@@ -115,7 +112,7 @@ def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_clie
     assert tenant.status == TenantStatus.PROVISIONING
     assert Build.objects.count() == 2
     entry = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.STAFF_ACTION)
-    assert entry.actor_user == staff_client.staff
+    assert entry.actor_user == staff_client.user
     messages = [str(m) for m in response.context["messages"]]
     assert any("provisioning attempt 2 started" in m for m in messages)
 

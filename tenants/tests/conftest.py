@@ -144,11 +144,7 @@ def build_root():
 @pytest.fixture
 def codebuild_tier(db, aws):
     """Tier BASIC on CodeBuild (projects created in moto) with a variable of every type."""
-    tier = TierFactory(
-        name="BASIC",
-        provision_project="orchestrator-basic-provision",
-        deprovision_project="orchestrator-basic-deprovision",
-    )
+    tier = TierFactory(name="BASIC")  # the factory names its projects orchestrator-basic-(de)provision
     TierVariableFactory(tier=tier, name="EKS_CLUSTER_NAME", value="demo-eks")
     TierVariableFactory(tier=tier, name="ACCESS_TOKEN_EXPIRATION", value="3600")
     TierVariableFactory(tier=tier, name="MAX_USERS", value="10")  # overridden by the plan's sizeConfig

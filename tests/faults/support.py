@@ -9,12 +9,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import requests
 
 from devstack import envelopes
+from devstack.receivers import RecordingHandler
 from tests.conftest import DRILL_PROPERTY
 
 API_KEY = "test-intake-key"
@@ -159,16 +160,11 @@ class Receiver:
         self.waiting = 0
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(RecordingHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 with receiver.lock:
-                    receiver.requests.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
-                    )
+                    receiver.requests.append(Received(self.path, self.lowercase_headers(), body, time.monotonic()))
                     receiver.waiting += 1
                 receiver.released.wait(timeout=120)
                 with receiver.lock:
@@ -182,9 +178,6 @@ class Receiver:
                     self.wfile.write(payload)
                 except OSError:
                     pass  # the caller is gone (a killed worker)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

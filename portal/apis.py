@@ -1,11 +1,10 @@
 """The tenant's history over the API: the same timeline as the tenant page, a page at a time."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orchestrator.permissions import StaffModelPermissions
+from orchestrator.apis import StaffModelApi
 from portal import openapi
 from portal.serializers import HistoryEntrySerializer
 from portal.timeline import tenant_history_entries, timeline_complete
@@ -15,8 +14,7 @@ from tenants.openapi import ACTION_ERRORS, READ_ERRORS
 from tenants.selectors import tenant_get
 
 
-class TenantHistoryApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class TenantHistoryApi(StaffModelApi):
     serializer_class = HistoryEntrySerializer
     queryset = TenantHistory.objects.none()
 

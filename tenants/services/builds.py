@@ -378,3 +378,22 @@ def tenant_staff_attempt(
     return ActionResult(
         tenant=tenant, changed=True, message=f"{tenant.key}: {purpose}ing attempt {attempt} {outcome}", build=build
     )
+
+
+def tenant_event_attempt_start(*, tenant: Tenant, purpose: str, event: Any) -> Build | None:
+    """An event's attempt (inside the handler's transaction): recorded now, its build started once that
+    transaction has committed. None when no build was recorded (the tenant's status says why)."""
+    build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=event, actor_user=None)
+    if build is not None:
+        build_start_after_commit(build=build, environment=environment)
+    return build
+
+
+def event_handled_result(*, tenant: Tenant, build: Build | None) -> dict[str, Any]:
+    """What a lifecycle handler stores on its event: the tenant's status and the build it started, if any."""
+    return {
+        "tenant": tenant.pk,
+        "status": tenant.status,
+        "reason": tenant.status_reason,
+        "build": build.idempotency_token if build else None,
+    }

@@ -10,7 +10,7 @@ from orchestrator.redaction import redact
 from tenants.models import Tenant
 from webhooks import payloads
 from webhooks.delivery import payload_bytes
-from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery
+from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery, WebhookEndpoint
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.endpoints import endpoints_for
 from webhooks.services.history import delivery_history_record
@@ -25,6 +25,30 @@ def subscriber_data(*, tenant: Tenant, **extra: Any) -> dict[str, Any]:
     return redact(data)
 
 
+def subscriber_delivery_fields(
+    *,
+    endpoint: WebhookEndpoint,
+    tenant: Tenant,
+    event: ReceivedEvent | None,
+    event_type: str,
+    payload: dict[str, Any],
+    body: str,
+) -> dict[str, Any]:
+    """The columns of a delivery of ``payload`` (sent as ``body``) to one subscriber endpoint, signed the
+    endpoint's way; the caller adds its status and where it stands in a chain."""
+    return {
+        "tenant": tenant,
+        "event": event,
+        "step": DeliveryStep.SUBSCRIBER,
+        "event_type": event_type,
+        "endpoint": endpoint,
+        "url": endpoint.url,
+        "signing_scheme": endpoint.signing_scheme,
+        "body": body,
+        "payload": payload,
+    }
+
+
 def subscribers_notify(
     *, tenant: Tenant, event_type: str, dedupe_prefix: str, data: dict[str, Any], event: ReceivedEvent | None = None
 ) -> list[WebhookDelivery]:
@@ -37,15 +61,9 @@ def subscribers_notify(
         delivery, was_created = WebhookDelivery.objects.get_or_create(
             dedupe_key=f"{dedupe_prefix}:endpoint:{endpoint.pk}",
             defaults={
-                "tenant": tenant,
-                "event": event,
-                "step": DeliveryStep.SUBSCRIBER,
-                "event_type": event_type,
-                "endpoint": endpoint,
-                "url": endpoint.url,
-                "signing_scheme": endpoint.signing_scheme,
-                "body": body,
-                "payload": payload,
+                **subscriber_delivery_fields(
+                    endpoint=endpoint, tenant=tenant, event=event, event_type=event_type, payload=payload, body=body
+                ),
                 "status": DeliveryStatus.PENDING,
                 "next_attempt_at": timezone.now(),
             },

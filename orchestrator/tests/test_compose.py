@@ -78,10 +78,11 @@ def test_worker_consumes_every_queue_tasks_are_routed_to():
 
 def test_event_handlers_never_wait_behind_deliveries_or_local_builds():
     # given the worker processes the Procfile and docker-compose.yml run
-    from events.tasks import process_events
-    from tenants.tasks import run_local_build
-    from webhooks.tasks import deliver_many
+    from orchestrator.celery import app
 
+    app.loader.import_default_modules()
+    process_events, deliver_many = app.tasks["events.process_events"], app.tasks["webhooks.deliver_many"]
+    run_local_build = app.tasks["tenants.run_local_build"]
     for programs in (procfile_programs(), {name: service["command"] for name, service in app_services().items()}):
         event_worker, network_worker = programs["worker"], programs["webhook-worker"]
 

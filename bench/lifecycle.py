@@ -29,6 +29,16 @@ from typing import Any
 import requests
 
 from bench.common import add_web_arguments, fmt, log, machine_info, percentile, print_table, start_web, write_results
+from bench.steady import (
+    LOCAL_BUILDER_ENV,
+    add_steady_arguments,
+    builder_of,
+    open_loop_send,
+    start_workers,
+    steady_rows,
+    steady_summary,
+    tier_code,
+)
 from devstack import envelopes
 
 API_KEY = "bench-intake-key"
@@ -39,9 +49,15 @@ APP_ROLE = "orchestrator"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def provisioning_envelope(*, tenant_id: str, key: str) -> dict[str, Any]:
+def provisioning_envelope(*, tenant_id: str, key: str, builder: str = "CODE_BUILD") -> dict[str, Any]:
     return envelopes.provisioning_envelope(
-        tenant_id=tenant_id, key=key, name=f"Bench {key}", source="saas.bench", secret=SECRET, context=CONTEXT
+        tenant_id=tenant_id,
+        key=key,
+        name=f"Bench {key}",
+        source="saas.bench",
+        secret=SECRET,
+        context=CONTEXT,
+        builder=builder,
     )
 
 
@@ -78,7 +94,7 @@ def success_envelope(*, tenant: dict[str, Any], build_id: str, project: str, rec
 class Poster:
     """POSTs envelopes to the intake from a thread pool, retrying 5xx/timeouts like EventBridge."""
 
-    def __init__(self, url: str, threads: int = 16) -> None:
+    def __init__(self, url: str, threads: int = 16) -> None:  # open loop: enough threads never to queue
         self.url = url
         self.pool = ThreadPoolExecutor(max_workers=threads)
         self.local = threading.local()
@@ -121,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if postgres_bin_dir() is None:
         raise RuntimeError("PostgreSQL server binaries are needed (a private cluster counts SQL statements)")
-    n = args.tenants
+    n = args.tenants = int(args.rate * args.duration) if args.rate else args.tenants
     results: dict[str, Any] = {"machine": machine_info(), "tenants": n}
     redis_url = args.redis_url or os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/12"
     try:
@@ -154,17 +170,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "DEMO_RECEIVER_URL": receiver,
                 "DEMO_SUBSCRIBER_SECRET": SUBSCRIBER_SECRET,
                 "OUTBOX_RESEND_AFTER_SECONDS": "5",
+                **(LOCAL_BUILDER_ENV if builder_of(args) == "LOCAL" else {}),
             },
         ) as stack:
             log("migrating, creating tier BASIC, bootstrapping the AWS side (moto)")
             stack.manage("migrate", "--no-input", "-v", "0")
-            stack.manage(
-                "shell",
-                "-c",
-                "from tenants.models import Tier; Tier.objects.update_or_create(name='BASIC', defaults="
-                "{'provision_project': 'orchestrator-basic-provision', "
-                "'deprovision_project': 'orchestrator-basic-deprovision'})",
-            )
+            stack.manage("shell", "-c", tier_code(builder=builder_of(args), receiver=receiver))
             stack.manage("bootstrap_aws")
             stack.manage("webhooks_demo_subscriber")
             stack.start_process(
@@ -178,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 port=receiver_port,
             )
             web, server = start_web(stack, args, port=web_port)
-            stack.start_worker(queues=["default", "builds", "webhooks"], concurrency=args.concurrency)
+            start_workers(stack, args)
             stack.start_beat()
             results["server"] = {
                 **server,
@@ -218,40 +229,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> dict[str, Any]:
     n = args.tenants
     run_id = uuid.uuid4().hex[:6]
+    builder = builder_of(args)
     tenants = {}
     for index in range(n):
         tenant_id = str(uuid.uuid4())
-        tenants[tenant_id] = provisioning_envelope(tenant_id=tenant_id, key=f"b{run_id}{index:05d}")
-    poster = Poster(intake)
+        tenants[tenant_id] = provisioning_envelope(tenant_id=tenant_id, key=f"b{run_id}{index:05d}", builder=builder)
+    poster = Poster(intake, threads=64 if args.rate else 16)
     reported: set[str] = set()
     deadline = time.monotonic() + args.timeout
-    log(f"sending {n} TENANT_PROVISIONING events")
+    log(f"sending {n} TENANT_PROVISIONING events" + (f", {args.rate}/s open loop" if args.rate else ""))
     started = time.time()
-    futures = [poster.submit(envelope) for envelope in tenants.values()]
+    futures: list[Any] = []
+    if args.rate:
+        open_loop_send(poster=poster, envelopes=list(tenants.values()), rate=args.rate, futures=futures)
+    else:
+        futures += [poster.submit(envelope) for envelope in tenants.values()]
     sent_done = None
     active = 0
     last_log = 0.0
     try:
         while time.monotonic() < deadline:
-            if sent_done is None and all(future.done() for future in futures):
+            if sent_done is None and len(futures) == n and all(future.done() for future in futures):
                 sent_done = time.time()
-            # Play the builds' post-build step: report success for every build that has started.
-            rows = pg.execute(
-                "SELECT b.tenant_id, b.build_id, b.project FROM tenants_build b "
-                "WHERE b.build_id <> '' AND b.purpose = 'provision'"
-            )
-            for tenant_id, build_id, project in rows:
-                if tenant_id in tenants and tenant_id not in reported:
-                    reported.add(tenant_id)
-                    document = tenants[tenant_id]["detail"]["tenant"]
-                    poster.submit(
-                        success_envelope(tenant=document, build_id=build_id, project=project, receiver=receiver)
-                    )
+            if builder == "CODE_BUILD":  # a LOCAL build reports its outcome itself
+                post_build_outcomes(pg=pg, poster=poster, tenants=tenants, reported=reported, receiver=receiver)
             active = pg.execute("SELECT count(*) FROM tenants_tenant WHERE status = 'ACTIVE'")[0][0]
             if time.monotonic() - last_log > 10:
                 last_log = time.monotonic()
                 log(f"    {len(reported)} builds reported, {active}/{n} tenants ACTIVE")
-            if active >= n:
+            if active >= n and sent_done is not None:
                 break
             time.sleep(0.5)
     finally:
@@ -301,7 +307,9 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
     }
     end = float(last_active) if last_active and active >= n else finished
     elapsed = end - started
+    steady = steady_summary(args=args, pg=pg) if args.rate else {}
     return {
+        **steady,
         "completed": active >= n,
         "tenants_active": active,
         "tenant_statuses": statuses,
@@ -321,6 +329,19 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
             "n": len(deploy_lags),
         },
     }
+
+
+def post_build_outcomes(*, pg: Any, poster: Poster, tenants: dict[str, Any], reported: set[str], receiver: str) -> None:
+    """Play the CodeBuild builds' post-build step: report success for every build that has started."""
+    rows = pg.execute(
+        "SELECT b.tenant_id, b.build_id, b.project FROM tenants_build b "
+        "WHERE b.build_id <> '' AND b.purpose = 'provision'"
+    )
+    for tenant_id, build_id, project in rows:
+        if tenant_id in tenants and tenant_id not in reported:
+            reported.add(tenant_id)
+            document = tenants[tenant_id]["detail"]["tenant"]
+            poster.submit(success_envelope(tenant=document, build_id=build_id, project=project, receiver=receiver))
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -356,6 +377,8 @@ def report(results: dict[str, Any]) -> None:
     for name, values in results.get("memory", {}).items():
         if name in ("web", "worker", "beat"):
             rows.append((f"peak RSS {name}", f"{values['peak_total_rss_mb']} MB ({values['processes']} processes)"))
+    if "steady" in results:
+        rows += steady_rows(results)
     print_table("bench lifecycle", rows)
 
 
@@ -364,3 +387,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_web_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes (prefork)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="give up after this many seconds")
+    add_steady_arguments(parser)

@@ -7,13 +7,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.test import override_settings
 
 from devstack.processes import free_port
 from events.catalogue import BUS_DETAIL_TYPES, DetailType
 from events.emulator import emulator_relay_poll
-from events.models import EventStatus, ReceivedEvent
+from events.models import EventStatus, OutboxStatus, ReceivedEvent
 from events.samples import sample_envelope
+from events.services import outbox_publish
 from events.wiring import RETRY_POLICY, TARGET_ID, ensure_intake_wiring, resource_names
 from orchestrator.aws import aws_client
 from orchestrator.bootstrap import bootstrap_aws
@@ -155,3 +157,26 @@ def test_the_relay_sends_refused_events_to_the_dead_letter_queue(aws, live_serve
     assert json.loads(message["Body"])["detail"] == {"tenant": {"name": "no id, no key"}}
     assert ReceivedEvent.objects.count() == 0
     assert emulator_relay_poll() == 0  # not retried
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_the_outbox_sends_reaches_the_live_intake_without_waiting_for_the_relay_beat(
+    aws, live_server, recorder, settings
+):
+    # given the bus wired to a live intake through the emulator's relay queue
+    settings.ORCHESTRATOR_BASE_URL = live_server.url
+    assert bootstrap_aws()[STEP] == []
+
+    # when the orchestrator publishes an event through its outbox (sent after the transaction commits)
+    with transaction.atomic():
+        entry = outbox_publish(
+            detail_type=DetailType.TENANT_PROVISIONING, detail=sample_envelope(DetailType.TENANT_PROVISIONING)["detail"]
+        )
+
+    # then the intake has it already, processed once: the relay's beat task finds nothing left to carry
+    entry.refresh_from_db()
+    assert entry.status == OutboxStatus.SENT
+    event = ReceivedEvent.objects.get(event_id=entry.eventbridge_id)
+    assert event.status == EventStatus.PROCESSED
+    assert recorder.count(event.pk) == 1
+    assert emulator_relay_poll() == 0

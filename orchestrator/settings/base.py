@@ -392,7 +392,8 @@ DEMO_BUILD_COMMANDS = ["demo/build.sh provision", "demo/build.sh deprovision"]  
 # A worker running as root runs LOCAL builds as this user (never as root); PATH the build gets.
 LOCAL_BUILD_USER = env("LOCAL_BUILD_USER", default="nobody")
 LOCAL_BUILD_PATH = env("LOCAL_BUILD_PATH", default="/usr/local/bin:/usr/bin:/bin")
-# Celery queue of the LOCAL runner task (the worker must consume it: `-Q default,builds,...`).
+# Celery queue of the LOCAL runner task: the thread-pool worker consumes it with the deliveries (`-Q webhooks,builds
+# -P threads`), so a running build waits on its command without holding a process event handlers need.
 LOCAL_BUILD_QUEUE = env("LOCAL_BUILD_QUEUE", default="builds")
 # Seconds a LOCAL command may run before it is killed and the build fails.
 LOCAL_BUILD_TIMEOUT_SECONDS = env.int("LOCAL_BUILD_TIMEOUT_SECONDS", default=900)

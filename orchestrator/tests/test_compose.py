@@ -76,6 +76,25 @@ def test_worker_consumes_every_queue_tasks_are_routed_to():
     assert settings.CELERY_TASK_DEFAULT_QUEUE in queues
 
 
+def test_event_handlers_never_wait_behind_deliveries_or_local_builds():
+    # given the worker processes the Procfile and docker-compose.yml run
+    from orchestrator.celery import app
+
+    app.loader.import_default_modules()
+    process_events, deliver_many = app.tasks["events.process_events"], app.tasks["webhooks.deliver_many"]
+    run_local_build = app.tasks["tenants.run_local_build"]
+    for programs in (procfile_programs(), {name: service["command"] for name, service in app_services().items()}):
+        event_worker, network_worker = programs["worker"], programs["webhook-worker"]
+
+        # then events are handled by the prefork worker, which consumes nothing that waits on the network or
+        # on a build's command: deliveries and LOCAL builds run on the thread-pool worker
+        assert (process_events.queue or settings.CELERY_TASK_DEFAULT_QUEUE) in option(event_worker, "-Q").split(",")
+        waiting_queues = {deliver_many.queue, run_local_build.queue, settings.LOCAL_BUILD_QUEUE}
+        assert waiting_queues <= set(option(network_worker, "-Q").split(","))
+        assert not waiting_queues & set(option(event_worker, "-Q").split(","))
+        assert option(network_worker, "-P") == "threads"
+
+
 def procfile_programs() -> dict[str, list[str]]:
     """Each Procfile process's program, after the devstack step that precedes it (``... && exec program``)."""
     processes = parse_procfile((ROOT / "Procfile").read_text()).processes

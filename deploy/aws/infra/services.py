@@ -2,8 +2,9 @@
 
 - ``web``: gunicorn behind an internet-facing load balancer (HTTPS; HTTP is redirected), applying the
   database migrations before it starts (a non-essential ``migrate`` container it waits for);
-- ``worker``: ``celery worker -Q default,builds`` (event handlers, builds);
-- ``delivery-worker``: ``celery worker -Q webhooks -P threads`` (callbacks wait on the network);
+- ``worker``: ``celery worker -Q default`` (event handlers, builds' starts and polls);
+- ``delivery-worker``: ``celery worker -Q webhooks,builds -P threads`` (callbacks wait on the network, LOCAL
+  builds on their command: neither holds up an event handler);
 - ``beat``: one task, stopped before its replacement starts on a deployment.
 
 The tasks run in private subnets as one IAM role that may touch only the tables, the bus and the tier
@@ -41,8 +42,12 @@ def commands(config: Config) -> dict[str, list[str]]:
         "migrate": ["python", "manage.py", "migrate", "--no-input"],
         "web": ["gunicorn", "orchestrator.wsgi:application", "--bind", f"0.0.0.0:{WEB_PORT}"],
         # No -l: the settings' LOGGING (LOG_LEVEL) governs workers and beat, as in docker-compose.yml.
-        "worker": [*CELERY, "worker", "-Q", "default,builds", "-c", str(config.worker_concurrency)],
-        "delivery-worker": [*CELERY, "worker", "-Q", "webhooks", "-P", "threads", "-c", str(config.delivery_threads)],
+        "worker": [*CELERY, "worker", "-Q", "default", "-c", str(config.worker_concurrency)],
+        "delivery-worker": [
+            *CELERY,
+            "worker",
+            *("-Q", "webhooks,builds", "-P", "threads", "-c", str(config.delivery_threads)),
+        ],
         # RedBeat keeps the schedule and its lock in Redis (orchestrator/beat.py).
         "beat": [*CELERY, "beat"],
     }

@@ -43,11 +43,6 @@ def url_display(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
 
 
-def endpoints_for(event_type: str) -> list[WebhookEndpoint]:
-    """Active endpoints subscribed to ``event_type`` (JSON list membership is checked in Python: portable)."""
-    return [ep for ep in WebhookEndpoint.objects.filter(is_active=True) if event_type in (ep.events or [])]
-
-
 def endpoint_validate(
     *, url: str | None = None, events: list[str] | None = None, custom_headers: dict | None = None
 ) -> None:

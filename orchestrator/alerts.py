@@ -9,6 +9,7 @@ never inline in a request or an attempt.
 """
 
 import logging
+import smtplib
 from dataclasses import dataclass
 
 import redis
@@ -20,6 +21,8 @@ from orchestrator.redis_clients import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
+# A mail server that did not take the mail: the task retries (``orchestrator.send_alert_mail``).
+MAIL_ERRORS = (smtplib.SMTPException, OSError)
 # How long a suppressed count is kept waiting for the next mail (then forgotten).
 _SUPPRESSED_TTL_SECONDS = 30 * 24 * 3600
 
@@ -45,15 +48,32 @@ class AlertMail:
     body: str
 
 
+def _keys(kind: str, subject_key: str) -> tuple[str, str]:
+    return redis_key("alert-mail", kind, subject_key, "sent"), redis_key("alert-mail", kind, subject_key, "held")
+
+
 def _gate(*, kind: str, subject_key: str) -> int:
     """The number of mails held back since the last one, or -1 when this one is held back too."""
     window = max(1, int(settings.ALERT_EMAIL_MIN_INTERVAL_SECONDS))
-    keys = (redis_key("alert-mail", kind, subject_key, "sent"), redis_key("alert-mail", kind, subject_key, "held"))
     try:
-        return int(redis_client().eval(_GATE, 2, *keys, window, _SUPPRESSED_TTL_SECONDS))
+        return int(redis_client().eval(_GATE, 2, *_keys(kind, subject_key), window, _SUPPRESSED_TTL_SECONDS))
     except redis.RedisError as error:
         logger.warning("alert mail rate limit not applied (Redis unavailable): %s", error.__class__.__name__)
         return 0
+
+
+def _gate_reopen(*, kind: str, subject_key: str, held: int) -> None:
+    """The mail could not be sent: open the window again (the task's retry sends it) and keep the count."""
+    sent, held_key = _keys(kind, subject_key)
+    try:
+        pipeline = redis_client().pipeline()
+        pipeline.delete(sent)
+        if held:
+            pipeline.incrby(held_key, held)
+            pipeline.expire(held_key, _SUPPRESSED_TTL_SECONDS)
+        pipeline.execute()
+    except redis.RedisError:
+        logger.warning("alert mail window not reopened (Redis unavailable); the retry may be held back")
 
 
 def alert_mail_send(*, mail: AlertMail) -> str:
@@ -72,12 +92,16 @@ def alert_mail_send(*, mail: AlertMail) -> str:
             f"{'were' if held > 1 else 'was'} held back since the last mail "
             f"(at most one every {settings.ALERT_EMAIL_MIN_INTERVAL_SECONDS} s)."
         )
-    send_mail(
-        subject=f"[orchestrator] {mail.title}"[:200],
-        message=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
-    )
+    try:
+        send_mail(
+            subject=f"[orchestrator] {mail.title}"[:200],
+            message=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+    except MAIL_ERRORS:
+        _gate_reopen(kind=mail.kind, subject_key=mail.subject_key, held=held)
+        raise
     return "sent"
 
 

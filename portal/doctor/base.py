@@ -4,7 +4,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,14 @@ class Rule(ABC):
 
     @abstractmethod
     def findings(self, *, now: datetime) -> Iterable[Finding]: ...
+
+    def finding(self, **fields: Any) -> Finding:
+        """A finding of this rule (``fields``: the rest of ``Finding``'s)."""
+        return Finding(rule=self.name, title=self.title, **fields)
+
+    def tenant_finding(self, *, tenant_id: str, **fields: Any) -> Finding:
+        """A finding about a tenant itself, pointing at its page."""
+        admin_path = reverse("admin:tenants_tenant_change", args=[tenant_id])
+        return self.finding(
+            tenant_id=tenant_id, object_type="tenant", object_id=tenant_id, admin_path=admin_path, **fields
+        )

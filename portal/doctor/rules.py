@@ -29,10 +29,6 @@ def _minutes(setting: str) -> timedelta:
     return timedelta(minutes=getattr(settings, setting))
 
 
-def _tenant_path(tenant_id: str) -> str:
-    return reverse("admin:tenants_tenant_change", args=[tenant_id])
-
-
 def _latest_history_at(*, kind: str | None = None) -> Subquery:
     entries = TenantHistory.objects.filter(tenant=OuterRef("pk"))
     if kind is not None:
@@ -78,9 +74,7 @@ class OutcomeMissing(Rule):
                 reason += f"the outcome event was received and did not go through ({events[-1].last_error[:200]})."
             else:
                 reason += "none was received: the build's post-build step did not report (see the build's logs)."
-            yield Finding(
-                rule=self.name,
-                title=self.title,
+            yield self.finding(
                 tenant_id=build.tenant_id,
                 object_type="build",
                 object_id=str(build.pk),
@@ -115,9 +109,7 @@ class WaitingOnOpenCircuit(Rule):
             endpoint = delivery.endpoint
             assert endpoint is not None  # filtered on its circuit
             assert endpoint.circuit_opened_at is not None
-            yield Finding(
-                rule=self.name,
-                title=self.title,
+            yield self.finding(
                 tenant_id=delivery.tenant_id or "",
                 object_type="delivery",
                 object_id=str(delivery.pk),
@@ -146,18 +138,13 @@ class MirrorBehind(Rule):
             .order_by("changed_at")[: self.limit]
         )
         for tenant in tenants:
-            yield Finding(
-                rule=self.name,
-                title=self.title,
+            yield self.tenant_finding(
                 tenant_id=tenant.pk,
-                object_type="tenant",
-                object_id=tenant.pk,
                 reason=(
                     f"DynamoDB holds version {tenant.synced_version} of tenant {tenant.key}, the database "
                     f"version {tenant.version}: the data plane reads stale data."
                 ),
                 since=tenant.changed_at,
-                admin_path=_tenant_path(tenant.pk),
                 fixes=(Fix("resync_tenant", tenant.pk),),
             )
 
@@ -179,9 +166,7 @@ class EventFailed(Rule):
             .order_by("-finished_at")[: self.limit]
         )
         for event in events:
-            yield Finding(
-                rule=self.name,
-                title=self.title,
+            yield self.finding(
                 tenant_id=event.tenant_id,
                 object_type="event",
                 object_id=str(event.pk),
@@ -214,18 +199,13 @@ class TransitionalTooLong(Rule):
         for tenant in tenants:
             entered_at: datetime = tenant.entered_at
             minutes = int((now - entered_at).total_seconds() // 60)
-            yield Finding(
-                rule=self.name,
-                title=self.title,
+            yield self.tenant_finding(
                 tenant_id=tenant.pk,
-                object_type="tenant",
-                object_id=tenant.pk,
                 reason=(
                     f"Tenant {tenant.key} has been {TenantStatus(tenant.status).label} for {minutes} min; no rule "
                     "names a cause: read its timeline."
                 ),
                 since=entered_at,
-                admin_path=_tenant_path(tenant.pk),
             )
 
 

@@ -12,10 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from devstack.receivers import Receiver
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus
-from events.tests.factories import ReceivedEventFactory
+from events.tests.factories import ReceivedEventFactory, failed_event
 from orchestrator.tests.admin_pages import csrf_client, csrf_token, shown_messages
 from orchestrator.tests.factories import UserFactory, staff_user
 from portal.doctor.service import doctor_findings
@@ -34,21 +33,6 @@ def ago(minutes: float):
 
 def found(rule: str) -> list[tuple[str, str]]:
     return [(f.object_type, f.object_id) for f in doctor_findings() if f.rule == rule]
-
-
-def failed_event(kind: str, *, detail: dict, tenant_id: str, outcome=EventAttempt.Outcome.FAILED):
-    """An event whose handler failed on its last attempt (the worker lost its database, say)."""
-    event = ReceivedEventFactory(
-        kind=kind,
-        detail=detail,
-        tenant_id=tenant_id,
-        status=EventStatus.FAILED,
-        attempts=5,
-        last_error="OperationalError: the connection was lost",
-        finished_at=ago(40),
-    )
-    EventAttempt.objects.create(event=event, number=5, outcome=outcome, error=event.last_error)
-    return event
 
 
 def entered(tenant: Tenant, minutes: float) -> None:
@@ -75,13 +59,6 @@ def api_as():
         return api
 
     return client
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 # --- Build succeeded, no outcome event ---------------------------------------------------------------------

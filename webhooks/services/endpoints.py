@@ -210,10 +210,11 @@ def endpoint_rotate_secret(
 
 
 def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> WebhookEndpoint:
+    now = timezone.now()
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-        is_active=False, disabled_reason=reason[:255], disabled_at=timezone.now(), updated_at=timezone.now()
+        is_active=False, disabled_reason=reason[:255], disabled_at=now, updated_at=now
     )
-    endpoint.is_active, endpoint.disabled_reason = False, reason[:255]
+    endpoint.is_active, endpoint.disabled_reason, endpoint.disabled_at = False, reason[:255], now
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, reason)
     return endpoint
 

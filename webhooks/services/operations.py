@@ -14,6 +14,7 @@ and a delivery of an operational event that fails for good is mailed only, never
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.urls import reverse
@@ -74,10 +75,6 @@ def operational_notice_emit(*, notice: OperationalNotice) -> list[WebhookDeliver
     return deliveries
 
 
-def _endpoint_path(endpoint_id: int) -> str:
-    return reverse("admin:webhooks_webhookendpoint_change", args=[endpoint_id])
-
-
 def delivery_exhausted_notify(*, delivery: WebhookDelivery) -> list[WebhookDelivery]:
     """A delivery failed for good (out of attempts, refused, or held back past the retry window)."""
     operational = delivery.event_type in OPERATIONAL_EVENT_TYPES
@@ -106,22 +103,35 @@ def delivery_exhausted_notify(*, delivery: WebhookDelivery) -> list[WebhookDeliv
     )
 
 
-def _endpoint_details(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return {"endpoint": {"id": endpoint.pk, "url": url_display(endpoint.url), "description": endpoint.description}}
+def _endpoint_notice(
+    endpoint: WebhookEndpoint, *, kind: str, since: datetime, title: str, reason: str, **details: Any
+) -> list[WebhookDelivery]:
+    """A notice about an endpoint: to every other endpoint subscribed to ``kind``, never to itself."""
+    return operational_notice_emit(
+        notice=OperationalNotice(
+            kind=kind,
+            subject_key=f"endpoint:{endpoint.pk}",
+            occurrence=f"endpoint:{endpoint.pk}:{since.isoformat()}",
+            title=f"Webhook endpoint {url_display(endpoint.url)} {title}",
+            reason=reason,
+            admin_path=reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
+            except_endpoint_id=endpoint.pk,
+            details={
+                "endpoint": {"id": endpoint.pk, "url": url_display(endpoint.url), "description": endpoint.description},
+                **details,
+            },
+        )
+    )
 
 
 def endpoint_disabled_notify(*, endpoint: WebhookEndpoint) -> list[WebhookDelivery]:
-    return operational_notice_emit(
-        notice=OperationalNotice(
-            kind=WebhookEventType.ENDPOINT_DISABLED,
-            subject_key=f"endpoint:{endpoint.pk}",
-            occurrence=f"endpoint:{endpoint.pk}:{timezone.now().isoformat()}",
-            title=f"Webhook endpoint {url_display(endpoint.url)} was disabled",
-            reason=endpoint.disabled_reason,
-            admin_path=_endpoint_path(endpoint.pk),
-            except_endpoint_id=endpoint.pk,
-            details=_endpoint_details(endpoint),
-        )
+    since = endpoint.disabled_at or timezone.now()
+    return _endpoint_notice(
+        endpoint,
+        kind=WebhookEventType.ENDPOINT_DISABLED,
+        since=since,
+        title="was disabled",
+        reason=endpoint.disabled_reason,
     )
 
 
@@ -129,25 +139,17 @@ def endpoint_circuit_opened_notify(*, endpoint_id: int) -> list[WebhookDelivery]
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None or endpoint.circuit_opened_at is None:
         return []
-    return operational_notice_emit(
-        notice=OperationalNotice(
-            kind=WebhookEventType.ENDPOINT_CIRCUIT_OPENED,
-            subject_key=f"endpoint:{endpoint.pk}",
-            occurrence=f"endpoint:{endpoint.pk}:{endpoint.circuit_opened_at.isoformat()}",
-            title=f"Webhook endpoint {url_display(endpoint.url)} stopped answering: circuit open",
-            reason=f"{endpoint.consecutive_failures} failures in a row; its deliveries wait until it answers again",
-            admin_path=_endpoint_path(endpoint.pk),
-            except_endpoint_id=endpoint.pk,
-            details={
-                **_endpoint_details(endpoint),
-                "circuit": {
-                    "opened_at": endpoint.circuit_opened_at.isoformat(),
-                    "next_probe_after": endpoint.circuit_open_until.isoformat()
-                    if endpoint.circuit_open_until
-                    else None,
-                },
-            },
-        )
+    open_until = endpoint.circuit_open_until
+    return _endpoint_notice(
+        endpoint,
+        kind=WebhookEventType.ENDPOINT_CIRCUIT_OPENED,
+        since=endpoint.circuit_opened_at,
+        title="stopped answering: circuit open",
+        reason=f"{endpoint.consecutive_failures} failures in a row; its deliveries wait until it answers again",
+        circuit={
+            "opened_at": endpoint.circuit_opened_at.isoformat(),
+            "next_probe_after": open_until.isoformat() if open_until else None,
+        },
     )
 
 

@@ -94,6 +94,7 @@ class DoctorFixApi(APIView):
             "finding offers any more changes nothing and answers `changed: false`."
         ),
         request=DoctorFixSerializer,
+        examples=openapi.FIX_REQUEST,
         responses={
             200: OpenApiResponse(openapi.FIX_RESULT_SCHEMA, examples=openapi.FIX_RESULT),
             **openapi.FIX_ERRORS,

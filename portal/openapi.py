@@ -3,7 +3,7 @@
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from orchestrator.openapi import error_response, example_response, page
+from orchestrator.openapi import error_response, example_request, example_response, page
 
 HISTORY_EXAMPLE = {
     "id": 912,
@@ -57,6 +57,10 @@ DOCTOR_REPORT = [
         },
     ),
     example_response("nothing needs attention", {"needs_attention": False, "count": 0, "findings": []}),
+]
+FIX_REQUEST = [
+    example_request("close a circuit", {"action": "close_circuit", "target": "4"}),
+    example_request("replay an event", {"action": "replay_event", "target": "1207"}),
 ]
 FIX_RESULT_SCHEMA = inline_serializer(
     "DoctorFixResult", {"changed": serializers.BooleanField(), "message": serializers.CharField()}

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from orchestrator.permissions import StaffModelPermissions, is_active_staff
 from portal import openapi
 from portal.doctor.base import Fix
+from portal.doctor.fixes import FIX_ACTIONS
 from portal.doctor.service import doctor_findings, doctor_fix
 from portal.serializers import DoctorFixSerializer, DoctorReportSerializer, HistoryEntrySerializer, doctor_report
 from portal.timeline import tenant_history_entries, timeline_complete
@@ -51,13 +52,15 @@ class TenantHistoryApi(GenericAPIView):
 TAG_DOCTOR = "doctor"
 
 
-class ActiveStaff(BasePermission):
-    """Active staff; each fix checks its own permission (the one the admin and API action need)."""
+class MayFixSomething(BasePermission):
+    """Active staff holding the permission of at least one fix; each fix then checks its own (the one the admin
+    and API action need)."""
 
-    message = "You need staff access for this."
+    message = "You need staff access and the permission of a fix for this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return is_active_staff(request.user)
+        user = request.user
+        return is_active_staff(user) and any(user.has_perm(action.permission) for action in FIX_ACTIONS.values())
 
 
 class DoctorApi(GenericAPIView):
@@ -82,7 +85,7 @@ class DoctorApi(GenericAPIView):
 
 
 class DoctorFixApi(APIView):
-    permission_classes = [ActiveStaff]
+    permission_classes = [MayFixSomething]
 
     @extend_schema(
         operation_id="doctor_fix",

@@ -41,14 +41,32 @@ def entered(tenant: Tenant, minutes: float) -> None:
     TenantHistory.objects.filter(pk=entry.pk).update(at=ago(minutes))
 
 
-def press(client, page, fix: str, target, capture):
-    """Press a fix button on the dashboard as a browser does (the CSRF token of the page shown)."""
-    assert f'data-fix="{fix}:{target}"' in page.content.decode()
+def apply_fix(channel: str, level: str, action: str, target, capture) -> str:
+    """Apply a finding's fix as a user of ``level``: pressing its button on the dashboard as a browser does (the
+    page's CSRF token), or posting it to the API. The message it answered."""
+    user = staff_user(level)
+    if channel == "admin":
+        client = csrf_client(user)
+        page = client.get(reverse("admin:index"))
+        assert f'data-fix="{action}:{target}"' in page.content.decode()
+        with capture(execute=True):
+            response = client.post(
+                reverse("admin:tenants_tenant_doctor_fix"),
+                {"csrfmiddlewaretoken": csrf_token(page), "action": action, "target": str(target)},
+            )
+        assert response.status_code == 302
+        [message] = shown_messages(response)
+        return message
+    api = APIClient()
+    api.force_authenticate(user)
     with capture(execute=True):
-        return client.post(
-            reverse("admin:tenants_tenant_doctor_fix"),
-            {"csrfmiddlewaretoken": csrf_token(page), "action": fix, "target": str(target)},
-        )
+        response = api.post("/api/doctor/fixes/", {"action": action, "target": str(target)})
+    assert response.status_code == 200, response.content
+    assert response.json()["changed"] is True
+    return response.json()["message"]
+
+
+CHANNELS = pytest.mark.parametrize("channel", ["admin", "api"])
 
 
 @pytest.fixture
@@ -90,7 +108,8 @@ def test_outcome_missing_finds_a_succeeded_build_whose_outcome_never_came_and_no
     assert 44 * 60 <= finding.age_seconds(timezone.now()) <= 46 * 60
 
 
-def test_replaying_the_failed_outcome_from_the_dashboard_moves_the_tenant_on(aws, django_capture_on_commit_callbacks):
+@CHANNELS
+def test_replaying_the_failed_outcome_moves_the_tenant_on(channel, aws, django_capture_on_commit_callbacks):
     # given a tenant whose build succeeded and whose success event failed on every attempt
     tenant = TenantFactory(status=TenantStatus.PROVISIONING, provisioning_attempt=1)
     build = BuildFactory(tenant=tenant, status=BuildStatus.SUCCEEDED, awaiting_outcome_event=True, ended_at=ago(45))
@@ -100,20 +119,17 @@ def test_replaying_the_failed_outcome_from_the_dashboard_moves_the_tenant_on(aws
     assert found("outcome_missing") == [("build", str(build.pk))]
     assert found("event_failed") == [("event", str(event.pk))]
 
-    # when an operator presses "Replay the event" on the dashboard
-    client = csrf_client(staff_user("operator"))
-    page = client.get(reverse("admin:index"))
-    response = press(client, page, "replay_event", event.pk, django_capture_on_commit_callbacks)
+    # when an operator replays it (the dashboard's button, or the API)
+    message = apply_fix(channel, "operator", "replay_event", event.pk, django_capture_on_commit_callbacks)
 
     # then the event ran again, the tenant is deploying and nothing needs attention any more
-    assert response.status_code == 302
-    assert shown_messages(response) == [f"Event {event.pk}: Replay queued."]
+    assert message == f"Event {event.pk}: Replay queued."
     event.refresh_from_db()
     tenant.refresh_from_db()
     assert event.status == EventStatus.PROCESSED
     assert tenant.status == TenantStatus.DEPLOYING
     assert doctor_findings() == []
-    page = client.get(reverse("admin:index"))
+    page = csrf_client(staff_user("operator")).get(reverse("admin:index"))
     assert "Nothing needs attention." in page.content.decode()
 
 
@@ -153,38 +169,33 @@ def test_waiting_on_open_circuit_finds_a_deploying_tenants_delivery_and_not_the_
     ]
 
 
-def test_closing_the_circuit_through_the_api_releases_the_delivery(api_as, django_capture_on_commit_callbacks):
+@CHANNELS
+def test_closing_the_circuit_releases_the_delivery(channel, api_as, django_capture_on_commit_callbacks):
     stuck = _waiting(_tripped())
-    api = api_as("superuser")  # closing a circuit changes the endpoint: superusers only
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post("/api/doctor/fixes/", {"action": "close_circuit", "target": stuck.endpoint_id})
+    # closing a circuit changes the endpoint: superusers only
+    message = apply_fix(channel, "superuser", "close_circuit", stuck.endpoint_id, django_capture_on_commit_callbacks)
 
-    assert response.status_code == 200, response.content
-    assert response.json() == {
-        "changed": True,
-        "message": f"Endpoint {stuck.endpoint_id}: circuit closed, 1 waiting deliveries released.",
-    }
+    assert message == f"Endpoint {stuck.endpoint_id}: circuit closed, 1 waiting deliveries released."
     stuck.endpoint.refresh_from_db()
     assert stuck.endpoint.consecutive_failures == 0
     assert found("waiting_on_open_circuit") == []
     # pressed again: nothing left to do, said so
-    again = api.post("/api/doctor/fixes/", {"action": "close_circuit", "target": stuck.endpoint_id})
+    again = api_as("superuser").post("/api/doctor/fixes/", {"action": "close_circuit", "target": stuck.endpoint_id})
     assert again.status_code == 200
     assert again.json()["changed"] is False
 
 
-def test_retrying_the_delivery_from_the_dashboard_delivers_it(receiver, django_capture_on_commit_callbacks):
+@CHANNELS
+def test_retrying_the_delivery_delivers_it(channel, receiver, django_capture_on_commit_callbacks):
     # given the receiver is back, but the circuit still holds the delivery
     stuck = _waiting(_tripped(receiver.url("/hook")))
-    client = csrf_client(staff_user("operator"))
-    page = client.get(reverse("admin:index"))
+    page = csrf_client(staff_user("operator")).get(reverse("admin:index"))
     assert f'data-fix="close_circuit:{stuck.endpoint_id}"' not in page.content.decode()  # operators may not
 
-    response = press(client, page, "retry_delivery", stuck.pk, django_capture_on_commit_callbacks)
+    message = apply_fix(channel, "operator", "retry_delivery", stuck.pk, django_capture_on_commit_callbacks)
 
-    assert response.status_code == 302
-    assert shown_messages(response) == [f"Delivery {stuck.pk}: queued"]
+    assert message == f"Delivery {stuck.pk}: queued"
     stuck.refresh_from_db()
     assert stuck.status == DeliveryStatus.SUCCEEDED
     assert [request.path for request in receiver.requests] == ["/hook"]
@@ -205,16 +216,15 @@ def test_mirror_behind_finds_a_tenant_whose_change_never_reached_dynamodb_and_no
     assert found("mirror_behind") == [("tenant", behind.pk)]
 
 
-def test_resync_from_the_dashboard_writes_the_tenant_to_dynamodb(aws, django_capture_on_commit_callbacks):
+@CHANNELS
+def test_resync_writes_the_tenant_to_dynamodb(channel, aws, django_capture_on_commit_callbacks):
     behind = TenantFactory(status=TenantStatus.ACTIVE)
     entered(behind, 30)
-    client = csrf_client(staff_user("operator"))
-    page = client.get(reverse("admin:index"))
 
-    response = press(client, page, "resync_tenant", behind.pk, django_capture_on_commit_callbacks)
+    message = apply_fix(channel, "operator", "resync_tenant", behind.pk, django_capture_on_commit_callbacks)
 
-    assert response.status_code == 302
     behind.refresh_from_db()
+    assert message == f"{behind.key}: DynamoDB write of version {behind.version} scheduled."
     assert behind.synced_version == behind.version
     assert tenant_item_of(behind.pk)["version"] == behind.version
     assert found("mirror_behind") == []

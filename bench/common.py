@@ -270,9 +270,11 @@ def bench_resources(
 
 
 @contextlib.contextmanager
-def migrated_stack(args: Any, results: dict[str, Any], *, extra_env: dict[str, str]) -> Iterator[Any]:
+def migrated_stack(
+    args: Any, results: dict[str, Any], *, extra_env: dict[str, str], **stack_options: Any
+) -> Iterator[Any]:
     """A LiveStack on a fresh dedicated database (migrated) and Redis, with no AWS behind it; the resources'
-    description goes into ``results``."""
+    description goes into ``results``; ``stack_options`` are further LiveStack fields (``api_key``)."""
     from devstack.stack import LiveStack
 
     with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:
@@ -282,7 +284,9 @@ def migrated_stack(args: Any, results: dict[str, Any], *, extra_env: dict[str, s
             redis_url=resources.redis_url,
             aws_endpoint_url="http://127.0.0.1:9",  # nothing listens there
             extra_env=extra_env,
+            **stack_options,
         ) as stack:
+            log("migrating the bench database")
             stack.manage("migrate", "--no-input", "-v", "0")
             yield stack
 

@@ -32,11 +32,11 @@ from typing import Any
 from bench.common import (
     CpuMeter,
     add_web_arguments,
-    bench_resources,
     ensure_wrk,
     fmt,
     log,
     machine_info,
+    migrated_stack,
     print_table,
     sample_envelope,
     scalar,
@@ -341,88 +341,81 @@ def _area(where: str) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from devstack.stack import LiveStack
-
     wrk = None if args.no_wrk else ensure_wrk()
     if not wrk:
         log("wrk unavailable: maximum throughput is measured with the Python closed-loop generator")
     results: dict[str, Any] = {"machine": machine_info()}
-    with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:
-        results["resources"] = resources.describe()
-        with LiveStack(
-            database_url=resources.database_url,
-            redis_url=resources.redis_url,
-            aws_endpoint_url="http://127.0.0.1:9",  # the intake never calls AWS; nothing listens there
-            extra_env={"BENCH_ENDPOINTS": "true", "LOG_LEVEL": args.log_level, "INTAKE_API_KEYS": API_KEY},
-            api_key=API_KEY,
-        ) as stack:
-            log("migrating the bench database")
-            stack.manage("migrate", "--no-input", "-v", "0")
-            web, server = start_web(stack, args)
-            log(f"gunicorn: {web.describe()} at {web.url}")
-            results["server"] = {
-                **server,
-                "settings": "orchestrator.settings.production (DEBUG off)",
-                "log_level": args.log_level,
-                "celery_worker_running": False,
-            }
-            intake_url = f"{web.url}/api/events/"
-            echo_url = f"{web.url}/bench/echo/"
-            with tempfile.TemporaryDirectory() as tmp:
-                body_file = Path(tmp) / "body.json"
-                body_file.write_bytes(body_template())
-                results["body_bytes"] = len(body_template())
+    with migrated_stack(
+        args,
+        results,
+        extra_env={"BENCH_ENDPOINTS": "true", "LOG_LEVEL": args.log_level, "INTAKE_API_KEYS": API_KEY},
+        api_key=API_KEY,
+    ) as stack:
+        web, server = start_web(stack, args)
+        log(f"gunicorn: {web.describe()} at {web.url}")
+        results["server"] = {
+            **server,
+            "settings": "orchestrator.settings.production (DEBUG off)",
+            "log_level": args.log_level,
+            "celery_worker_running": False,
+        }
+        intake_url = f"{web.url}/api/events/"
+        echo_url = f"{web.url}/bench/echo/"
+        with tempfile.TemporaryDirectory() as tmp:
+            body_file = Path(tmp) / "body.json"
+            body_file.write_bytes(body_template())
+            results["body_bytes"] = len(body_template())
 
-                def maximum(url: str, label: str, duration: float = args.duration) -> dict:
-                    return max_throughput(
-                        wrk, url=url, body_file=body_file, duration=duration, connections=args.connections, label=label
-                    )
+            def maximum(url: str, label: str, duration: float = args.duration) -> dict:
+                return max_throughput(
+                    wrk, url=url, body_file=body_file, duration=duration, connections=args.connections, label=label
+                )
 
-                log("warming up (3 s each)")
-                for url, label in ((intake_url, "warm"), (echo_url, "warmecho")):
-                    maximum(url, label, duration=3)
+            log("warming up (3 s each)")
+            for url, label in ((intake_url, "warm"), (echo_url, "warmecho")):
+                maximum(url, label, duration=3)
 
-                stack.sampler.reset()
-                profiler = None
-                if args.profile:
-                    web_pids = stack.processes["web"].children()
-                    profiler = profile_web(web_pids, duration=args.duration, out_dir=Path(args.profile_dir or tmp))
+            stack.sampler.reset()
+            profiler = None
+            if args.profile:
+                web_pids = stack.processes["web"].children()
+                profiler = profile_web(web_pids, duration=args.duration, out_dir=Path(args.profile_dir or tmp))
+            log(
+                f"(a), (c) maximum throughput: {args.rounds} rounds of intake then bare endpoint, "
+                f"{args.duration:.0f} s each, {args.connections} connections"
+            )
+            rows_before = scalar(stack.database_url, "SELECT count(*) FROM events_receivedevent")
+            rounds = []
+            for number in range(1, args.rounds + 1):
+                intake = measured_cpu(stack, maximum, intake_url, f"max{number}")
+                if profiler and "files" in profiler and number == 1:
+                    for _, process in profiler["files"]:
+                        process.wait(timeout=args.duration + 60)
+                    results["profile"] = summarise_profile([path for path, _ in profiler["files"]])
+                echo = measured_cpu(stack, maximum, echo_url, f"echo{number}")
+                ratio = intake["accepted_per_s"] / echo["accepted_per_s"] if echo.get("accepted_per_s") else None
+                rounds.append({"intake": intake, "echo": echo, "ratio": ratio})
                 log(
-                    f"(a), (c) maximum throughput: {args.rounds} rounds of intake then bare endpoint, "
-                    f"{args.duration:.0f} s each, {args.connections} connections"
+                    f"    round {number}: intake {intake['accepted_per_s']:.0f} accepted/s, "
+                    f"bare {echo.get('accepted_per_s', 0):.0f}/s, ratio {ratio or 0:.2f}"
                 )
-                rows_before = scalar(resources.database_url, "SELECT count(*) FROM events_receivedevent")
-                rounds = []
-                for number in range(1, args.rounds + 1):
-                    intake = measured_cpu(stack, maximum, intake_url, f"max{number}")
-                    if profiler and "files" in profiler and number == 1:
-                        for _, process in profiler["files"]:
-                            process.wait(timeout=args.duration + 60)
-                        results["profile"] = summarise_profile([path for path, _ in profiler["files"]])
-                    echo = measured_cpu(stack, maximum, echo_url, f"echo{number}")
-                    ratio = intake["accepted_per_s"] / echo["accepted_per_s"] if echo.get("accepted_per_s") else None
-                    rounds.append({"intake": intake, "echo": echo, "ratio": ratio})
-                    log(
-                        f"    round {number}: intake {intake['accepted_per_s']:.0f} accepted/s, "
-                        f"bare {echo.get('accepted_per_s', 0):.0f}/s, ratio {ratio or 0:.2f}"
-                    )
-                rows_after = scalar(resources.database_url, "SELECT count(*) FROM events_receivedevent")
-                intake_max = rounds_summary([entry["intake"] for entry in rounds])
-                echo_max = rounds_summary([entry["echo"] for entry in rounds])
-                intake_max["rows_stored"] = rows_after - rows_before
-                # wrk stops counting at the deadline; requests in flight then are stored but not counted as 202.
-                intake_max["every_202_stored"] = intake_max["rows_stored"] >= intake_max["accepted"]
-                results["rounds"] = rounds
+            rows_after = scalar(stack.database_url, "SELECT count(*) FROM events_receivedevent")
+            intake_max = rounds_summary([entry["intake"] for entry in rounds])
+            echo_max = rounds_summary([entry["echo"] for entry in rounds])
+            intake_max["rows_stored"] = rows_after - rows_before
+            # wrk stops counting at the deadline; requests in flight then are stored but not counted as 202.
+            intake_max["every_202_stored"] = intake_max["rows_stored"] >= intake_max["accepted"]
+            results["rounds"] = rounds
 
-                log(f"(b) latency at {args.rate:.0f}/s, intake: {args.latency_duration:.0f} s open loop")
-                intake_paced = run_loadgen(
-                    "open", url=intake_url, body_file=body_file, duration=args.latency_duration, rate=args.rate
-                )
-                log(f"(c) latency at {args.rate:.0f}/s, bare endpoint")
-                echo_paced = run_loadgen(
-                    "open", url=echo_url, body_file=body_file, duration=args.latency_duration, rate=args.rate
-                )
-                results["memory"] = stack.sampler.report()
+            log(f"(b) latency at {args.rate:.0f}/s, intake: {args.latency_duration:.0f} s open loop")
+            intake_paced = run_loadgen(
+                "open", url=intake_url, body_file=body_file, duration=args.latency_duration, rate=args.rate
+            )
+            log(f"(c) latency at {args.rate:.0f}/s, bare endpoint")
+            echo_paced = run_loadgen(
+                "open", url=echo_url, body_file=body_file, duration=args.latency_duration, rate=args.rate
+            )
+            results["memory"] = stack.sampler.report()
 
     echo_rate = echo_max.get("accepted_per_s") or 0
     results["intake_max"] = intake_max

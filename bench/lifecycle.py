@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from bench.common import add_web_arguments, fmt, log, machine_info, percentile, print_table, start_web, write_results
+from devstack import envelopes
 
 API_KEY = "bench-intake-key"
 SECRET = "bench-build-secret"
@@ -39,71 +40,39 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def provisioning_envelope(*, tenant_id: str, key: str) -> dict[str, Any]:
-    tenant = {
-        "id": tenant_id,
-        "name": f"Bench {key}",
-        "key": key,
-        "contacts": [{"email": f"ops@{key}.example", "firstName": "Ada", "lastName": "Lovelace", "isPrimary": True}],
-    }
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "TENANT_PROVISIONING",
-        "source": "saas.bench",
-        "account": "123456789012",
-        "time": "2025-01-15T10:30:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "tenant": tenant,
-            "planConfig": {"id": "plan-basic", "name": "Basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": "50"}},
-            "builderConfig": {
-                "type": "CODE_BUILD",
-                "config": {
-                    "environmentOverride": {
-                        "tenant": json.dumps(tenant, separators=(",", ":")),
-                        "secret": SECRET,
-                        "context": CONTEXT,
-                    }
-                },
-            },
-            "appConfig": {"preferredSubdomain": key},
-        },
-    }
+    return envelopes.provisioning_envelope(
+        tenant_id=tenant_id, key=key, name=f"Bench {key}", source="saas.bench", secret=SECRET, context=CONTEXT
+    )
 
 
 def success_envelope(*, tenant: dict[str, Any], build_id: str, project: str, receiver: str) -> dict[str, Any]:
     """What the provisioning build's post-build step sends (see events/tests/samples)."""
     key = tenant["key"]
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "TENANT_PROVISIONING_SUCCESS",
-        "source": "saas.tenant.provisioning.codebuild",
-        "account": "123456789012",
-        "time": "2025-01-15T10:40:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "tenant": json.dumps(tenant, separators=(",", ":")),
-            "secret": SECRET,
-            "context": CONTEXT,
-            "API_ENDPOINT": f"{receiver}/webhook",
-            "USER_CALLBACK_ENDPOINT": f"{receiver}/{key}/user-callback",
-            "APP_PLANE_ENDPOINT_FEATURE_SERVICE": f"{receiver}/{key}/feature-service",
-            "APP_PLANE_REDIRECT_URL": f"{receiver}/{key}/app",
-            "CLIENT_ID": f"{key}-client",
-            "CLIENT_SECRET": "bench-client-secret",
-            "TF_STATE_BUCKET": "bench-terraform-state",
-            "TF_KEY": f"tenants/{key}/terraform.tfstate",
-            "CODEBUILD_BUILD_ID": build_id,
-            "CODEBUILD_BUILD_SUCCEEDING": "1",
-            "CODEBUILD_BUILD_POSTBUILD": "1",
-            "EVENT_BUS_NAME": "orchestrator",
-            "tier": "BASIC",
-            "jobName": project,
-        },
+    detail = {
+        "tenant": json.dumps(tenant, separators=(",", ":")),
+        "secret": SECRET,
+        "context": CONTEXT,
+        "API_ENDPOINT": f"{receiver}/webhook",
+        "USER_CALLBACK_ENDPOINT": f"{receiver}/{key}/user-callback",
+        "APP_PLANE_ENDPOINT_FEATURE_SERVICE": f"{receiver}/{key}/feature-service",
+        "APP_PLANE_REDIRECT_URL": f"{receiver}/{key}/app",
+        "CLIENT_ID": f"{key}-client",
+        "CLIENT_SECRET": "bench-client-secret",
+        "TF_STATE_BUCKET": "bench-terraform-state",
+        "TF_KEY": f"tenants/{key}/terraform.tfstate",
+        "CODEBUILD_BUILD_ID": build_id,
+        "CODEBUILD_BUILD_SUCCEEDING": "1",
+        "CODEBUILD_BUILD_POSTBUILD": "1",
+        "EVENT_BUS_NAME": "orchestrator",
+        "tier": "BASIC",
+        "jobName": project,
     }
+    return envelopes.bus_envelope(
+        detail_type="TENANT_PROVISIONING_SUCCESS",
+        source="saas.tenant.provisioning.codebuild",
+        detail=detail,
+        time="2025-01-15T10:40:00Z",
+    )
 
 
 class Poster:

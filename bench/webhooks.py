@@ -29,10 +29,10 @@ from typing import Any
 
 from bench.common import (
     CpuMeter,
-    bench_resources,
     fmt,
     log,
     machine_info,
+    migrated_stack,
     percentile,
     print_table,
     query,
@@ -204,65 +204,55 @@ def _count(stack: Any, endpoint_ids: list[int], status: str) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from devstack.processes import free_port
-    from devstack.stack import LiveStack
 
     results: dict[str, Any] = {"machine": machine_info()}
-    with bench_resources(database_url=args.database_url, redis_url=args.redis_url) as resources:
-        results["resources"] = resources.describe()
-        with LiveStack(
-            database_url=resources.database_url,
-            redis_url=resources.redis_url,
-            aws_endpoint_url="http://127.0.0.1:9",  # deliveries never call AWS
-            extra_env={"LOG_LEVEL": "WARNING", "WEBHOOK_CONNECT_TIMEOUT": "2", "WEBHOOK_READ_TIMEOUT": "10"},
-        ) as stack:
-            stack.manage("migrate", "--no-input", "-v", "0")
-            stack.start_beat()  # as in production: it queues retries once they are due
-            receiver_port = free_port()
-            stack.start_process(
-                "receiver",
-                [sys.executable, "-m", "bench.receiver", str(receiver_port), "--slow-seconds", str(args.slow_seconds)],
-                port=receiver_port,
-            )
-            receiver = f"http://127.0.0.1:{receiver_port}"
-            down_port = free_port()  # nothing listens there
-            results["worker"] = {
-                "queue": "webhooks",
-                "pool": args.pool,
-                "concurrency": args.concurrency,
-                "processes": args.processes,
+    extra_env = {"LOG_LEVEL": "WARNING", "WEBHOOK_CONNECT_TIMEOUT": "2", "WEBHOOK_READ_TIMEOUT": "10"}
+    with migrated_stack(args, results, extra_env=extra_env) as stack:
+        stack.start_beat()  # as in production: it queues retries once they are due
+        receiver_port = free_port()
+        stack.start_process(
+            "receiver",
+            [sys.executable, "-m", "bench.receiver", str(receiver_port), "--slow-seconds", str(args.slow_seconds)],
+            port=receiver_port,
+        )
+        receiver = f"http://127.0.0.1:{receiver_port}"
+        down_port = free_port()  # nothing listens there
+        results["worker"] = {
+            "queue": "webhooks",
+            "pool": args.pool,
+            "concurrency": args.concurrency,
+            "processes": args.processes,
+        }
+        tenth = max(1, args.endpoints // 10)
+        scenarios = {
+            "healthy": scenario_urls(endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=0, down=0),
+            "slow_10pct": scenario_urls(
+                endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=tenth, down=0
+            ),
+            "down_10pct": scenario_urls(
+                endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=0, down=tenth
+            ),
+        }
+        # The VM's speed drifts within minutes: every round runs the three scenarios back to back, and a
+        # scenario's rate is compared with the healthy run of its own round.
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            measured = {
+                name: run_scenario(stack, name=name, urls=urls, tenants=args.tenants, args=args)
+                for name, urls in scenarios.items()
             }
-            tenth = max(1, args.endpoints // 10)
-            scenarios = {
-                "healthy": scenario_urls(
-                    endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=0, down=0
-                ),
-                "slow_10pct": scenario_urls(
-                    endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=tenth, down=0
-                ),
-                "down_10pct": scenario_urls(
-                    endpoints=args.endpoints, receiver=receiver, down_port=down_port, slow=0, down=tenth
-                ),
-            }
-            # The VM's speed drifts within minutes: every round runs the three scenarios back to back, and a
-            # scenario's rate is compared with the healthy run of its own round.
-            rounds = []
-            for number in range(1, args.rounds + 1):
-                measured = {
-                    name: run_scenario(stack, name=name, urls=urls, tenants=args.tenants, args=args)
-                    for name, urls in scenarios.items()
-                }
-                base = measured["healthy"]["healthy_deliveries_per_s"] or 0
-                for scenario in measured.values():
-                    rate = scenario["healthy_deliveries_per_s"]
-                    scenario["healthy_rate_vs_baseline"] = round(rate / base, 2) if base else None
-                log(
-                    f"round {number}: "
-                    + ", ".join(
-                        f"{name} {scenario['healthy_deliveries_per_s']}/s (x{scenario['healthy_rate_vs_baseline']})"
-                        for name, scenario in measured.items()
-                    )
+            base = measured["healthy"]["healthy_deliveries_per_s"] or 0
+            for scenario in measured.values():
+                rate = scenario["healthy_deliveries_per_s"]
+                scenario["healthy_rate_vs_baseline"] = round(rate / base, 2) if base else None
+            log(
+                f"round {number}: "
+                + ", ".join(
+                    f"{name} {scenario['healthy_deliveries_per_s']}/s (x{scenario['healthy_rate_vs_baseline']})"
+                    for name, scenario in measured.items()
                 )
-                rounds.append(measured)
+            )
+            rounds.append(measured)
     results["rounds"] = rounds
     results["scenarios"] = {name: rounds_summary([measured[name] for measured in rounds]) for name in scenarios}
     base = results["scenarios"]["healthy"]["healthy_deliveries_per_s"] or 0

@@ -8,6 +8,7 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -16,6 +17,22 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     hold: threading.Event | None = None
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    """What every test receiver's handler needs: keep-alive (HTTP/1.1), the request read whole, and no
+    request log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def lowercase_headers(self) -> dict[str, str]:
+        return {name.lower(): value for name, value in self.headers.items()}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @dataclass
@@ -34,14 +51,11 @@ class Receiver:
         self.released = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(RecordingHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 with receiver.lock:
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    receiver.requests.append(Received(self.path, self.lowercase_headers(), body))
                     script = receiver.scripts[self.path]
                     reply = script.popleft() if script else receiver.defaults.get(self.path, Reply())
                 if reply.hold is not None:
@@ -55,9 +69,6 @@ class Receiver:
                     self.wfile.write(reply.body)
                 except OSError:
                     pass  # the client gave up (timeout test)
-
-            def log_message(self, *args) -> None:
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -10,8 +10,9 @@ from django.urls import URLPattern, path, reverse
 from events.models import EventAttempt, OutboxEvent, ReceivedEvent
 from events.oauth import admin as oauth_admin  # noqa: F401  (registers the token endpoint's clients)
 from events.services import event_replay
-from orchestrator.admin_helpers import ReadOnlyAdminMixin, pretty_json
+from orchestrator.admin_helpers import ReadOnlyAdminMixin, field_names, fieldset_fields, pretty_json
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.redaction import redact_text
 from orchestrator.staff import PERM_REPLAY_EVENT
 
@@ -21,7 +22,7 @@ class EventAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["number", "outcome", "masked_error", "requested_by", "started_at", "finished_at"]
-    readonly_fields = fields
+    readonly_fields = field_names(fields)
     ordering = ["number"]
 
     @admin.display(description="error")
@@ -60,8 +61,7 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         ("Payload (secrets masked)", {"fields": ["pretty_detail", "pretty_envelope"]}),
     ]
-    # Every field shown is read-only: derived from the fieldsets so the two lists cannot drift apart.
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = fieldset_fields(fieldsets)  # every field shown is read-only
 
     @admin.display(description="detail")
     def pretty_detail(self, event: ReceivedEvent) -> str:
@@ -91,7 +91,7 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.has_replay_permission(request, event):
             raise PermissionDenied
         try:
-            result = event_replay(event_pk=event.pk, user=request.user)
+            result = event_replay(event_pk=event.pk, user=acting_user(request.user))
         except ApplicationError as error:
             self.message_user(request, error.message, messages.WARNING)
         else:
@@ -114,7 +114,7 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         queued = skipped = 0
         for event in queryset:
             try:
-                result = event_replay(event_pk=event.pk, user=request.user)
+                result = event_replay(event_pk=event.pk, user=acting_user(request.user))
             except ApplicationError:
                 skipped += 1
                 continue
@@ -149,7 +149,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "sent_at",
         "pretty_detail",
     ]
-    readonly_fields = fields
+    readonly_fields = field_names(fields)
 
     @admin.display(description="detail (secrets masked)")
     def pretty_detail(self, entry: OutboxEvent) -> str:

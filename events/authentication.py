@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 BEARER_SCHEMES = frozenset({"bearer_jwt", "oauth_client"})
 REALM = "orchestrator-intake"
+# Where ``authenticate`` leaves the scheme whose credentials it refused, for ``authenticate_header`` (an
+# attribute of the request that DRF's ``Request`` does not declare).
+FAILED_SCHEME_ATTRIBUTE = "intake_failed_scheme"
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,12 @@ class IntakeAuthentication(authentication.BaseAuthentication):
             if index is not None:
                 return IntakeSender(scheme="api_key", label=f"key#{index + 1}"), "api_key"
             logger.warning("intake refused a request: wrong API key in %s", api_key_header_name())
-            request.intake_failed_scheme = "api_key"
+            setattr(request, FAILED_SCHEME_ATTRIBUTE, "api_key")
             raise exceptions.AuthenticationFailed("Invalid API key.")
 
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         if "basic" in schemes and scheme.lower() == "basic" and encoded:
-            request.intake_failed_scheme = "basic"
+            setattr(request, FAILED_SCHEME_ATTRIBUTE, "basic")
             try:
                 supplied_pair = base64.b64decode(encoded.strip(), validate=True)
             except (binascii.Error, ValueError):
@@ -106,7 +109,7 @@ class IntakeAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid Basic credentials.")
 
         if bearer and scheme.lower() == "bearer" and encoded.strip():
-            request.intake_failed_scheme = "bearer"
+            setattr(request, FAILED_SCHEME_ATTRIBUTE, "bearer")
             sender = _bearer_sender(encoded.strip(), bearer)
             return sender, sender.scheme
 
@@ -131,7 +134,7 @@ class IntakeAuthentication(authentication.BaseAuthentication):
             "basic": f'Basic realm="{REALM}"',
             "bearer": f'Bearer realm="{REALM}"',
         }
-        failed = getattr(request, "intake_failed_scheme", "")
+        failed = getattr(request, FAILED_SCHEME_ATTRIBUTE, "")
         if failed == "bearer":
             return f'Bearer realm="{REALM}", error="invalid_token"'
         if failed:

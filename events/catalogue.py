@@ -140,7 +140,9 @@ class BuildOutputsDetail(AllowExtraFields):
 
     tenant = TenantDocumentField()
     secret = serializers.CharField(required=False, allow_blank=True)
-    context = serializers.CharField(required=False, allow_blank=True)
+    # A declared field, which DRF's metaclass takes off the class: the serializer's ``context`` stays (the stubs
+    # cannot tell the two apart).
+    context = serializers.CharField(required=False, allow_blank=True)  # type: ignore[assignment]
     API_ENDPOINT = serializers.CharField(required=False, allow_blank=True)
     USER_CALLBACK_ENDPOINT = serializers.CharField(required=False, allow_blank=True)
     APP_PLANE_ENDPOINT_FEATURE_SERVICE = serializers.CharField(required=False, allow_blank=True)
@@ -259,6 +261,7 @@ def tenant_id_of(detail_type: str, detail: dict[str, Any]) -> str:
         if isinstance(item, dict)
     }
     for name in _TENANT_ID_VARIABLES:
-        if isinstance(variables.get(name), str) and variables[name]:
-            return variables[name][:64]
+        value = variables.get(name)
+        if isinstance(value, str) and value:
+            return value[:64]
     return _tenant_id_from(variables.get("tenant"))

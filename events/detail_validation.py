@@ -12,17 +12,13 @@ bool and None; the compiled functions rely on that.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import MaxLengthValidator, MinLengthValidator
+from django.core.validators import MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator
 from rest_framework import serializers
-from rest_framework.fields import (
-    ProhibitNullCharactersValidator,
-    ProhibitSurrogateCharactersValidator,
-    _UnvalidatedField,
-    empty,
-)
+from rest_framework.fields import _UnvalidatedField, empty
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from events.catalogue import AllowExtraFields
 
@@ -53,23 +49,28 @@ def compile_schema(schema: serializers.Serializer) -> CompiledSchema:
 
 def _node(field: serializers.Field) -> Validate:
     """The fast validator of one field (or nested schema), without its empty-value handling."""
+    # Exact types (a subclass may behave differently: DRF decides); ``isinstance`` narrows for the checker.
     kind = type(field)
-    if kind in (serializers.ListSerializer, serializers.ListField):
+    if kind in (serializers.ListSerializer, serializers.ListField) and isinstance(
+        field, serializers.ListSerializer | serializers.ListField
+    ):
         return _items(field)
     if isinstance(field, serializers.Serializer) and _plain_serializer(field):
         return _mapping(field)
-    if kind in (serializers.CharField, serializers.RegexField, serializers.EmailField):
+    if kind in (serializers.CharField, serializers.RegexField, serializers.EmailField) and isinstance(
+        field, serializers.CharField
+    ):
         return _string(field)
-    if kind is serializers.BooleanField:
+    if type(field) is serializers.BooleanField:
         return _exact(field, lambda value: value is True or value is False)
-    if kind is serializers.IntegerField:
+    if type(field) is serializers.IntegerField:
         return _exact(field, lambda value: type(value) is int)
-    if kind is serializers.ChoiceField:
+    if type(field) is serializers.ChoiceField:
         return _choice(field)
-    if kind is serializers.JSONField and not field.binary:
+    if type(field) is serializers.JSONField and not field.binary:
         # Parsed JSON is always serialisable: DRF's json.dumps check cannot fail.
         return _exact(field, lambda value: True)
-    if kind is serializers.DictField and type(field.child) is _UnvalidatedField:
+    if type(field) is serializers.DictField and type(field.child) is _UnvalidatedField:
         return _dict(field)
     return _drf(field)
 
@@ -131,8 +132,10 @@ def _mapping(schema: serializers.Serializer) -> Validate:
 def _items(field: serializers.ListSerializer | serializers.ListField) -> Validate:
     """Lists (``many=True`` schemas and ListFields): each item by the child, refusing what allow_empty /
     min_length / max_length would."""
+    assert field.child is not None  # both always have one (ListSerializer requires it, ListField defaults it)
     child = _with_empty_values(field.child, _node(field.child))
-    allow_empty, low, high = field.allow_empty, field.min_length, field.max_length
+    # ListSerializer has min_length and max_length as well; its stubs declare them on ListField only.
+    allow_empty, low, high = field.allow_empty, field.min_length, field.max_length  # type: ignore[union-attr]
 
     def validate(value: Any) -> list[Any]:
         if type(value) is not list:
@@ -150,7 +153,7 @@ def _extra_validators(field: serializers.Field, handled: tuple[type, ...]) -> li
     extra = [validator for validator in field.validators if not isinstance(validator, handled)]
     if any(getattr(validator, "requires_context", False) for validator in extra):
         return [_undecided]  # validators that need the field: DRF's business
-    return extra
+    return cast("list[Callable[[Any], Any]]", extra)  # none needs the context (checked above): value only
 
 
 def _undecided(value: Any) -> None:

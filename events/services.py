@@ -45,7 +45,7 @@ from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact, redact_text
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class ReplayResult:
     message: str
 
 
-def event_replay(*, event_pk: int, user: "AbstractBaseUser | None") -> ReplayResult:
+def event_replay(*, event_pk: int, user: "User | None") -> ReplayResult:
     """Queue the event to run through its handler again, as a new attempt requested by ``user``.
 
     Idempotent: an event already waiting to run is left alone ("already queued"). An event a worker is

@@ -1,7 +1,7 @@
 """Small pieces every app's admin shares."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,10 +16,24 @@ from django.utils.safestring import SafeString
 from orchestrator.errors import ApplicationError
 from orchestrator.redaction import redacted_json
 
+if TYPE_CHECKING:  # django-stubs' names for what admin options accept
+    from django.contrib.admin.options import _FieldGroups, _FieldsetSpec
+
 
 def pretty_json(value: Any) -> str:
     """A JSON value as an indented, secret-masked block for a read-only admin field."""
     return format_html("<pre style='white-space: pre-wrap'>{}</pre>", redacted_json(value, indent=2, sort_keys=True))
+
+
+# For ``readonly_fields`` of admins that show every field read-only: derived, the two lists cannot drift apart.
+def field_names(fields: "_FieldGroups") -> list[str]:
+    """The fields an admin ``fields`` option names (those grouped on one line included)."""
+    return [name for entry in fields for name in ([entry] if isinstance(entry, str) else entry)]
+
+
+def fieldset_fields(fieldsets: "_FieldsetSpec") -> list[str]:
+    """The fields ``fieldsets`` show."""
+    return [name for _title, options in fieldsets for name in field_names(options["fields"])]
 
 
 class ReadOnlyAdminMixin:
@@ -70,9 +84,10 @@ class ServiceWritesAdmin(admin.ModelAdmin):
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
         return self._refusal_as_message(request, lambda: view(request, object_id, extra_context), change_url)
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    # ``*args``: Django 6 adds an ``action_location`` argument (django-stubs 6.x describes it; we run 5.2).
+    def response_action(self, request: HttpRequest, queryset: QuerySet, *args: Any) -> HttpResponse | None:
         view = super().response_action
-        return self._refusal_as_message(request, lambda: view(request, queryset), request.get_full_path())
+        return self._refusal_as_message(request, lambda: view(request, queryset, *args), request.get_full_path())
 
 
 # Status value -> badge colour (CSS class ``badge-<colour>``), shared by tenants, builds, deliveries, events.

@@ -19,6 +19,7 @@ from django.conf import settings
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, get_redis
 from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 
 logger = logging.getLogger("celery.beat")
 
@@ -37,6 +38,8 @@ def redbeat_options(*, broker_url: str) -> dict[str, Any]:
 
 class LockedScheduler(RedBeatScheduler):
     """RedBeat's scheduler; a beat that loses the lock (or Redis) goes back to waiting for it."""
+
+    lock: Lock | None  # RedBeat's (it ships no types): None while this beat does not hold it
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         app.conf.update(redbeat_options(broker_url=app.conf.broker_url))

@@ -13,6 +13,7 @@ from orchestrator.redaction import redact_text
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ATTRIBUTE = "request_id"  # set on the request for the code behind the middleware (HttpRequest declares none)
 
 
 class RequestIdMiddleware:
@@ -28,7 +29,7 @@ class RequestIdMiddleware:
             incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else f"{random.getrandbits(128):032x}"
         )
         token = request_id_var.set(request_id)
-        request.request_id = request_id
+        setattr(request, REQUEST_ID_ATTRIBUTE, request_id)
         try:
             response = self.get_response(request)
         finally:

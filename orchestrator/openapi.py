@@ -16,7 +16,9 @@ EXAMPLE_TENANT_ID = "7d0c9b2e-4c1e-4a57-9d59-2f7c1a7b4d10"
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(
+    # A declared field, which DRF's metaclass takes off the class: the ``fields`` property stays (the stubs cannot
+    # tell the two apart).
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text='Dotted field paths to reasons, e.g. {"detail.tenant.id": ["This field is required."]}.',

@@ -26,6 +26,8 @@ from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from orchestrator.model_columns import column_name
+
 logger = logging.getLogger(__name__)
 
 
@@ -132,7 +134,7 @@ def _delete(model: type[models.Model], ids: list) -> int:
             child_ids = list(children.values_list("pk", flat=True))
             if child_ids:
                 _delete(relation.related_model, child_ids)
-    table, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(model._meta.pk.column)
+    table, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(column_name(model._meta.pk))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # one array parameter: cheaper to send and plan than N of them
             cursor.execute(f"DELETE FROM {table} WHERE {pk} = ANY(%s)", [ids])  # noqa: S608

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import URLPattern, path, reverse
 
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.staff import PERM_RETRY_DELIVERY
 from portal.doctor.base import Fix
 from portal.doctor.service import doctor_fix
@@ -71,7 +72,7 @@ class TenantPageAdmin(TenantAdmin):
             return HttpResponseNotAllowed(["POST"])
         fix = Fix(action=request.POST.get("action", ""), target=request.POST.get("target", ""))
         try:
-            result = doctor_fix(fix=fix, user=request.user)
+            result = doctor_fix(fix=fix, user=acting_user(request.user))
         except ApplicationError as error:
             self.message_user(request, error.message, messages.ERROR)
         else:

@@ -4,13 +4,13 @@ doctor (what needs attention, and its one-click fixes)."""
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.permissions import StaffModelPermissions, is_active_staff
+from orchestrator.apis import StaffModelApi, validated_body
+from orchestrator.permissions import acting_user, is_active_staff
 from portal import openapi
 from portal.doctor.base import Fix
 from portal.doctor.fixes import FIX_ACTIONS
@@ -23,8 +23,7 @@ from tenants.openapi import ACTION_ERRORS, READ_ERRORS
 from tenants.selectors import tenant_get
 
 
-class TenantHistoryApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class TenantHistoryApi(StaffModelApi):
     serializer_class = HistoryEntrySerializer
     queryset = TenantHistory.objects.none()
 
@@ -46,6 +45,7 @@ class TenantHistoryApi(GenericAPIView):
     def get(self, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
         page = self.paginate_queryset(tenant_history_entries(tenant_id=tenant.pk))
+        assert page is not None  # None only for a view without a paginator
         return self.get_paginated_response(HistoryEntrySerializer(timeline_complete(page), many=True).data)
 
 
@@ -63,8 +63,7 @@ class MayFixSomething(BasePermission):
         return is_active_staff(user) and any(user.has_perm(action.permission) for action in FIX_ACTIONS.values())
 
 
-class DoctorApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class DoctorApi(StaffModelApi):
     queryset = Tenant.objects.none()  # reading the doctor needs tenants.view_tenant
     serializer_class = DoctorReportSerializer
     pagination_class = None
@@ -104,8 +103,7 @@ class DoctorFixApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        serializer = DoctorFixSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fix = Fix(action=serializer.validated_data["action"], target=serializer.validated_data["target"])
-        result = doctor_fix(fix=fix, user=request.user)
+        body = validated_body(DoctorFixSerializer, request)
+        fix = Fix(action=body["action"], target=body["target"])
+        result = doctor_fix(fix=fix, user=acting_user(request.user))
         return Response({"changed": result.changed, "message": result.message})

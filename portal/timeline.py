@@ -137,14 +137,14 @@ def timeline_complete(entries: Sequence[TenantHistory]) -> list[TimelineEntry]:
             refs[ref_type] = queryset.order_by().in_bulk(ids)
     timeline = []
     for entry in entries:
-        ref = int(entry.ref_id) if str(entry.ref_id).isdigit() else None
+        referenced = refs[entry.ref_type].get(int(entry.ref_id)) if str(entry.ref_id).isdigit() else None
         timeline.append(
             TimelineEntry(
                 entry=entry,
                 tone=_tone(entry),
-                event=refs["event"].get(ref) if entry.ref_type == "event" else None,
-                build=refs["build"].get(ref) if entry.ref_type == "build" else None,
-                delivery=refs["delivery"].get(ref) if entry.ref_type == "delivery" else None,
+                event=referenced if entry.ref_type == "event" else None,
+                build=referenced if entry.ref_type == "build" else None,
+                delivery=referenced if entry.ref_type == "delivery" else None,
             )
         )
     return timeline

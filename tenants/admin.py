@@ -8,17 +8,19 @@ staff user by those services.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import construct_change_message
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
+from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -26,8 +28,16 @@ from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from orchestrator.admin_helpers import ReadOnlyAdminMixin, ServiceWritesAdmin, badge_html, pretty_json
+from orchestrator.admin_helpers import (
+    ReadOnlyAdminMixin,
+    ServiceWritesAdmin,
+    badge_html,
+    field_names,
+    fieldset_fields,
+    pretty_json,
+)
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants.forms import TIER_FIELDS, TierForm, TierVariableFormSet
@@ -39,6 +49,9 @@ from tenants.services.offboarding import tenant_export
 from tenants.services.provisioning import PROVISIONABLE, tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
 from tenants.services.tiers import tier_create, tier_delete, tier_update
+
+if TYPE_CHECKING:  # django-stubs' names for what admin options accept
+    from django.contrib.admin.options import _FieldGroups, _FieldsetSpec
 
 # --- A changelist that stays fast on big tables ------------------------------------------------------
 
@@ -113,7 +126,7 @@ class PortalAction:
     style: str = ""
 
 
-TENANT_FIELDSETS = [
+TENANT_FIELDSETS: "_FieldsetSpec" = [
     (
         "Tenant",
         {
@@ -160,7 +173,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ["-created_at"]
     actions = ["retry_provisioning", "deprovision", "resync", "export_record"]
     fieldsets = TENANT_FIELDSETS
-    readonly_fields = [field for _title, options in TENANT_FIELDSETS for field in options["fields"]]
+    readonly_fields = fieldset_fields(TENANT_FIELDSETS)
 
     # --- columns and fields
 
@@ -297,7 +310,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         tenant = self._action_target(request, object_id, allowed)
         try:
-            self._report(request, service(tenant=tenant, actor_user=request.user))
+            self._report(request, service(tenant=tenant, actor_user=acting_user(request.user)))
         except ApplicationError as error:
             self.message_user(request, f"{tenant.key}: {error.message}", messages.ERROR)
         return self._back(tenant)
@@ -346,10 +359,10 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     # --- bulk actions on the changelist (same services, same permissions)
 
-    def _run(self, request: HttpRequest, queryset: QuerySet[Tenant], action: Callable) -> None:
-        for tenant in queryset:
+    def _run(self, request: HttpRequest, tenants: Iterable[Tenant], action: Callable) -> None:
+        for tenant in tenants:
             try:
-                result = action(tenant=tenant, actor_user=request.user)
+                result = action(tenant=tenant, actor_user=acting_user(request.user))
             except ApplicationError as error:
                 self.message_user(request, f"{tenant.key}: {error.message}", messages.ERROR)
                 continue
@@ -364,7 +377,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         tenants = list(queryset)
         # Ask first when something would really be deprovisioned; refusals need no confirmation.
         if request.POST.get("confirm") != "yes" and any(t.status in DEPROVISIONABLE for t in tenants):
-            hidden = [("action", "deprovision")] + [(admin.helpers.ACTION_CHECKBOX_NAME, t.pk) for t in tenants]
+            hidden = [("action", "deprovision")] + [(ACTION_CHECKBOX_NAME, t.pk) for t in tenants]
             return self._confirmation(
                 request,
                 tenants,
@@ -388,7 +401,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         response = HttpResponse(content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         for tenant in tenants:
-            tenant_export(tenant=tenant, stream=response, actor_user=request.user, via="admin")
+            tenant_export(tenant=tenant, stream=response, actor_user=acting_user(request.user), via="admin")
         return response
 
 
@@ -421,10 +434,10 @@ class TierVariableInline(admin.TabularInline):
     fields = ["name", "value", "type"]
     readonly_fields = ["value_masked"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> "_FieldGroups":
         if not self.has_change_permission(request, obj):  # shown read-only: the masked copy, not the field
             return ["name", "value_masked", "type"]
-        return self.fields
+        return super().get_fields(request, obj)  # ``fields``
 
     @admin.display(description="value")
     def value_masked(self, variable: TierVariable) -> str:
@@ -502,8 +515,8 @@ class TierAdmin(ServiceWritesAdmin):
         form.instance.refresh_from_db()
 
     def construct_change_message(
-        self, request: HttpRequest, form: forms.ModelForm, formsets: list, add: bool
-    ) -> list[dict[str, Any]]:
+        self, request: HttpRequest, form: forms.Form, formsets: Iterable[BaseFormSet], add: bool = False
+    ) -> list[dict[str, dict[str, list[str]]]]:
         # The formsets saved nothing (the service did): name the variables as one changed field.
         message = construct_change_message(form, [], add)
         if not add and any(formset.has_changed() for formset in formsets):
@@ -578,7 +591,7 @@ class BuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "outcome_post_error",
         "environment_pretty",
     ]
-    readonly_fields = fields
+    readonly_fields = field_names(fields)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Build]:
         # The tenant's key only (not its documents) for the list.
@@ -630,7 +643,7 @@ class TenantHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     date_hierarchy = "at"
     fields = ["tenant", "at", "kind", "summary", "actor", "actor_user", "ref_type", "ref_id", "details_pretty"]
-    readonly_fields = fields
+    readonly_fields = field_names(fields)
 
     @admin.display(description="details")
     def details_pretty(self, entry: TenantHistory) -> str:

@@ -16,9 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator.apis import StaffModelApi, validated_body
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
+from orchestrator.permissions import SuperuserWrites, acting_user, action_permission
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants import openapi
 from tenants.models import Build, Tenant, Tier
@@ -53,8 +54,7 @@ TIER_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, de
 # --- Tenants ----------------------------------------------------------------------------------------
 
 
-class TenantCollectionApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class TenantCollectionApi(StaffModelApi):
     serializer_class = TenantSerializer
     queryset = Tenant.objects.none()
 
@@ -76,8 +76,7 @@ class TenantCollectionApi(GenericAPIView):
         )
 
 
-class TenantDetailApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class TenantDetailApi(StaffModelApi):
     serializer_class = TenantDetailSerializer
     queryset = Tenant.objects.none()
 
@@ -138,7 +137,7 @@ def _tenant_action_api(
     )
     def post(self: APIView, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
-        return _action_response(action(tenant=tenant, actor_user=request.user), tenant)
+        return _action_response(action(tenant=tenant, actor_user=acting_user(request.user)), tenant)
 
     attributes = {"__module__": __name__, "__doc__": summary, "post": post}
     return type(name, (APIView,), {**attributes, "permission_classes": [action_permission(permission)]})
@@ -219,9 +218,7 @@ class TierCollectionApi(GenericAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = TierInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        tier = tier_create(**data.validated_data)
+        tier = tier_create(**validated_body(TierInputSerializer, request))
         return Response(TierSerializer(tier_get_by_name(name=tier.name)).data, status=status.HTTP_201_CREATED)
 
 
@@ -279,9 +276,7 @@ class TierDetailApi(GenericAPIView):
 
     def _update(self, request: Request, name: str, *, partial: bool) -> Response:
         tier = tier_get_by_name(name=name)
-        data = TierInputSerializer(data=request.data, partial=partial)
-        data.is_valid(raise_exception=True)
-        saved = tier_update(tier=tier, **data.validated_data)
+        saved = tier_update(tier=tier, **validated_body(TierInputSerializer, request, partial=partial))
         return Response(TierSerializer(tier_get_by_name(name=saved.name)).data)
 
     @extend_schema(
@@ -306,8 +301,7 @@ class TierDetailApi(GenericAPIView):
 # --- Builds -----------------------------------------------------------------------------------------
 
 
-class BuildCollectionApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class BuildCollectionApi(StaffModelApi):
     serializer_class = BuildSerializer
     queryset = Build.objects.none()
 
@@ -328,8 +322,7 @@ class BuildCollectionApi(GenericAPIView):
         )
 
 
-class BuildDetailApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class BuildDetailApi(StaffModelApi):
     serializer_class = BuildDetailSerializer
     queryset = Build.objects.none()
 

@@ -30,7 +30,8 @@ class TierForm(forms.ModelForm):
         fields = TIER_FIELDS
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns (typed optional: an override may return None)
         if data.get("name"):
             try:
                 tier_validate(tier=self.instance if self.instance.pk else None, name=data["name"])

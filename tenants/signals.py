@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.dispatch import Signal
 
 from tenants.models import Tenant
@@ -32,7 +32,7 @@ class TenantStatusChange:
     from_status: str
     to_status: str
     reason: str
-    actor_user: AbstractBaseUser | None
+    actor_user: User | None
     cause: TransitionCause
 
 

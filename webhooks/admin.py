@@ -4,7 +4,7 @@ Actions are POST-only (Django admin actions are form posts), permission-checked 
 services as the API. Secrets are never rendered except once, right after they were created or rotated.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -17,6 +17,7 @@ from django.urls import URLPattern, path, reverse
 
 from orchestrator.admin_helpers import ServiceWritesAdmin, form_errors_add, pretty_json, secret_once_page
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.redaction import redact
 from webhooks import circuit
 from webhooks.delivery import request_headers_masked
@@ -41,6 +42,9 @@ from webhooks.services.endpoints import (
 )
 from webhooks.services.retry import delivery_retry
 
+if TYPE_CHECKING:  # django-stubs' name for what the admin's ``fields`` option accepts
+    from django.contrib.admin.options import _FieldGroups
+
 ENDPOINT_FIELDS = ("url", "description", "events", "signing_scheme", "custom_headers", "is_active")
 ENDPOINT_STATE_FIELDS = (
     "secret_status",
@@ -57,7 +61,7 @@ RETRYABLE_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliverySt
 def delivery_retry_reported(model_admin: admin.ModelAdmin, request: HttpRequest, delivery: WebhookDelivery) -> None:
     """Staff retry of one delivery (``delivery_retry``), its outcome shown as an admin message."""
     try:
-        result = delivery_retry(delivery=delivery, actor_user=request.user)
+        result = delivery_retry(delivery=delivery, actor_user=acting_user(request.user))
     except ApplicationError as error:
         model_admin.message_user(request, f"Delivery #{delivery.pk}: {error.message}", messages.WARNING)
         return
@@ -103,7 +107,8 @@ class WebhookEndpointForm(forms.ModelForm):
         fields = ENDPOINT_FIELDS
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns (typed optional: an override may return None)
         headers = cleaned.get("custom_headers")
         if headers is not None and not isinstance(headers, dict):
             self.add_error("custom_headers", "A JSON object of header names to string values.")
@@ -141,7 +146,7 @@ class WebhookEndpointAdmin(ServiceWritesAdmin):
     readonly_fields = (*ENDPOINT_STATE_FIELDS, "custom_headers_masked")
     actions = ["rotate_secrets", "close_circuits"]
 
-    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> "_FieldGroups":
         if obj is None:
             return [*ENDPOINT_FIELDS, "new_secret"]
         if not self.has_change_permission(request, obj):
@@ -222,7 +227,9 @@ class WebhookEndpointAdmin(ServiceWritesAdmin):
 
     @admin.action(description="Rotate the signing secret of selected endpoints", permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> HttpResponse | None:
-        shown = [{"endpoint": endpoint, "secret": endpoint_rotate_secret(endpoint=endpoint)} for endpoint in queryset]
+        shown: list[dict[str, Any]] = [  # the page's context
+            {"endpoint": endpoint, "secret": endpoint_rotate_secret(endpoint=endpoint)} for endpoint in queryset
+        ]
         for item in shown:
             item["endpoint"].refresh_from_db()
         return self._secrets_page(request, shown, title="New signing secrets")
@@ -370,7 +377,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         queued, unchanged, refused = 0, 0, []
         for delivery in queryset.order_by("position", "id"):
             try:
-                result = delivery_retry(delivery=delivery, actor_user=request.user)
+                result = delivery_retry(delivery=delivery, actor_user=acting_user(request.user))
             except ApplicationError as error:
                 refused.append(f"#{delivery.pk}: {error.message}")
                 continue

@@ -2,14 +2,14 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator.apis import StaffModelApi, validated_body
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
-from orchestrator.permissions import StaffModelPermissions, action_permission
+from orchestrator.permissions import acting_user, action_permission
 from orchestrator.staff import PERM_RETRY_DELIVERY
 from webhooks import openapi
 from webhooks.models import WebhookDelivery
@@ -38,8 +38,7 @@ AUTH_ERRORS = {
 }
 
 
-class EndpointCollectionApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class EndpointCollectionApi(StaffModelApi):
     serializer_class = WebhookEndpointSerializer
     queryset = endpoint_list()
 
@@ -68,16 +67,13 @@ class EndpointCollectionApi(GenericAPIView):
         responses={201: WebhookEndpointWithSecretSerializer, 400: error_response("Invalid endpoint."), **AUTH_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = WebhookEndpointInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated_body(WebhookEndpointInputSerializer, request)
         endpoint, secret = endpoint_create(**{**fields, "secret": fields.get("secret") or None})
         body = WebhookEndpointWithSecretSerializer(endpoint).data | {"secret": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class EndpointDetailApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class EndpointDetailApi(StaffModelApi):
     serializer_class = WebhookEndpointSerializer
     queryset = endpoint_list()
 
@@ -107,9 +103,7 @@ class EndpointDetailApi(GenericAPIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         endpoint = endpoint_get(pk=pk)
-        data = WebhookEndpointUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        endpoint = endpoint_update(endpoint=endpoint, **data.validated_data)
+        endpoint = endpoint_update(endpoint=endpoint, **validated_body(WebhookEndpointUpdateSerializer, request))
         return Response(WebhookEndpointSerializer(endpoint).data)
 
     @extend_schema(
@@ -125,8 +119,7 @@ class EndpointDetailApi(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class EndpointRotateSecretApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class EndpointRotateSecretApi(StaffModelApi):
     serializer_class = RotateSecretInputSerializer
     queryset = endpoint_list()
 
@@ -149,19 +142,17 @@ class EndpointRotateSecretApi(GenericAPIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         endpoint = endpoint_get(pk=pk)
-        data = RotateSecretInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        rotation = validated_body(RotateSecretInputSerializer, request)
         secret = endpoint_rotate_secret(
             endpoint=endpoint,
-            secret=data.validated_data.get("secret") or None,
-            signing_scheme=data.validated_data.get("signing_scheme"),
+            secret=rotation.get("secret") or None,
+            signing_scheme=rotation.get("signing_scheme"),
         )
         endpoint.refresh_from_db()
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data | {"secret": secret})
 
 
-class DeliveryCollectionApi(GenericAPIView):
-    permission_classes = [StaffModelPermissions]
+class DeliveryCollectionApi(StaffModelApi):
     serializer_class = WebhookDeliverySerializer
     queryset = WebhookDelivery.objects.none()  # the model whose permissions StaffModelPermissions checks
 
@@ -179,8 +170,7 @@ class DeliveryCollectionApi(GenericAPIView):
         )
 
 
-class DeliveryDetailApi(APIView):
-    permission_classes = [StaffModelPermissions]
+class DeliveryDetailApi(StaffModelApi):
     queryset = WebhookDelivery.objects.none()
 
     @extend_schema(
@@ -219,7 +209,7 @@ class DeliveryRetryApi(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        result = delivery_retry(delivery=delivery_get(pk=pk), actor_user=request.user)
+        result = delivery_retry(delivery=delivery_get(pk=pk), actor_user=acting_user(request.user))
         body = {
             "id": result.delivery.pk,
             "status": result.delivery.status,

@@ -68,8 +68,7 @@ def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> 
     body = delivery.body.reveal().encode()
     base = {"content-type": "application/json", "user-agent": USER_AGENT}
     custom: Mapping[str, str] = {}
-    if delivery.endpoint_id is not None:
-        endpoint = delivery.endpoint
+    if (endpoint := delivery.endpoint) is not None:  # None without a query when there is no endpoint
         custom = endpoint.custom_headers or {}
         if unsendable := custom_headers_unsendable(custom):  # saved before headers were checked
             raise OutboundRefused(f"custom header {unsendable}")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 
 from events.catalogue import DetailType
@@ -54,7 +55,11 @@ def _failure_event(*, tenant: Tenant, cause: TransitionCause) -> ReceivedEvent |
     if not build_id and cause.build_pk:
         build_id = Build.objects.filter(pk=cause.build_pk).values_list("build_id", flat=True).first() or ""
     if build_id:
-        return failures.filter(detail__CODEBUILD_BUILD_ID=build_id).first()
+        # The detail is stored once: the validated copy when validation changed it, else the envelope's.
+        return failures.filter(
+            Q(detail_override__CODEBUILD_BUILD_ID=build_id)
+            | Q(detail_override__isnull=True, envelope__detail__CODEBUILD_BUILD_ID=build_id)
+        ).first()
     return failures.first()
 
 

@@ -39,10 +39,10 @@ class InFlight:
     refusal: OutboundRefused | None
     secrets: list[str]
 
-    @property
-    def holds_slot(self) -> bool:
-        """Whether an endpoint slot was taken for it (every delivery to an endpoint takes one)."""
-        return self.delivery.endpoint_id is not None
+    def slot_free(self) -> None:
+        """Give back the endpoint slot taken for it (every delivery to an endpoint takes one)."""
+        if self.delivery.endpoint_id is not None:
+            slot_release(endpoint_id=self.delivery.endpoint_id, delivery_id=self.delivery.pk)
 
 
 @dataclass
@@ -66,8 +66,7 @@ def send(flight: InFlight) -> Sent:
         logger.exception("delivery %s: unexpected error while sending", flight.delivery.pk)
         error = failure
     finally:
-        if flight.holds_slot:
-            slot_release(endpoint_id=flight.delivery.endpoint_id, delivery_id=flight.delivery.pk)
+        flight.slot_free()
     return Sent(flight, response, error)
 
 

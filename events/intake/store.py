@@ -13,10 +13,12 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from events.intake.envelope import Envelope
 from events.models import ReceivedEvent
+from orchestrator.model_columns import column_name, concrete_field
 from orchestrator.sealing import seal
 
 logger = logging.getLogger(__name__)
@@ -113,12 +115,15 @@ def _insert_plan(db: BaseDatabaseWrapper) -> _InsertPlan:
             getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) for field in defaulted
         ]
         quote = db.ops.quote_name
-        columns = [meta.get_field(name).column for name in _ENVELOPE_COLUMNS] + [field.column for field in defaulted]
-        event_id_column = quote(meta.get_field("event_id").column)
+        columns = [column_name(concrete_field(ReceivedEvent, name)) for name in _ENVELOPE_COLUMNS] + [
+            column_name(field) for field in defaulted
+        ]
+        event_id_column = quote(column_name(concrete_field(ReceivedEvent, "event_id")))
+        pk_column = quote(column_name(meta.pk))
         # Identifiers come from the model's metadata, values are parameters: nothing user-supplied is spliced.
         plan = _insert_plans[db.vendor] = _InsertPlan(
             head=f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)}) VALUES ",  # noqa: S608
-            tail=f" ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {quote(meta.pk.column)}, {event_id_column}",
+            tail=f" ON CONFLICT ({event_id_column}) DO NOTHING RETURNING {pk_column}, {event_id_column}",
             native_placeholders=db.vendor == "postgresql",
             defaults=tuple(
                 None if timestamp else field.get_db_prep_save(field.get_default(), db)
@@ -149,7 +154,9 @@ def _insert_rows(db: BaseDatabaseWrapper, plan: _InsertPlan, rows: list[list[Any
     if plan.native_placeholders:
         import psycopg
 
-        cursor = db.make_cursor(psycopg.RawCursor(db.connection))
+        # What ``db.make_cursor(raw)`` returns (Django's wrapper without debug logging), built here because
+        # django-stubs types make_cursor's argument as the wrapper instead of the driver's cursor.
+        cursor = CursorWrapper(psycopg.RawCursor(db.connection), db)
     else:
         cursor = db.cursor()
     sql = plan.head + _values_clause(len(rows), len(rows[0]), plan.native_placeholders) + plan.tail

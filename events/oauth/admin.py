@@ -4,7 +4,7 @@ The admin only parses and calls ``events.oauth.services``; a secret is never sto
 again after the page that follows its creation or rotation.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -15,6 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from events.oauth.models import OAuthClient
 from events.oauth.services import oauth_client_create, oauth_client_revoke, oauth_client_rotate_secret
 from orchestrator.admin_helpers import secret_once_page
+
+if TYPE_CHECKING:  # django-stubs' name for what the admin's ``fields`` option accepts
+    from django.contrib.admin.options import _FieldGroups
 
 READ_ONLY = (
     "client_id",
@@ -41,7 +44,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
     search_fields = ("name", "client_id")
     actions = ["rotate_secrets", "revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: OAuthClient | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: OAuthClient | None = None) -> "_FieldGroups":
         return ["name", *READ_ONLY] if obj else ["name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: OAuthClient | None = None) -> tuple[str, ...]:

@@ -30,19 +30,25 @@ def in_thread(function):
     return run
 
 
-def test_racing_identical_deliveries_store_one_row_and_run_the_handler_once(sample, recorder):
-    body = sample(DetailType.TENANT_PROVISIONING)
-    senders = 8
-    barrier = threading.Barrier(senders)
+def post_all_at_once(bodies: list[dict]) -> list[int]:
+    """POST each body to the intake from its own thread and client, all released together; their statuses."""
+    barrier = threading.Barrier(len(bodies))
 
     @in_thread
-    def deliver(_):
+    def deliver(body):
         client = Client()
         barrier.wait(timeout=10)
         return post_event(client, body).status_code
 
-    with ThreadPoolExecutor(max_workers=senders) as pool:
-        statuses = list(pool.map(deliver, range(senders)))
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(deliver, bodies))
+
+
+def test_racing_identical_deliveries_store_one_row_and_run_the_handler_once(sample, recorder):
+    body = sample(DetailType.TENANT_PROVISIONING)
+    senders = 8
+
+    statuses = post_all_at_once([body] * senders)
 
     assert sorted(statuses) == [200] * (senders - 1) + [202]
     assert ReceivedEvent.objects.filter(event_id=body["id"]).count() == 1
@@ -54,21 +60,13 @@ def test_racing_identical_deliveries_store_one_row_and_run_the_handler_once(samp
 
 def test_racing_deliveries_with_different_bodies_keep_the_first_and_refuse_the_rest(sample, recorder):
     senders = 6
-    barrier = threading.Barrier(senders)
     bodies = []
     for index in range(senders):
         body = sample(DetailType.TENANT_DEPROVISIONING)
         body["detail"]["tenant"]["name"] = f"variant {index}"
         bodies.append(body)
 
-    @in_thread
-    def deliver(body):
-        client = Client()
-        barrier.wait(timeout=10)
-        return post_event(client, body).status_code
-
-    with ThreadPoolExecutor(max_workers=senders) as pool:
-        statuses = list(pool.map(deliver, bodies))
+    statuses = post_all_at_once(bodies)
 
     assert sorted(statuses) == [202] + [409] * (senders - 1)
     assert ReceivedEvent.objects.count() == 1

@@ -155,6 +155,13 @@ CELERY_TASK_PUBLISH_RETRY = False
 # this keeps Celery's Django fix-up from also closing them around every task.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {}
+
+
+def _beat_every(task: str, seconds: float) -> None:
+    """Beat sends ``task`` every ``seconds``; the schedule entry is named after the task."""
+    CELERY_BEAT_SCHEDULE[task] = {"task": task, "schedule": float(seconds)}
+
+
 # Beat runs on every node: the schedule and a lock live in Redis (RedBeat, orchestrator/beat.py); the beat holding
 # the lock schedules, the others try to take it every loop interval and take over when the holder stops
 # extending it (it extends it on every tick).
@@ -344,14 +351,8 @@ SBT_TENANT_DATA_VARIABLES = env.list("SBT_TENANT_DATA_VARIABLES", default=[])
 SBT_TENANT_REGISTRATION_DATA_VARIABLES = env.list(
     "SBT_TENANT_REGISTRATION_DATA_VARIABLES", default=["registrationStatus"]
 )
-CELERY_BEAT_SCHEDULE["events.sweep_stale_events"] = {
-    "task": "events.sweep_stale_events",
-    "schedule": float(EVENT_SWEEP_INTERVAL_SECONDS),
-}
-CELERY_BEAT_SCHEDULE["events.publish_pending_outbox"] = {
-    "task": "events.publish_pending_outbox",
-    "schedule": float(OUTBOX_RESEND_AFTER_SECONDS),
-}
+_beat_every("events.sweep_stale_events", EVENT_SWEEP_INTERVAL_SECONDS)
+_beat_every("events.publish_pending_outbox", OUTBOX_RESEND_AFTER_SECONDS)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
         "EventStatusEnum": "events.models.EventStatus.choices",
@@ -360,7 +361,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     }
 )
 if EVENT_EMULATOR_RELAY and AWS_SERVICE_ENDPOINT_URLS["events"]:
-    CELERY_BEAT_SCHEDULE["events.relay_emulator_events"] = {"task": "events.relay_emulator_events", "schedule": 2.0}
+    _beat_every("events.relay_emulator_events", 2)
 
 # --- Tenants (lifecycle, builds, DynamoDB sync) -------------------------------------------------
 # Builds in progress longer than this are polled with BatchGetBuilds.
@@ -406,18 +407,9 @@ LOCAL_BUILD_MAX_RUNS = env.int("LOCAL_BUILD_MAX_RUNS", default=3)
 # Variables of the worker's own environment a LOCAL command inherits (nothing else leaks to it); they never
 # replace what the runner sets itself (PATH, HOME, TMPDIR, LANG, CODEBUILD_*...).
 LOCAL_BUILD_PASSTHROUGH_ENV = env.list("LOCAL_BUILD_PASSTHROUGH_ENV", default=["LC_ALL", "TZ", "DEMO_RECEIVER_URL"])
-CELERY_BEAT_SCHEDULE["tenants.poll_builds"] = {
-    "task": "tenants.poll_builds",
-    "schedule": float(BUILD_POLL_INTERVAL_SECONDS),
-}
-CELERY_BEAT_SCHEDULE["tenants.recover_builds"] = {
-    "task": "tenants.recover_builds",
-    "schedule": float(BUILD_RECOVERY_INTERVAL_SECONDS),
-}
-CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
-    "task": "tenants.sync_pending",
-    "schedule": float(DYNAMODB_SYNC_SWEEP_SECONDS),
-}
+_beat_every("tenants.poll_builds", BUILD_POLL_INTERVAL_SECONDS)
+_beat_every("tenants.recover_builds", BUILD_RECOVERY_INTERVAL_SECONDS)
+_beat_every("tenants.sync_pending", DYNAMODB_SYNC_SWEEP_SECONDS)
 
 # --- Webhooks (deployment chain, signed callbacks) ----------------------------------------------
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=10.0)

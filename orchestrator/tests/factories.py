@@ -6,6 +6,7 @@ Here, at the bottom of the layers, so that each app's tests (and the portal's) s
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.test import Client
 
 from orchestrator.staff import OPERATORS_GROUP, READ_ONLY_GROUP, staff_groups_ensure
 
@@ -51,3 +52,11 @@ def staff_user(level: str, username: str | None = None):
     user = StaffFactory(**named)
     user.groups.add(Group.objects.get(name=LEVEL_GROUPS[level]))
     return user
+
+
+def signed_in_superuser(client: Client) -> Client:
+    """``client`` (Django's test client) signed in as a new superuser, kept as ``client.user`` so a test can
+    check who its staff actions are recorded with."""
+    client.user = SuperuserFactory()
+    client.force_login(client.user)
+    return client

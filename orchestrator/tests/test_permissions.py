@@ -7,8 +7,13 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
+
+from orchestrator.permissions import acting_user
+from orchestrator.tests.factories import staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +91,13 @@ def test_reads_pass_the_permission_check_for_a_superuser(route):
     # the control: the same calls are not refused for someone holding every permission
     response = call(client_for(is_staff=True, is_superuser=True), "get", route)
     assert response.status_code in (200, 404), (route, response.status_code, response.content[:200])
+
+
+def test_acting_user_is_the_signed_in_user_and_refuses_an_anonymous_one():
+    # Given a staff member and an anonymous visitor
+    staff = staff_user("operator")
+
+    # Then an action is recorded against the staff member, and an anonymous request is refused
+    assert acting_user(staff) is staff
+    with pytest.raises(PermissionDenied):
+        acting_user(AnonymousUser())

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Model
 
 from events.services import event_replay
@@ -25,7 +25,7 @@ PERM_CLOSE_CIRCUIT = "webhooks.change_webhookendpoint"
 class FixAction:
     label: str
     permission: str
-    run: Callable[[str, AbstractBaseUser], str]  # (target, user) -> what was done
+    run: Callable[[str, User], str]  # (target, user) -> what was done
 
 
 ModelT = TypeVar("ModelT", bound=Model)
@@ -38,21 +38,21 @@ def _found(model: type[ModelT], pk: str) -> ModelT:
     return found
 
 
-def _replay_event(target: str, user: AbstractBaseUser) -> str:
+def _replay_event(target: str, user: User) -> str:
     return f"Event {target}: {event_replay(event_pk=int(target), user=user).message}"
 
 
-def _retry_delivery(target: str, user: AbstractBaseUser) -> str:
+def _retry_delivery(target: str, user: User) -> str:
     result = delivery_retry(delivery=_found(WebhookDelivery, target), actor_user=user)
     return f"Delivery {target}: {result.message}"
 
 
-def _close_circuit(target: str, user: AbstractBaseUser) -> str:
+def _close_circuit(target: str, user: User) -> str:
     released = endpoints_circuit_close(endpoints=[_found(WebhookEndpoint, target)])
     return f"Endpoint {target}: circuit closed, {released} waiting deliveries released."
 
 
-def _resync_tenant(target: str, user: AbstractBaseUser) -> str:
+def _resync_tenant(target: str, user: User) -> str:
     return tenant_resync(tenant=_found(Tenant, target), actor_user=user)
 
 

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -81,7 +81,7 @@ def build_environment_for(*, build: Build) -> list[EnvVar]:
 
 
 def history_record_build(
-    *, build: Build, summary: str, details: dict[str, Any] | None = None, actor_user: AbstractBaseUser | None = None
+    *, build: Build, summary: str, details: dict[str, Any] | None = None, actor_user: User | None = None
 ) -> TenantHistory:
     return history_record(
         tenant=build.tenant,
@@ -312,7 +312,7 @@ def tenant_attempt_start(
     tenant: Tenant,
     purpose: str,
     event: Any,
-    actor_user: AbstractBaseUser | None,
+    actor_user: User | None,
 ) -> tuple[Build | None, list[EnvVar] | None]:
     """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier,
     builder and environment and record the ``Build`` (``PENDING_START``: the caller starts it after
@@ -351,7 +351,7 @@ def tenant_attempt_start(
 
 
 def tenant_staff_attempt(
-    *, tenant: Tenant, purpose: str, request_summary: str, actor_user: AbstractBaseUser | None
+    *, tenant: Tenant, purpose: str, request_summary: str, actor_user: User | None
 ) -> ActionResult:
     """A staff-requested attempt (retry provisioning, deprovision): recorded with the user, then started
     once that is committed (call it outside any transaction)."""
@@ -378,3 +378,22 @@ def tenant_staff_attempt(
     return ActionResult(
         tenant=tenant, changed=True, message=f"{tenant.key}: {purpose}ing attempt {attempt} {outcome}", build=build
     )
+
+
+def tenant_event_attempt_start(*, tenant: Tenant, purpose: str, event: Any) -> Build | None:
+    """An event's attempt (inside the handler's transaction): recorded now, its build started once that
+    transaction has committed. None when no build was recorded (the tenant's status says why)."""
+    build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=event, actor_user=None)
+    if build is not None:
+        build_start_after_commit(build=build, environment=environment)
+    return build
+
+
+def event_handled_result(*, tenant: Tenant, build: Build | None) -> dict[str, Any]:
+    """What a lifecycle handler stores on its event: the tenant's status and the build it started, if any."""
+    return {
+        "tenant": tenant.pk,
+        "status": tenant.status,
+        "reason": tenant.status_reason,
+        "build": build.idempotency_token if build else None,
+    }

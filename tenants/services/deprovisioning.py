@@ -9,13 +9,17 @@ those two detail types); ``tenants.services.outcomes`` recognises a deprovision 
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
-from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
-from tenants.services.environment import EnvVar
+from tenants.services.builds import (
+    ActionResult,
+    event_handled_result,
+    tenant_event_attempt_start,
+    tenant_staff_attempt,
+)
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
 
@@ -30,7 +34,6 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     tenant_id = str(detail["tenant"]["id"])
     refused = ""
     build: Build | None = None
-    environment: list[EnvVar] | None = None
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
@@ -45,23 +48,14 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:
             history_record_event(tenant=tenant, event=event, summary=f"{event.detail_type} received")
-            build, environment = tenant_attempt_start(
-                tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event, actor_user=None
-            )
-            if build is not None:  # started once this transaction (the handler's) has committed
-                build_start_after_commit(build=build, environment=environment)
+            build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event)
     if refused:
         raise EventRejected(refused)
     tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
-    return {
-        "tenant": tenant.pk,
-        "status": tenant.status,
-        "reason": tenant.status_reason,
-        "build": build.idempotency_token if build else None,
-    }
+    return event_handled_result(tenant=tenant, build=build)
 
 
-def tenant_deprovision(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+def tenant_deprovision(*, tenant: Tenant, actor_user: User | None) -> ActionResult:
     """Staff action: deprovision an active tenant, or retry a failed deprovisioning (a new build)."""
     tenant = Tenant.objects.get(pk=tenant.pk)
     if tenant.status == TenantStatus.DEPROVISIONING:

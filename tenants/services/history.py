@@ -4,7 +4,7 @@ staff actions). At the bottom of the services: every other tenants service recor
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from orchestrator.redaction import redact
@@ -20,7 +20,7 @@ def history_entry(
     kind: str,
     summary: str,
     details: dict[str, Any] | None = None,
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
     ref_type: str = "",
     ref_id: str | int = "",
 ) -> TenantHistory:

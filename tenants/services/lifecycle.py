@@ -3,7 +3,7 @@ tenant's history, ``tenants.services.history``)."""
 
 import logging
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 
@@ -25,7 +25,7 @@ def tenant_transition(
     tenant: Tenant,
     to: str,
     reason: str = "",
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
     cause: TransitionCause | None = None,
 ) -> Tenant:
     """Move ``tenant`` to status ``to`` if the lifecycle allows it, else record the refusal and raise.

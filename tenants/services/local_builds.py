@@ -134,6 +134,7 @@ def parse_outputs(text: str) -> dict[str, str]:
 def _die_with_parent() -> None:
     """In the command's process, before exec: be killed when the runner dies (a killed worker must not
     leave its command running beside the next run)."""
+    assert _prctl is not None  # only run where there is one (``_run``)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 

@@ -13,12 +13,12 @@ each in batches. Nothing is deleted unless the export was stored.
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -52,10 +52,11 @@ def tenant_record_lines(*, tenant: Tenant) -> Iterator[str]:
         yield record_line("build", build)
     yield from tenant_event_lines(tenant_id=tenant.pk)
     for _receiver, lines in tenant_record_requested.send(sender=Tenant, tenant=tenant):
-        yield from lines
+        # Each receiver returns its lines (tenants.signals); django-stubs types every response ``str | None``.
+        yield from cast("Iterable[str]", lines)
 
 
-def tenant_export(*, tenant: Tenant, stream: TextSink, actor_user: AbstractBaseUser | None = None, via: str) -> int:
+def tenant_export(*, tenant: Tenant, stream: TextSink, actor_user: User | None = None, via: str) -> int:
     """Write the tenant's record to ``stream`` and note on its timeline who exported it, and how (``via``).
     Lines written."""
     written = 0

@@ -10,14 +10,18 @@ recorded) rather than started twice.
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
 from tenants.services.build_policy import builder_refusal
-from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
-from tenants.services.environment import EnvVar
+from tenants.services.builds import (
+    ActionResult,
+    event_handled_result,
+    tenant_event_attempt_start,
+    tenant_staff_attempt,
+)
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import tenant_sync_schedule
@@ -54,14 +58,13 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
     if refused:  # the tier decides which builders an event may pick: nothing is stored or started
         raise EventRejected(f"TENANT_PROVISIONING refused: {refused}")
     build: Build | None = None
-    environment: list[EnvVar] | None = None
     with transaction.atomic():
         clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
         if clash:
             raise EventRejected(f"Tenant key {fields['key']!r} is already used by tenant {clash}.")
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         created = tenant is None
-        if created:  # a racing insert of the same id fails this attempt; the retry finds the row
+        if tenant is None:  # a racing insert of the same id fails this attempt; the retry finds the row
             tenant = Tenant.objects.create(pk=tenant_id, last_event_at=event.received_at, **fields)
             tenant_sync_schedule(tenant_id=tenant.pk)
         if not created and event_already_applied(tenant=tenant, event=event):
@@ -84,22 +87,13 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
-            build, environment = tenant_attempt_start(
-                tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
-            )
-            if build is not None:  # started once this transaction (the handler's) has committed
-                build_start_after_commit(build=build, environment=environment)
+            build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.PROVISION, event=event)
     if refused:
         raise EventRejected(refused)
-    return {
-        "tenant": tenant.pk,
-        "status": tenant.status,
-        "reason": tenant.status_reason,
-        "build": build.idempotency_token if build else None,
-    }
+    return event_handled_result(tenant=tenant, build=build)
 
 
-def tenant_retry_provisioning(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+def tenant_retry_provisioning(*, tenant: Tenant, actor_user: User | None) -> ActionResult:
     """Staff retry: a new attempt and a new build for a tenant whose provisioning failed."""
     tenant = Tenant.objects.get(pk=tenant.pk)
     if tenant.status == TenantStatus.PROVISIONING:

@@ -2,6 +2,7 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,11 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from events.catalogue import DetailType
 from events.models import ReceivedEvent
 from orchestrator.aws import aws_client
 from tenants.bootstrap import ensure_codebuild_projects
-from tenants.models import VariableType
+from tenants.models import Build, Tenant, VariableType
 from tenants.services.sync import from_dynamodb
 from tenants.tests.factories import TierFactory, TierVariableFactory, tenant_document
 
@@ -75,6 +77,22 @@ def outcome_detail(tenant_id: str, build_id: str = "", *, succeeding: str = "1",
     return detail
 
 
+def provisioning_started(send_event: Callable[[dict[str, Any]], ReceivedEvent]) -> tuple[Tenant, Build]:
+    """A new tenant sent through the intake (TENANT_PROVISIONING): PROVISIONING, its build started."""
+    detail = provisioning_detail()
+    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    return tenant, Build.objects.get(tenant=tenant)
+
+
+def provisioning_failed(send_event: Callable[[dict[str, Any]], ReceivedEvent]) -> tuple[Tenant, Build]:
+    """A tenant whose provisioning build reported failure (TENANT_PROVISIONING_FAILURE): PROVISION_FAILED."""
+    tenant, build = provisioning_started(send_event)
+    failure = outcome_detail(tenant.pk, build.build_id, succeeding="0")
+    send_event(envelope(DetailType.TENANT_PROVISIONING_FAILURE, failure))
+    return tenant, build
+
+
 def admin_tier_form(*, variables: tuple[tuple[str, str, str], ...] = (), **fields: Any) -> dict[str, Any]:
     """The tier admin's form as a browser posts it, with its variables inline: ``(name, value, type)``."""
     data = {
@@ -126,11 +144,7 @@ def build_root():
 @pytest.fixture
 def codebuild_tier(db, aws):
     """Tier BASIC on CodeBuild (projects created in moto) with a variable of every type."""
-    tier = TierFactory(
-        name="BASIC",
-        provision_project="orchestrator-basic-provision",
-        deprovision_project="orchestrator-basic-deprovision",
-    )
+    tier = TierFactory(name="BASIC")  # the factory names its projects orchestrator-basic-(de)provision
     TierVariableFactory(tier=tier, name="EKS_CLUSTER_NAME", value="demo-eks")
     TierVariableFactory(tier=tier, name="ACCESS_TOKEN_EXPIRATION", value="3600")
     TierVariableFactory(tier=tier, name="MAX_USERS", value="10")  # overridden by the plan's sizeConfig

@@ -4,10 +4,13 @@ written through to DynamoDB; builds and history read-only."""
 import pytest
 from django.urls import reverse
 
-from events.catalogue import DetailType
-from orchestrator.tests.factories import SuperuserFactory
-from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
-from tenants.tests.conftest import admin_tier_form, envelope, outcome_detail, provisioning_detail, tier_item_of
+from orchestrator.tests.factories import signed_in_superuser
+from tenants.models import Build, HistoryKind, TenantHistory, TenantStatus, Tier
+from tenants.tests.conftest import (
+    admin_tier_form,
+    provisioning_failed,
+    tier_item_of,
+)
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,10 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    staff = SuperuserFactory()
-    client.force_login(staff)
-    client.staff = staff
-    return client
+    return signed_in_superuser(client)
 
 
 @pytest.mark.parametrize("model", ["tenant", "tier", "build", "tenanthistory"])
@@ -97,13 +97,7 @@ def test_history_and_builds_are_read_only(staff_client):
 
 def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_client, codebuild_tier, send_event):
     # given a tenant whose provisioning failed
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    build = Build.objects.get()
-    send_event(
-        envelope(DetailType.TENANT_PROVISIONING_FAILURE, outcome_detail(tenant.pk, build.build_id, succeeding="0"))
-    )
+    tenant, _ = provisioning_failed(send_event)
 
     # when staff run "Retry provisioning" on it
     response = staff_client.post(
@@ -118,7 +112,7 @@ def test_retry_action_starts_a_new_build_recorded_with_the_staff_user(staff_clie
     assert tenant.status == TenantStatus.PROVISIONING
     assert Build.objects.count() == 2
     entry = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.STAFF_ACTION)
-    assert entry.actor_user == staff_client.staff
+    assert entry.actor_user == staff_client.user
     messages = [str(m) for m in response.context["messages"]]
     assert any("provisioning attempt 2 started" in m for m in messages)
 

@@ -5,12 +5,15 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from events.catalogue import DetailType
 from orchestrator.sealing import unseal
 from orchestrator.tests.factories import staff_user
-from tenants.models import Build, HistoryKind, Tenant, TenantHistory, TenantStatus, Tier
+from tenants.models import Build, HistoryKind, TenantHistory, TenantStatus, Tier
 from tenants.services.sync import tenant_sync_schedule
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of, tier_item_of
+from tenants.tests.conftest import (
+    provisioning_failed,
+    tenant_item_of,
+    tier_item_of,
+)
 from tenants.tests.factories import BuildFactory, TenantFactory, TierFactory, TierVariableFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,13 +113,7 @@ def test_detail_masks_secrets_and_unknown_tenant_is_404(operator):
 
 def test_retry_provisioning_starts_a_new_build_recorded_with_the_caller(operator, codebuild_tier, send_event):
     # given a tenant whose provisioning failed (real intake, real CodeBuild in moto)
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    first = Build.objects.get()
-    send_event(
-        envelope(DetailType.TENANT_PROVISIONING_FAILURE, outcome_detail(tenant.pk, first.build_id, succeeding="0"))
-    )
+    tenant, first = provisioning_failed(send_event)
 
     # when an operator retries it, twice
     response = operator.post(f"/api/tenants/{tenant.pk}/retry-provisioning/")

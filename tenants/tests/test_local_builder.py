@@ -33,6 +33,14 @@ def post(client, detail_type, detail):
     return ReceivedEvent.objects.get(event_id=body["id"])
 
 
+def provision_locally(client) -> Tenant:
+    """A new tenant's TENANT_PROVISIONING for the LOCAL builder through the intake; the tenant once its build
+    (run before the intake answers) has reported back."""
+    detail = provisioning_detail(builder="LOCAL")
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+    return Tenant.objects.get(pk=detail["tenant"]["id"])
+
+
 def test_local_build_takes_a_tenant_from_event_to_deploying(local_tier, live_intake, client):
     detail = provisioning_detail(builder="LOCAL")
 
@@ -71,11 +79,9 @@ def test_local_build_takes_a_tenant_from_event_to_deploying(local_tier, live_int
 
 def test_local_build_failure_on_demand_fails_the_tenant(local_tier, live_intake, client):
     TierVariableFactory(tier=local_tier, name="FAIL_BUILD", value="1")
-    detail = provisioning_detail(builder="LOCAL")
 
-    post(client, DetailType.TENANT_PROVISIONING, detail)
+    tenant = provision_locally(client)
 
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
     assert tenant.status == TenantStatus.PROVISION_FAILED
     assert tenant.status_reason == "The command exited with 1: [provision] FAIL_BUILD=1 set: failing on purpose"
     assert Build.objects.get(tenant=tenant).status == BuildStatus.FAILED
@@ -85,9 +91,7 @@ def test_local_build_failure_on_demand_fails_the_tenant(local_tier, live_intake,
 
 
 def test_local_deprovisioning_ends_inactive_with_the_item_kept(local_tier, live_intake, client):
-    detail = provisioning_detail(builder="LOCAL")
-    post(client, DetailType.TENANT_PROVISIONING, detail)
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    tenant = provision_locally(client)
     tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
 
     post(client, DetailType.TENANT_DEPROVISIONING, {"tenant": {"id": tenant.pk}})
@@ -101,9 +105,7 @@ def test_local_deprovisioning_ends_inactive_with_the_item_kept(local_tier, live_
 
 def test_local_deprovisioning_failure_is_deprovision_failed(local_tier, live_intake, client):
     TierVariableFactory(tier=local_tier, name="FAIL_BUILD", value="deprovision")
-    detail = provisioning_detail(builder="LOCAL")
-    post(client, DetailType.TENANT_PROVISIONING, detail)
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    tenant = provision_locally(client)
     assert tenant.status == TenantStatus.DEPLOYING
     tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
 

@@ -5,11 +5,11 @@ import pytest
 
 from events.catalogue import DetailType
 from events.models import EventStatus, OutboxEvent
-from tenants.models import Build, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.models import Build, BuildStatus, HistoryKind, TenantHistory, TenantStatus
 from tenants.services.lifecycle import tenant_transition
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.signals import tenant_status_changed
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
+from tenants.tests.conftest import envelope, outcome_detail, provisioning_started, tenant_item_of
 
 pytestmark = pytest.mark.django_db
 
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def provisioning(codebuild_tier, send_event):
     """A tenant PROVISIONING with its CodeBuild build started in moto."""
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    return tenant, Build.objects.get(tenant=tenant)
+    return provisioning_started(send_event)
 
 
 @pytest.fixture

@@ -8,22 +8,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from events.catalogue import DetailType
 from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
 from tenants.models import Build, BuildStatus, Tenant, TenantStatus
 from tenants.services.builds import builds_poll
 from tenants.tasks import poll_builds
-from tenants.tests.conftest import envelope, provisioning_detail
+from tenants.tests.conftest import provisioning_started
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def running_build(codebuild_tier, send_event):
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    build = Build.objects.get(tenant_id=detail["tenant"]["id"])
+    _, build = provisioning_started(send_event)
     Build.objects.filter(pk=build.pk).update(started_at=timezone.now() - timedelta(hours=1))
     return build
 
@@ -78,7 +75,7 @@ def test_terminal_failure_with_no_event_fails_the_tenant(running_build, status):
 
 
 def test_recent_builds_are_not_polled(codebuild_tier, send_event):
-    send_event(envelope(DetailType.TENANT_PROVISIONING, provisioning_detail()))
+    provisioning_started(send_event)
     fake = FakeCodeBuild("FAILED")
 
     with registry.override("CODE_BUILD", CodeBuildBuilder(client=fake)):

@@ -15,7 +15,7 @@ from tenants.builders import registry
 from tenants.builders.codebuild import CodeBuildBuilder
 from tenants.models import Build, BuilderType, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.provisioning import tenant_retry_provisioning
-from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
+from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, provisioning_failed, tenant_item_of
 
 pytestmark = pytest.mark.django_db
 
@@ -235,13 +235,7 @@ def test_failed_tenant_is_reprovisioned_by_a_new_event_as_a_new_attempt(codebuil
 
 
 def test_staff_retry_starts_a_new_attempt_recorded_with_the_user(codebuild_tier, send_event, codebuild_calls):
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    build = Build.objects.get()
-    send_event(
-        envelope(DetailType.TENANT_PROVISIONING_FAILURE, outcome_detail(tenant.pk, build.build_id, succeeding="0"))
-    )
+    tenant, _ = provisioning_failed(send_event)
     staff = StaffFactory()
 
     result = tenant_retry_provisioning(tenant=tenant, actor_user=staff)

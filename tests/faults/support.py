@@ -9,11 +9,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import requests
 
+from devstack import envelopes
+from devstack.receivers import RecordingHandler
 from tests.conftest import DRILL_PROPERTY
 
 API_KEY = "test-intake-key"
@@ -27,37 +29,16 @@ def provisioning_envelope(
     """A valid TENANT_PROVISIONING envelope for a new tenant (unique id and key) on tier BASIC."""
     tenant_id = tenant_id or str(uuid.uuid4())
     key = "t" + tenant_id.replace("-", "")[:20]
-    tenant = {
-        "id": tenant_id,
-        "name": f"Drill {key}",
-        "key": key,
-        "contacts": [{"email": f"ops@{key}.example", "firstName": "Ada", "lastName": "Lovelace", "isPrimary": True}],
-    }
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "TENANT_PROVISIONING",
-        "source": "saas.fault-drills",
-        "account": "123456789012",
-        "time": "2025-01-15T10:30:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "tenant": tenant,
-            "planConfig": {"id": "plan-basic", "name": "Basic", "tier": TIER, "sizeConfig": {"MAX_USERS": "50"}},
-            "builderConfig": {
-                "type": builder,
-                "config": {
-                    "environmentOverride": {
-                        "tenant": json.dumps(tenant, separators=(",", ":")),
-                        "secret": "drill-hmac-secret",
-                        "context": str(uuid.uuid4()),
-                    }
-                },
-            },
-            "appConfig": {"preferredSubdomain": key},
-        },
-    }
+    return envelopes.provisioning_envelope(
+        tenant_id=tenant_id,
+        key=key,
+        name=f"Drill {key}",
+        source="saas.fault-drills",
+        secret="drill-hmac-secret",
+        context=str(uuid.uuid4()),
+        builder=builder,
+        event_id=event_id,
+    )
 
 
 def post_event(base_url: str, envelope: dict[str, Any], *, timeout: float = 15.0) -> int:
@@ -179,16 +160,11 @@ class Receiver:
         self.waiting = 0
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(RecordingHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 with receiver.lock:
-                    receiver.requests.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
-                    )
+                    receiver.requests.append(Received(self.path, self.lowercase_headers(), body, time.monotonic()))
                     receiver.waiting += 1
                 receiver.released.wait(timeout=120)
                 with receiver.lock:
@@ -202,9 +178,6 @@ class Receiver:
                     self.wfile.write(payload)
                 except OSError:
                     pass  # the caller is gone (a killed worker)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from standardwebhooks import Webhook
 
+from devstack.envelopes import bus_envelope
 from devstack.processes import free_port
 from devstack.stack import LiveStack, TcpProxy
 from tests.faults.support import (
@@ -173,17 +174,13 @@ def deployed_once_provisioned(web_url: str, tenant_id: str, *, timeout: float) -
     )
     deploying_at = time.monotonic()
     published = OutboxEvent.objects.get(tenant_id=tenant_id, detail_type="TENANT_DEPLOYMENT")
-    envelope = {
-        "version": "0",
-        "id": published.eventbridge_id or str(uuid.uuid4()),
-        "detail-type": published.detail_type,
-        "source": published.source,
-        "account": "123456789012",
-        "time": "2025-01-15T10:31:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": published.detail,
-    }
+    envelope = bus_envelope(
+        detail_type=published.detail_type,
+        source=published.source,
+        detail=published.detail,
+        time="2025-01-15T10:31:00Z",
+        event_id=published.eventbridge_id,
+    )
     assert post_event(web_url, envelope) == 202
     wait_for(lambda: tenant.filter(status=TenantStatus.ACTIVE).exists(), timeout=60, what="the tenant active")
     return deploying_at
@@ -399,21 +396,14 @@ def test_worker_killed_mid_delivery_resends_with_the_same_webhook_id(request, ma
 
 def deployment_envelope(*, tenant_id: str, tenant: dict) -> dict:
     """TENANT_DEPLOYMENT as the orchestrator publishes it after a successful provisioning build."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "TENANT_DEPLOYMENT",
-        "source": "saas.fault-drills",
-        "account": "123456789012",
-        "time": "2025-01-15T10:31:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "tenant": json.dumps(tenant, separators=(",", ":")),
-            "secret": "drill-hmac-secret",
-            "context": str(uuid.uuid4()),
-            "CODEBUILD_BUILD_SUCCEEDING": "1",
-            "CODEBUILD_BUILD_POSTBUILD": "1",
-            "tier": "BASIC",
-        },
+    detail = {
+        "tenant": json.dumps(tenant, separators=(",", ":")),
+        "secret": "drill-hmac-secret",
+        "context": str(uuid.uuid4()),
+        "CODEBUILD_BUILD_SUCCEEDING": "1",
+        "CODEBUILD_BUILD_POSTBUILD": "1",
+        "tier": "BASIC",
     }
+    return bus_envelope(
+        detail_type="TENANT_DEPLOYMENT", source="saas.fault-drills", detail=detail, time="2025-01-15T10:31:00Z"
+    )

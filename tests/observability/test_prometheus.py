@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from devstack import envelopes
 from devstack.processes import free_port
 from events.catalogue import DetailType
 from tests.faults.support import Receiver, post_event, provisioning_envelope, wait_for
@@ -18,17 +19,7 @@ TOKEN = "scrape-token-for-tests"
 
 
 def bus_envelope(detail_type: str, detail: dict, *, source: str = "saas.observability") -> dict:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": "123456789012",
-        "time": "2025-01-15T10:31:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": detail,
-    }
+    return envelopes.bus_envelope(detail_type=detail_type, source=source, detail=detail, time="2025-01-15T10:31:00Z")
 
 
 def provision_to_active(web_url: str, receiver: Receiver) -> str:

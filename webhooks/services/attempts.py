@@ -11,10 +11,11 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from orchestrator.http import OutboundRefused
+from orchestrator.model_columns import column_name, concrete_field
 from orchestrator.redaction import redact_text
 from tenants.models import TenantHistory
 from webhooks import circuit
-from webhooks.concurrency import busy_delay, slot_acquire, slot_release
+from webhooks.concurrency import busy_delay, slot_acquire
 from webhooks.delivery import (
     Verdict,
     request_build,
@@ -166,8 +167,7 @@ def _attempts_start(*, delivery_ids: list[int], now: datetime) -> list[InFlight]
                 )
     except BaseException:
         for flight in flights:  # nothing was recorded: free the endpoints' slots at once
-            if flight.holds_slot:
-                slot_release(endpoint_id=flight.delivery.endpoint_id, delivery_id=flight.delivery.pk)
+            flight.slot_free()
         raise
     return flights
 
@@ -192,7 +192,9 @@ def _deliveries_hold(deliveries: list[WebhookDelivery], *, now: datetime) -> Non
     oldest = now - timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW)
     waiting: dict[circuit.Held, list[int]] = {}
     for delivery in deliveries:
-        held = circuit.held_back(delivery.endpoint)
+        endpoint = delivery.endpoint
+        assert endpoint is not None  # held by its endpoint's circuit (``_circuit_allows``)
+        held = circuit.held_back(endpoint)
         if delivery.created_at < oldest:
             reason = f"gave up: {held.reason.split(':', 1)[0]} for longer than the retry window"
             _delivery_finish(delivery=delivery, status=DeliveryStatus.FAILED, reason=reason)
@@ -301,7 +303,10 @@ def _attempt_result(sent: Sent) -> Verdict:
         attempt.duration_ms = int((timezone.now() - attempt.started_at).total_seconds() * 1000)
     if error is not None:
         attempt.error = redact_text(str(error), sent.flight.secrets)[:2000]
-    return verdict_for_response(response) if response is not None else verdict_for_error(error)
+    if response is not None:
+        return verdict_for_response(response)
+    assert error is not None  # send() records an answer or an error (a refused request's refusal)
+    return verdict_for_error(error)
 
 
 # What an attempt learns once the answer (or the error) is in; the request side was stored at its start.
@@ -327,8 +332,8 @@ def _attempt_results_save(attempts: list[DeliveryAttempt]) -> None:
         DeliveryAttempt.objects.bulk_update(attempts, ATTEMPT_RESULT_FIELDS)
         return
     meta = DeliveryAttempt._meta
-    fields = [meta.pk, *(meta.get_field(name) for name in ATTEMPT_RESULT_FIELDS)]
-    columns = [connection.ops.quote_name(field.column) for field in fields]
+    fields = [meta.pk, *(concrete_field(DeliveryAttempt, name) for name in ATTEMPT_RESULT_FIELDS)]
+    columns = [connection.ops.quote_name(column_name(field)) for field in fields]
     row = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"
     assignments = ", ".join(f"{column} = v.{column}" for column in columns[1:])
     # Identifiers and types come from the model's metadata, values are parameters: nothing user-supplied is spliced.
@@ -434,9 +439,10 @@ def _delivery_finish(
     delivery.next_attempt_at = None
     delivery.finished_at = timezone.now()
     delivery.save(update_fields=["status", "status_reason", "next_attempt_at", "finished_at", "updated_at"])
-    label = {DeliveryStatus.SUCCEEDED: "delivered", DeliveryStatus.FAILED: "failed for good"}.get(status, status)
+    labels: dict[str, str] = {DeliveryStatus.SUCCEEDED: "delivered", DeliveryStatus.FAILED: "failed for good"}
+    label = labels.get(status, status)
     delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
     if status == DeliveryStatus.FAILED:
         delivery_exhausted_notify(delivery=delivery)
-    if delivery.deployment_id is not None:
+    if delivery.deployment is not None:  # None without a query when there is no deployment
         deployment_advance(deployment=delivery.deployment)

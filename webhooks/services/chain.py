@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,7 +43,7 @@ from webhooks.models import (
 from webhooks.selectors import endpoints_for
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.endpoints import url_display
-from webhooks.services.notify import subscriber_data
+from webhooks.services.notify import subscriber_data, subscriber_delivery_fields
 
 logger = logging.getLogger(__name__)
 
@@ -202,21 +202,16 @@ def _plan_subscribers(
     data = subscriber_data(tenant=tenant, appPlaneUrl=app_plane_url)
     data["status"] = TenantStatus.ACTIVE
     payload = payloads.subscriber_payload(event_type=event_type, at=timezone.now(), data=data)
+    body = payload_bytes(payload).decode()
     count = 0
     for endpoint in endpoints_for(event_type):
         WebhookDelivery.objects.create(
             dedupe_key=f"event:{event.pk}:endpoint:{endpoint.pk}",
             deployment=deployment,
             position=position,
-            tenant=tenant,
-            event=event,
-            step=DeliveryStep.SUBSCRIBER,
-            event_type=event_type,
-            endpoint=endpoint,
-            url=endpoint.url,
-            signing_scheme=endpoint.signing_scheme,
-            body=payload_bytes(payload).decode(),
-            payload=payload,
+            **subscriber_delivery_fields(
+                endpoint=endpoint, tenant=tenant, event=event, event_type=event_type, payload=payload, body=body
+            ),
             status=DeliveryStatus.SKIPPED if skip_reason else DeliveryStatus.WAITING,
             status_reason=skip_reason,
         )
@@ -309,7 +304,7 @@ def chain_tenant_move(
     reason: str,
     deployment: Deployment,
     delivery: WebhookDelivery | None = None,
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
 ) -> bool:
     """Transition unless the lifecycle refuses (the refusal is recorded in the tenant's history)."""
     details = {"deployment": deployment.pk} | ({"delivery": delivery.pk} if delivery is not None else {})

@@ -10,7 +10,7 @@ from orchestrator.redaction import redact
 from tenants.models import Tenant
 from webhooks import payloads
 from webhooks.delivery import payload_bytes
-from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery
+from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoints_for
 from webhooks.services.dispatch import delivery_enqueue
 from webhooks.services.history import delivery_history_record
@@ -23,6 +23,30 @@ def subscriber_data(*, tenant: Tenant, **extra: Any) -> dict[str, Any]:
     }
     data.update({key: value for key, value in extra.items() if value not in (None, "")})
     return redact(data)
+
+
+def subscriber_delivery_fields(
+    *,
+    endpoint: WebhookEndpoint,
+    tenant: Tenant | None,
+    event: ReceivedEvent | None,
+    event_type: str,
+    payload: dict[str, Any],
+    body: str,
+) -> dict[str, Any]:
+    """The columns of a delivery of ``payload`` (sent as ``body``) to one subscriber endpoint, signed the
+    endpoint's way; the caller adds its status and where it stands in a chain."""
+    return {
+        "tenant": tenant,
+        "event": event,
+        "step": DeliveryStep.SUBSCRIBER,
+        "event_type": event_type,
+        "endpoint": endpoint,
+        "url": endpoint.url,
+        "signing_scheme": endpoint.signing_scheme,
+        "body": body,
+        "payload": payload,
+    }
 
 
 def subscribers_notify(
@@ -45,15 +69,9 @@ def subscribers_notify(
         delivery, was_created = WebhookDelivery.objects.get_or_create(
             dedupe_key=f"{dedupe_prefix}:endpoint:{endpoint.pk}",
             defaults={
-                "tenant": tenant,
-                "event": event,
-                "step": DeliveryStep.SUBSCRIBER,
-                "event_type": event_type,
-                "endpoint": endpoint,
-                "url": endpoint.url,
-                "signing_scheme": endpoint.signing_scheme,
-                "body": body,
-                "payload": payload,
+                **subscriber_delivery_fields(
+                    endpoint=endpoint, tenant=tenant, event=event, event_type=event_type, payload=payload, body=body
+                ),
                 "status": DeliveryStatus.PENDING,
                 "next_attempt_at": timezone.now(),
             },

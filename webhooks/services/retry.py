@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,7 +23,7 @@ class RetryResult:
     message: str
 
 
-def delivery_retry(*, delivery: WebhookDelivery, actor_user: AbstractBaseUser) -> RetryResult:
+def delivery_retry(*, delivery: WebhookDelivery, actor_user: User) -> RetryResult:
     """Send a delivery again now (staff). A failed chain step resumes the chain from that step.
 
     Idempotent: a delivery already queued is left as is ("already queued"); one that cannot be sent

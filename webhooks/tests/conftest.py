@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -23,6 +25,18 @@ def api():
     client = APIClient()
     client.force_authenticate(SuperuserFactory())
     return client
+
+
+@pytest.fixture
+def post_endpoint(api):
+    """``post_endpoint(url=..., custom_headers=...)``: create through the API an endpoint subscribed to
+    tenant.deployed; the response."""
+
+    def post(*, url: str, custom_headers: dict) -> Any:
+        body = {"url": url, "events": ["tenant.deployed"], "custom_headers": custom_headers}
+        return api.post("/api/webhook-endpoints/", body, format="json")
+
+    return post
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from orchestrator.tests.factories import StaffFactory, SuperuserFactory
+from orchestrator.tests.factories import StaffFactory, signed_in_superuser
 from tenants.models import HistoryKind, TenantHistory
 from webhooks.models import DeliveryStatus, WebhookEndpoint
 from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, make_delivery
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    user = SuperuserFactory()
-    client.force_login(user)
-    client.user = user
-    return client
+    return signed_in_superuser(client)
 
 
 def test_adding_an_endpoint_shows_the_generated_secret_once(staff_client):

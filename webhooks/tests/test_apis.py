@@ -19,13 +19,9 @@ from webhooks.tests.independent import standard_ok, standard_signature
 pytestmark = pytest.mark.django_db
 
 
-def test_creating_an_endpoint_shows_its_secret_once(api):
+def test_creating_an_endpoint_shows_its_secret_once(api, post_endpoint):
     # when an endpoint is created without a secret
-    response = api.post(
-        "/api/webhook-endpoints/",
-        {"url": "https://hooks.example.com/in", "events": ["tenant.deployed"], "custom_headers": {"X-Team": "a"}},
-        format="json",
-    )
+    response = post_endpoint(url="https://hooks.example.com/in", custom_headers={"X-Team": "a"})
 
     # then the answer carries a generated whsec_ secret, stored encrypted, and never shown again
     assert response.status_code == 201, response.content
@@ -46,16 +42,8 @@ def test_creating_an_endpoint_shows_its_secret_once(api):
         assert secret[6:20] not in listed.content.decode()
 
 
-def test_invalid_endpoints_are_refused_with_field_errors(api):
-    response = api.post(
-        "/api/webhook-endpoints/",
-        {
-            "url": "http://169.254.169.254/latest",
-            "events": ["tenant.deployed"],
-            "custom_headers": {"webhook-signature": "x"},
-        },
-        format="json",
-    )
+def test_invalid_endpoints_are_refused_with_field_errors(post_endpoint):
+    response = post_endpoint(url="http://169.254.169.254/latest", custom_headers={"webhook-signature": "x"})
     assert response.status_code == 400
     fields = response.json()["error"]["fields"]
     assert "url" in fields

@@ -58,6 +58,40 @@ def test_provisioning_failure_tells_the_control_plane_and_subscribers(receiver, 
     assert WebhookDelivery.objects.filter(tenant=tenant, status=DeliveryStatus.SUCCEEDED).count() == 2
 
 
+@pytest.mark.parametrize("stored_as", ["envelope", "validated copy"])
+def test_a_failure_named_only_by_its_build_finds_that_builds_failure_event(receiver, committed, stored_as):
+    # given two failure events about the tenant, the older one from the build that failed (CodeBuild's own
+    # state change names only the build); its detail stored in the envelope or as the validated copy
+    tenant = TenantFactory(status=TenantStatus.PROVISIONING)
+    detail = deployment_detail(tenant, receiver.url(""), CODEBUILD_BUILD_SUCCEEDING="0", CODEBUILD_BUILD_ID="b:1")
+    event = ReceivedEventFactory(
+        kind=DetailType.TENANT_PROVISIONING_FAILURE, status=EventStatus.PROCESSED, detail=None, tenant_id=tenant.pk
+    )
+    event.envelope = {**event.envelope, "detail": detail}
+    event.detail_override = detail if stored_as == "validated copy" else None
+    event.save()
+    ReceivedEventFactory(
+        kind=DetailType.TENANT_PROVISIONING_FAILURE,
+        status=EventStatus.PROCESSED,
+        tenant_id=tenant.pk,
+        detail=deployment_detail(tenant, "http://127.0.0.1:9/other", CODEBUILD_BUILD_ID="b:2"),
+    )
+
+    # when the tenant fails with a cause that names only the build id
+    committed(
+        tenant_transition,
+        tenant=tenant,
+        to=TenantStatus.PROVISION_FAILED,
+        reason="build failed",
+        cause=TransitionCause(build_id="b:1", source="aws.codebuild"),
+    )
+
+    # then the control plane got the webhook at that build's API_ENDPOINT, signed with its context
+    (webhook,) = receiver.at("/webhook")
+    assert original_ok(webhook.body, webhook.headers, CALLBACK_SECRET, context=CALLBACK_CONTEXT)
+    assert json.loads(webhook.body)["data"]["status"] == 0
+
+
 def test_provisioning_failure_without_an_endpoint_is_recorded_as_skipped(committed):
     # given a tenant whose failure carried no API_ENDPOINT
     tenant = TenantFactory(status=TenantStatus.PROVISIONING)

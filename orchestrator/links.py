@@ -3,6 +3,7 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
@@ -28,3 +29,8 @@ def https_link(value: object, *, source: str) -> str:
         return str(value or "")
     logger.warning("%s: link dropped, not an absolute https URL: %.100r", source, value)
     return ""
+
+
+def admin_url(path: str) -> str:
+    """The absolute URL of an admin page (``path`` from ``reverse``), for links in alerts sent outside."""
+    return settings.ADMIN_BASE_URL.rstrip("/") + path

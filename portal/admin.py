@@ -8,10 +8,14 @@ the tenant's failed deliveries again through the webhooks app, exactly as the AP
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.urls import URLPattern, reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 
+from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.staff import PERM_RETRY_DELIVERY
+from portal.doctor.base import Fix
+from portal.doctor.service import doctor_fix
 from portal.timeline import tenant_timeline
 from tenants.admin import PortalAction, TenantAdmin
 from tenants.models import Tenant
@@ -26,7 +30,11 @@ class TenantPageAdmin(TenantAdmin):
         return request.user.has_perm(PERM_RETRY_DELIVERY)
 
     def get_urls(self) -> list[URLPattern]:
-        return [self.tenant_view_url("retry_callbacks", self.retry_callbacks_view), *super().get_urls()]
+        return [
+            path("doctor/fix/", self.admin_site.admin_view(self.doctor_fix_view), name="tenants_tenant_doctor_fix"),
+            self.tenant_view_url("retry_callbacks", self.retry_callbacks_view),
+            *super().get_urls(),
+        ]
 
     def available_actions(self, request: HttpRequest, tenant: Tenant) -> list[PortalAction]:
         actions = super().available_actions(request, tenant)
@@ -56,6 +64,20 @@ class TenantPageAdmin(TenantAdmin):
         for delivery in deliveries:
             delivery_retry_reported(self, request, delivery)
         return self._back(tenant)
+
+    def doctor_fix_view(self, request: HttpRequest) -> HttpResponse:
+        """A "Needs attention" button on the dashboard: one fix of a finding (``doctor_fix``, as the API's
+        ``/api/doctor/fixes/``), with that fix's permission; back to the dashboard with what it did."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        fix = Fix(action=request.POST.get("action", ""), target=request.POST.get("target", ""))
+        try:
+            result = doctor_fix(fix=fix, user=acting_user(request.user))
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            self.message_user(request, result.message, messages.SUCCESS if result.changed else messages.INFO)
+        return HttpResponseRedirect(reverse("admin:index"))
 
 
 admin.site.unregister(Tenant)

@@ -90,10 +90,11 @@ def held_back(endpoint: WebhookEndpoint) -> Held:
     return Held(until=until, failures=endpoint.consecutive_failures)
 
 
-def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, now: datetime) -> None:
+def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, now: datetime) -> list[int]:
     """Record attempt results on their endpoints' circuits: True a success, False a failure, None neither.
     A success on a tripped endpoint closes its circuit and releases the deliveries that waited. Runs after
-    the attempts' own transaction: the state is advisory and short-locked."""
+    the attempts' own transaction: the state is advisory and short-locked. Returns the endpoints whose
+    circuit these failures opened (for the caller to announce)."""
     succeeded: dict[int, WebhookEndpoint] = {}
     failed: dict[int, int] = {}
     for endpoint, ok in outcomes:
@@ -102,11 +103,14 @@ def circuits_record(outcomes: Iterable[tuple[WebhookEndpoint, bool | None]], *, 
         elif ok is False:
             failed[endpoint.pk] = failed.get(endpoint.pk, 0) + 1
     if circuit_threshold() == 0:
-        return
+        return []
     _close(list(succeeded), now=now)
-    for endpoint_id, count in sorted(failed.items()):
-        if endpoint_id not in succeeded:  # answered by another attempt of this group: it is up
-            _count_failures(endpoint_id=endpoint_id, count=count, now=now)
+    return [
+        endpoint_id
+        for endpoint_id, count in sorted(failed.items())
+        # answered by another attempt of this group: it is up
+        if endpoint_id not in succeeded and _count_failures(endpoint_id=endpoint_id, count=count, now=now)
+    ]
 
 
 def _close(endpoint_ids: list[int], *, now: datetime) -> None:
@@ -128,7 +132,8 @@ def _close(endpoint_ids: list[int], *, now: datetime) -> None:
     deliveries_release(endpoint_ids=tripped, now=now)
 
 
-def _count_failures(*, endpoint_id: int, count: int, now: datetime) -> None:
+def _count_failures(*, endpoint_id: int, count: int, now: datetime) -> bool:
+    """Add failures to the endpoint's count; True when they opened its circuit."""
     with transaction.atomic():
         endpoint = (
             WebhookEndpoint.objects.select_for_update()
@@ -137,7 +142,7 @@ def _count_failures(*, endpoint_id: int, count: int, now: datetime) -> None:
             .first()
         )
         if endpoint is None:
-            return
+            return False
         was_tripped = is_tripped(endpoint)
         endpoint.consecutive_failures += count
         if is_tripped(endpoint):
@@ -145,6 +150,7 @@ def _count_failures(*, endpoint_id: int, count: int, now: datetime) -> None:
             if not was_tripped:
                 endpoint.circuit_opened_at = now
         endpoint.save(update_fields=["consecutive_failures", "circuit_opened_at", "circuit_open_until"])
+    return is_tripped(endpoint) and not was_tripped
 
 
 def deliveries_release(*, endpoint_ids: list[int], now: datetime) -> int:

@@ -10,13 +10,13 @@ the limit is not applied: a delivery is never held back because the limiter cann
 """
 
 import logging
-import os
 import random
 import time
 
 import redis
 from django.conf import settings
-from django.db import connection
+
+from orchestrator.redis_clients import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +31,10 @@ end
 return 0
 """
 
-_clients: dict[int, redis.Redis] = {}
-
-
-def _client() -> redis.Redis:
-    client = _clients.get(os.getpid())  # one per process: a forked worker must not share its parent's sockets
-    if client is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        _clients[os.getpid()] = client
-    return client
-
 
 def _key(endpoint_id: int) -> str:
     # Endpoint ids are per database: two installations sharing a Redis must not share slots.
-    return f"orchestrator:{connection.settings_dict['NAME']}:endpoint-in-flight:{endpoint_id}"
+    return redis_key("endpoint-in-flight", endpoint_id)
 
 
 def slot_acquire(*, endpoint_id: int, delivery_id: int, lease_seconds: float) -> bool:
@@ -55,7 +45,7 @@ def slot_acquire(*, endpoint_id: int, delivery_id: int, lease_seconds: float) ->
         return True
     now = time.time()
     try:
-        taken = _client().eval(
+        taken = redis_client().eval(
             _ACQUIRE, 1, _key(endpoint_id), now, now + lease_seconds, delivery_id, limit, int(lease_seconds) + 60
         )
     except redis.RedisError as error:
@@ -68,7 +58,7 @@ def slot_release(*, endpoint_id: int, delivery_id: int) -> None:
     if settings.WEBHOOK_ENDPOINT_MAX_IN_FLIGHT <= 0:
         return
     try:
-        _client().zrem(_key(endpoint_id), delivery_id)
+        redis_client().zrem(_key(endpoint_id), delivery_id)
     except redis.RedisError:  # the lease expires by itself
         logger.warning("endpoint slot not released (Redis unavailable); it expires with its lease")
 

@@ -68,6 +68,24 @@ class WebhookEventType(models.TextChoices):
     TENANT_DEPLOYED = "tenant.deployed", "Tenant deployed (active)"
     TENANT_PROVISIONING_FAILED = "tenant.provisioning_failed", "Tenant provisioning failed"
     TENANT_DEPROVISIONED = "tenant.deprovisioned", "Tenant deprovisioned (inactive)"
+    # Operational events (webhooks.services.operations): for the platform team, each with its reason and a
+    # link to the admin page; subscribed to like the others.
+    DELIVERY_EXHAUSTED = "delivery.exhausted", "Operations: a delivery failed for good"
+    ENDPOINT_DISABLED = "endpoint.disabled", "Operations: an endpoint was disabled"
+    ENDPOINT_CIRCUIT_OPENED = "endpoint.circuit_opened", "Operations: an endpoint's circuit opened"
+    TENANT_PROVISION_FAILED = "tenant.provision_failed", "Operations: a tenant's provisioning failed"
+    TENANT_STUCK = "tenant.stuck", "Operations: the doctor found something stuck"
+
+
+OPERATIONAL_EVENT_TYPES = frozenset(
+    {
+        WebhookEventType.DELIVERY_EXHAUSTED,
+        WebhookEventType.ENDPOINT_DISABLED,
+        WebhookEventType.ENDPOINT_CIRCUIT_OPENED,
+        WebhookEventType.TENANT_PROVISION_FAILED,
+        WebhookEventType.TENANT_STUCK,
+    }
+)
 
 
 class WebhookEndpoint(models.Model):

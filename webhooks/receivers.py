@@ -6,7 +6,8 @@ in that same transaction (they exist exactly when the change does) and their tas
 commit. A failure here is logged and never undoes the status change (a savepoint isolates it).
 
 - PROVISION_FAILED: control-plane webhook with ``status: 0`` (what the original's build script sent),
-  plus ``tenant.provisioning_failed`` to subscribers.
+  plus ``tenant.provisioning_failed`` to subscribers and the operational ``tenant.provision_failed`` (reason,
+  admin link; alert mail).
 - INACTIVE: ``tenant.deprovisioned`` to subscribers.
 - ACTIVE: ``tenant.deployed`` to subscribers, unless the deployment chain made the change (its own
   last step already notified them).
@@ -34,6 +35,7 @@ from webhooks.models import WebhookEventType
 from webhooks.retention import tenant_deliveries_purge, tenant_delivery_lines
 from webhooks.services.chain import CHAIN_SOURCE
 from webhooks.services.notify import control_plane_failure_notify, subscriber_data, subscribers_notify
+from webhooks.services.operations import tenant_provision_failed_notify
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ def _notify(change: TenantStatusChange) -> None:
             data=subscriber_data(tenant=tenant, reason=reason),
             event=event,
         )
+        tenant_provision_failed_notify(tenant=tenant, reason=reason)
     elif to_status == TenantStatus.INACTIVE:
         subscribers_notify(
             tenant=tenant,

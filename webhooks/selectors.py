@@ -12,6 +12,11 @@ def endpoint_list() -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.order_by("id")
 
 
+def endpoints_for(event_type: str) -> list[WebhookEndpoint]:
+    """Active endpoints subscribed to ``event_type`` (JSON list membership is checked in Python: portable)."""
+    return [ep for ep in WebhookEndpoint.objects.filter(is_active=True) if event_type in (ep.events or [])]
+
+
 def endpoint_get(*, pk: int) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.filter(pk=pk).first()
     if endpoint is None:

@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 import factory
 from django.conf import settings
@@ -6,7 +7,7 @@ from django.utils import timezone
 
 from events.catalogue import DetailType
 from events.intake.envelope import canonical_sha256
-from events.models import EventStatus, OutboxEvent, ReceivedEvent
+from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from events.samples import sample_envelope
 from orchestrator.tests.factories import StaffFactory
 
@@ -54,3 +55,21 @@ class OutboxEventFactory(factory.django.DjangoModelFactory):
     detail = factory.Sequence(lambda n: {"tenant": {"id": f"t{n}"}, "n": n})
     event_bus = factory.LazyFunction(lambda: settings.EVENT_BUS_NAME)
     tenant_id = factory.Sequence(lambda n: f"t{n}")
+
+
+def failed_event(
+    kind: str, *, detail: dict, tenant_id: str, outcome: str = EventAttempt.Outcome.FAILED
+) -> ReceivedEvent:
+    """An event whose handler failed on its fifth and last attempt (the worker lost its database, say); with
+    ``outcome=REJECTED``, one its handler refused."""
+    event = ReceivedEventFactory(
+        kind=kind,
+        detail=detail,
+        tenant_id=tenant_id,
+        status=EventStatus.FAILED,
+        attempts=5,
+        last_error="OperationalError: the connection was lost",
+        finished_at=timezone.now() - timedelta(minutes=40),
+    )
+    EventAttempt.objects.create(event=event, number=5, outcome=outcome, error=event.last_error)
+    return event

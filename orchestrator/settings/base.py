@@ -513,6 +513,34 @@ METRICS_ADDRESS = env("METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104 - a wo
 # often by the process answering a scrape; between two reads the cached values are served.
 METRICS_DATABASE_REFRESH_SECONDS = env.float("METRICS_DATABASE_REFRESH_SECONDS", default=30.0)
 
+# --- Telling people: operational events, alert mail, the doctor ----------------------------------
+# Absolute base of the admin links in operational events and alert mails (where staff open the admin).
+ADMIN_BASE_URL = env("ADMIN_BASE_URL", default=ORCHESTRATOR_BASE_URL)
+# Staff who get alert mails (comma separated; empty: no mail). Sent with Django's mail (EMAIL_* below).
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+# At most one mail per (kind, subject) in this many seconds; the next one says how many were held back.
+ALERT_EMAIL_MIN_INTERVAL_SECONDS = env.int("ALERT_EMAIL_MIN_INTERVAL_SECONDS", default=900)
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="orchestrator@localhost")
+# The doctor (portal/doctor): how long each situation may last before it "needs attention".
+DOCTOR_OUTCOME_WAIT_MINUTES = env.int("DOCTOR_OUTCOME_WAIT_MINUTES", default=30)
+DOCTOR_CIRCUIT_WAIT_MINUTES = env.int("DOCTOR_CIRCUIT_WAIT_MINUTES", default=15)
+DOCTOR_SYNC_LAG_MINUTES = env.int("DOCTOR_SYNC_LAG_MINUTES", default=15)
+DOCTOR_TRANSITIONAL_MINUTES = env.int("DOCTOR_TRANSITIONAL_MINUTES", default=120)
+# How often beat runs the doctor and announces new findings (tenant.stuck, once per finding).
+DOCTOR_INTERVAL_SECONDS = env.int("DOCTOR_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["portal.doctor_announce"] = {
+    "task": "portal.doctor_announce",
+    "schedule": float(DOCTOR_INTERVAL_SECONDS),
+    "options": {"expires": float(DOCTOR_INTERVAL_SECONDS)},
+}
+
 # --- Benchmarks ---------------------------------------------------------------------------------
 # Mounts POST /bench/echo/ (parses JSON, answers 202; no auth, no database): the baseline the intake
 # benchmark compares against. Off by default; `python -m bench intake` turns it on for its own server.

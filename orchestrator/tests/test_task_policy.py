@@ -25,6 +25,8 @@ EXPECTED = {
     "events.relay_emulator_events": ("default", NO_RETRY),
     "events.sweep_stale_events": ("default", NO_RETRY),
     "orchestrator.retention_purge": ("default", NO_RETRY),
+    "orchestrator.send_alert_mail": ("default", (("smtplib.SMTPException", "builtins.OSError"), 6, 30, 600)),
+    "portal.doctor_announce": ("default", NO_RETRY),
     "tenants.poll_builds": ("default", (BUILDER, 3, 2, 600)),
     "tenants.post_build_outcome": ("default", NO_RETRY),
     "tenants.recover_builds": ("default", NO_RETRY),

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from devstack.receivers import Receiver, Reply
+from devstack.receivers import Reply
 from events.catalogue import DetailType
 from events.samples import sample_envelope
 from orchestrator.tests.factories import PASSWORD, staff_user
@@ -25,13 +25,6 @@ from webhooks.tests.factories import TenantFactory, deployment_detail
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def log_in(browser, live_server, user):

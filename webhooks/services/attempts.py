@@ -38,6 +38,11 @@ from webhooks.services.chain import deployment_advance
 from webhooks.services.dispatch import EARLY_TOLERANCE, deliveries_publish, delivery_enqueue_if_due
 from webhooks.services.endpoints import endpoint_disable, url_display
 from webhooks.services.history import delivery_history_entry, delivery_history_record
+from webhooks.services.operations import (
+    delivery_exhausted_notify,
+    endpoint_circuit_opened_notify,
+    endpoint_disabled_notify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +253,7 @@ def _attempts_conclude(group: list[Sent]) -> None:
             stale = stale or delivery.deployment_id is not None or verdict.kind == "gone"
         _deliveries_finish_delivered(delivered)
         _attempt_results_save([sent.flight.attempt for sent in group])
-    circuit.circuits_record(
+    opened = circuit.circuits_record(
         [
             (sent.flight.delivery.endpoint, _reached(sent, verdict))
             for sent, verdict in zip(group, verdicts, strict=True)
@@ -256,6 +261,9 @@ def _attempts_conclude(group: list[Sent]) -> None:
         ],
         now=timezone.now(),
     )
+    for endpoint_id in opened:
+        with transaction.atomic():
+            endpoint_circuit_opened_notify(endpoint_id=endpoint_id)
     delivery_attempts_observe((sent.flight.delivery, sent.flight.attempt) for sent in group)
     for sent, verdict in zip(group, verdicts, strict=True):
         delivery, attempt = sent.flight.delivery, sent.flight.attempt
@@ -387,6 +395,7 @@ def _delivery_conclude(
         return
     if verdict.kind == "gone" and delivery.endpoint is not None:
         endpoint_disable(endpoint=delivery.endpoint, reason="the receiver answered 410 Gone")
+        endpoint_disabled_notify(endpoint=delivery.endpoint)
         _delivery_finish(
             delivery=delivery,
             status=DeliveryStatus.CANCELLED,
@@ -433,5 +442,7 @@ def _delivery_finish(
     labels: dict[str, str] = {DeliveryStatus.SUCCEEDED: "delivered", DeliveryStatus.FAILED: "failed for good"}
     label = labels.get(status, status)
     delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
+    if status == DeliveryStatus.FAILED:
+        delivery_exhausted_notify(delivery=delivery)
     if delivery.deployment is not None:  # None without a query when there is no deployment
         deployment_advance(deployment=delivery.deployment)

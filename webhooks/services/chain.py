@@ -40,8 +40,9 @@ from webhooks.models import (
     WebhookDelivery,
     WebhookEventType,
 )
+from webhooks.selectors import endpoints_for
 from webhooks.services.dispatch import delivery_enqueue
-from webhooks.services.endpoints import endpoints_for, url_display
+from webhooks.services.endpoints import url_display
 from webhooks.services.notify import subscriber_data, subscriber_delivery_fields
 
 logger = logging.getLogger(__name__)

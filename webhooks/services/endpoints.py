@@ -43,11 +43,6 @@ def url_display(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
 
 
-def endpoints_for(event_type: str) -> list[WebhookEndpoint]:
-    """Active endpoints subscribed to ``event_type`` (JSON list membership is checked in Python: portable)."""
-    return [ep for ep in WebhookEndpoint.objects.filter(is_active=True) if event_type in (ep.events or [])]
-
-
 def endpoint_validate(
     *, url: str | None = None, events: list[str] | None = None, custom_headers: dict | None = None
 ) -> None:
@@ -215,10 +210,11 @@ def endpoint_rotate_secret(
 
 
 def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> WebhookEndpoint:
+    now = timezone.now()
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-        is_active=False, disabled_reason=reason[:255], disabled_at=timezone.now(), updated_at=timezone.now()
+        is_active=False, disabled_reason=reason[:255], disabled_at=now, updated_at=now
     )
-    endpoint.is_active, endpoint.disabled_reason = False, reason[:255]
+    endpoint.is_active, endpoint.disabled_reason, endpoint.disabled_at = False, reason[:255], now
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, reason)
     return endpoint
 

@@ -11,8 +11,8 @@ from tenants.models import Tenant
 from webhooks import payloads
 from webhooks.delivery import payload_bytes
 from webhooks.models import DeliveryStatus, DeliveryStep, SigningScheme, WebhookDelivery, WebhookEndpoint
+from webhooks.selectors import endpoints_for
 from webhooks.services.dispatch import delivery_enqueue
-from webhooks.services.endpoints import endpoints_for
 from webhooks.services.history import delivery_history_record
 
 
@@ -28,7 +28,7 @@ def subscriber_data(*, tenant: Tenant, **extra: Any) -> dict[str, Any]:
 def subscriber_delivery_fields(
     *,
     endpoint: WebhookEndpoint,
-    tenant: Tenant,
+    tenant: Tenant | None,
     event: ReceivedEvent | None,
     event_type: str,
     payload: dict[str, Any],
@@ -50,14 +50,22 @@ def subscriber_delivery_fields(
 
 
 def subscribers_notify(
-    *, tenant: Tenant, event_type: str, dedupe_prefix: str, data: dict[str, Any], event: ReceivedEvent | None = None
+    *,
+    tenant: Tenant | None,
+    event_type: str,
+    dedupe_prefix: str,
+    data: dict[str, Any],
+    event: ReceivedEvent | None = None,
+    except_endpoint_id: int | None = None,
 ) -> list[WebhookDelivery]:
-    """One delivery per active endpoint subscribed to ``event_type``; sent together, in parallel, once the
-    transaction commits."""
+    """One delivery per active endpoint subscribed to ``event_type`` (but ``except_endpoint_id``); sent
+    together, in parallel, once the transaction commits."""
     payload = payloads.subscriber_payload(event_type=event_type, at=timezone.now(), data=data)
     body = payload_bytes(payload).decode()
     created = []
     for endpoint in endpoints_for(event_type):
+        if endpoint.pk == except_endpoint_id:
+            continue
         delivery, was_created = WebhookDelivery.objects.get_or_create(
             dedupe_key=f"{dedupe_prefix}:endpoint:{endpoint.pk}",
             defaults={

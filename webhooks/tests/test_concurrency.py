@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from webhooks.concurrency import _client, _key, slot_acquire, slot_release
+from orchestrator.redis_clients import redis_client
+from webhooks.concurrency import _key, slot_acquire, slot_release
 from webhooks.models import DeliveryAttempt, DeliveryStatus
 from webhooks.services import attempts
 from webhooks.tests.factories import WebhookEndpointFactory, make_delivery
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def one_request_per_endpoint(settings):
     settings.WEBHOOK_ENDPOINT_MAX_IN_FLIGHT = 1
     yield
-    client = _client()
+    client = redis_client()
     for key in client.scan_iter(match=_key(0).removesuffix("0") + "*"):  # this test database's slots
         client.delete(key)
 

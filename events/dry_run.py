@@ -3,14 +3,15 @@
 The event is validated exactly as the intake validates it (``envelope_validate``: the same 400s); the
 intake's answer is read from what is stored (accepted, duplicate or conflict); the handler's effect comes
 from the ``preview`` its app registered (``events.registry``), computed by the functions the handler
-itself uses. Nothing is written, queued or sent: a dry run is only reads.
+itself uses, given the detail as the handler would read it from the events table. Nothing is written,
+queued or sent: a dry run is only reads.
 """
 
-import copy
 from typing import Any
 
 from events import registry
 from events.intake.envelope import envelope_validate
+from events.intake.store import detail_as_stored
 from events.selectors import event_stored
 
 
@@ -43,7 +44,7 @@ def event_dry_run(*, data: Any) -> dict[str, Any]:
     handler = event_type.handler if event_type else None
     effect = None
     if event_type is not None and event_type.preview is not None:
-        effect = event_type.preview(envelope.detail_type, copy.deepcopy(envelope.detail))
+        effect = event_type.preview(envelope.detail_type, detail_as_stored(envelope.detail))
     return {
         "event": {
             "id": envelope.event_id,

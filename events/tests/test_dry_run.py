@@ -114,3 +114,59 @@ def test_a_type_without_a_preview_names_its_handler_and_shows_no_effect(staff_ap
     assert answer["intake"]["answer"] == "accepted"
     assert answer["handler"]["name"] == "tenants.event_handlers.handle_deployment_outcome"
     assert answer["effect"] is None
+
+
+# --- The admin form -------------------------------------------------------------------------------------
+
+FORM_URL = "/admin/events/receivedevent/dry-run/"
+
+
+@pytest.fixture
+def operator_browser(client):
+    client.force_login(OperatorFactory())
+    return client
+
+
+def test_the_events_admin_links_to_a_form_prefilled_with_a_sample(operator_browser):
+    changelist = operator_browser.get("/admin/events/receivedevent/")
+    assert FORM_URL in changelist.content.decode()
+
+    page = operator_browser.get(FORM_URL, {"type": DetailType.TENANT_DEPROVISIONING})
+
+    assert page.status_code == 200
+    assert json.loads(page.context["form"].initial["event"])["detail-type"] == DetailType.TENANT_DEPROVISIONING
+
+
+def test_the_form_shows_what_the_api_answers_and_stores_nothing(operator_browser, staff_api):
+    # Given an event the intake would accept
+    body = sample_envelope(DetailType.TENANT_DEPLOYMENT_SUCCESS)
+
+    # When staff submit it in the admin form
+    page = operator_browser.post(FORM_URL, {"event": json.dumps(body)})
+
+    # Then the page shows the API's answer, and nothing is stored
+    assert page.status_code == 200
+    assert page.context["result"] == dry_run(staff_api, body).json()
+    html = page.content.decode()
+    assert 'data-intake="accepted"' in html
+    assert "tenants.event_handlers.handle_deployment_outcome" in html
+    assert not ReceivedEvent.objects.exists()
+
+
+def test_the_form_shows_the_intakes_field_errors(operator_browser):
+    body = sample_envelope(DetailType.TENANT_PROVISIONING)
+    body["account"] = "12"
+
+    page = operator_browser.post(FORM_URL, {"event": json.dumps(body)})
+
+    assert page.status_code == 400
+    assert 'data-field="account"' in page.content.decode()
+    malformed = operator_browser.post(FORM_URL, {"event": "{oops"})
+    assert malformed.status_code == 400
+    assert "not valid JSON" in malformed.content.decode()
+
+
+def test_staff_without_the_view_permission_cannot_open_the_form(client):
+    client.force_login(StaffFactory())
+
+    assert client.get(FORM_URL).status_code == 403

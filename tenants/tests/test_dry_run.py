@@ -181,3 +181,24 @@ def test_deprovisioning_an_unknown_tenant_is_refused(db, staff_api):
     assert effect["outcome"] == "refused"
     assert effect["reason"] == "TENANT_DEPROVISIONING for unknown tenant nobody."
     assert effect["tenant"]["exists"] is False
+
+
+def test_the_admin_form_shows_the_attempt_with_secrets_masked(codebuild_tier, client):
+    # Given staff allowed to read events, and a provisioning event
+    client.force_login(staff_user("read_only"))
+    body = envelope(DetailType.TENANT_PROVISIONING, provisioning_detail())
+
+    # When they dry-run it in the admin form
+    page = client.post("/admin/events/receivedevent/dry-run/", {"event": json.dumps(body)})
+
+    # Then the page shows the status change, the builder and the environment, secrets masked
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-outcome="build_starts"' in html
+    assert '<td data-status="resulting">Provisioning</td>' in html
+    assert 'data-builder="CODE_BUILD"' in html
+    assert "<code>/tenants/db-password</code>" in html
+    assert "resolved by the builder, not here" in html
+    shown = html.split('id="dry-run-result"', 1)[1]  # the form above echoes what was typed, to edit it again
+    assert "hmac-secret-value" not in shown
+    assert not Tenant.objects.exists()

@@ -162,3 +162,18 @@ def test_a_step_without_a_url_is_shown_skipped_and_a_missing_secret_as_a_problem
     webhook = callbacks[DeliveryStep.CONTROL_PLANE_WEBHOOK]
     assert webhook["problem"] == "no signing secret is configured for this delivery"
     assert webhook["headers"] is None
+
+
+def test_the_admin_form_lists_the_callbacks_with_the_guards_verdict(client, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    client.force_login(staff_user("read_only"))
+    tenant = DeployingTenantFactory()
+    body = envelope(DetailType.TENANT_DEPLOYMENT, deployment_detail(tenant, "http://127.0.0.1:9"))
+
+    page = client.post("/admin/events/receivedevent/dry-run/", {"event": json.dumps(body)})
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'data-step="{DeliveryStep.CONTROL_PLANE_WEBHOOK}" data-guard="refused"' in html
+    assert "not in WEBHOOK_ALLOWED_HOSTS" in html
+    assert CALLBACK_SECRET not in html.split('id="dry-run-result"', 1)[1]

@@ -14,6 +14,7 @@ from orchestrator.tests.side_effects import side_effects_counted
 from tenants.models import Build, Tenant, TenantStatus
 from tenants.tests.conftest import envelope, provisioning_detail
 from tenants.tests.factories import TenantFactory, TierFactory
+from tenants.tests.sbt import new_onboarding
 
 pytestmark = pytest.mark.django_db
 
@@ -201,4 +202,24 @@ def test_the_admin_form_shows_the_attempt_with_secrets_masked(codebuild_tier, cl
     assert "resolved by the builder, not here" in html
     shown = html.split('id="dry-run-result"', 1)[1]  # the form above echoes what was typed, to edit it again
     assert "hmac-secret-value" not in shown
+    assert not Tenant.objects.exists()
+
+
+def test_sbt_onboarding_is_shown_as_the_provisioning_it_maps_to(db, staff_api, settings):
+    # Given the sbt dialect on, sbt-aws's sample tier, and an onboarding request
+    settings.EVENT_DIALECTS = ["original", "sbt"]
+    TierFactory(name="basic", provision_project="sbt-provisioning", deprovision_project="sbt-deprovisioning")
+    request = new_onboarding()
+
+    # When it is dry-run
+    with side_effects_counted() as effects:
+        answer = dry_run(staff_api, request)
+
+    # Then it is the provisioning of that tenant on its tier's project, and nothing happened
+    assert effects.none(), effects
+    assert answer["handler"]["name"] == "tenants.event_handlers.handle_sbt_onboarding"
+    effect = answer["effect"]
+    assert effect["outcome"] == "build_starts"
+    assert effect["tenant"]["id"] == request["detail"]["tenantId"]
+    assert effect["build"]["project"] == "sbt-provisioning"
     assert not Tenant.objects.exists()

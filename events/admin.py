@@ -1,20 +1,37 @@
-"""Admin for received events (read-only, with a POST-only Replay) and the outbox (read-only)."""
+"""Admin for received events (read-only, with a POST-only Replay and a dry-run form) and the outbox (read-only)."""
 
+import json
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from events.catalogue import DetailType
+from events.dry_run import event_dry_run
+from events.intake.envelope import body_parse
 from events.models import EventAttempt, OutboxEvent, ReceivedEvent
 from events.oauth import admin as oauth_admin  # noqa: F401  (registers the token endpoint's clients)
+from events.samples import sample_envelope
 from events.services import event_replay
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, field_names, fieldset_fields, pretty_json
 from orchestrator.errors import ApplicationError
 from orchestrator.permissions import acting_user
 from orchestrator.redaction import redact_text
-from orchestrator.staff import PERM_REPLAY_EVENT
+from orchestrator.staff import PERM_REPLAY_EVENT, PERM_VIEW_EVENT
+
+
+class DryRunForm(forms.Form):
+    event = forms.CharField(
+        label="Event (the JSON body POST /api/events/ takes)",
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "spellcheck": "false", "class": "vLargeTextField"}),
+        max_length=settings.INTAKE_MAX_BODY_BYTES,
+    )
 
 
 class EventAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -38,6 +55,7 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "received_at"
     inlines = [EventAttemptInline]
     change_form_template = "admin/events/receivedevent/change_form.html"
+    change_list_template = "admin/events/receivedevent/change_list.html"
     fieldsets = [
         (
             None,
@@ -81,7 +99,43 @@ class ReceivedEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         replay = self.admin_site.admin_view(self.replay_view)
-        return [path("<int:pk>/replay/", replay, name="events_receivedevent_replay"), *super().get_urls()]
+        dry_run = self.admin_site.admin_view(self.dry_run_view)
+        return [
+            path("<int:pk>/replay/", replay, name="events_receivedevent_replay"),
+            path("dry-run/", dry_run, name="events_receivedevent_dry_run"),
+            *super().get_urls(),
+        ]
+
+    def dry_run_view(self, request: HttpRequest) -> HttpResponse:
+        """What an event would do, without doing it (``event_dry_run``, as the API's ``/api/events/dry-run/``)."""
+        user = request.user
+        if not (user.is_active and user.is_staff and user.has_perm(PERM_VIEW_EVENT)):
+            raise PermissionDenied
+        result, error = None, None
+        if request.method == "POST":
+            form = DryRunForm(request.POST)
+            if form.is_valid():
+                try:
+                    result = event_dry_run(data=body_parse(form.cleaned_data["event"].encode()))
+                except ApplicationError as refused:
+                    error = refused
+        else:
+            chosen = request.GET.get("type", "")
+            sample = sample_envelope(chosen if chosen in DetailType.ALL else DetailType.TENANT_PROVISIONING)
+            form = DryRunForm(initial={"event": json.dumps(sample, indent=2)})
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Dry run an event",
+            "form": form,
+            "error": error,
+            "result": result,
+            "result_json": json.dumps(result, indent=2) if result else "",
+            "sample_types": DetailType.ALL,
+        }
+        return TemplateResponse(
+            request, "admin/events/receivedevent/dry_run.html", context, status=error.status_code if error else 200
+        )
 
     def replay_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """POST-only: queue the event again (same service as the API), recorded as requested by this user."""

@@ -17,12 +17,14 @@ from rest_framework.views import APIView
 
 from events import openapi
 from events.authentication import IntakeAuthentication
+from events.dry_run import event_dry_run
 from events.intake.envelope import body_parse, envelope_validate
 from events.metrics import intake_request_observe
 from events.models import ReceivedEvent
 from events.selectors import event_get, event_list
 from events.serializers import (
     EventDetailSerializer,
+    EventDryRunSerializer,
     EventFilterSerializer,
     EventReplaySerializer,
     EventSerializer,
@@ -33,7 +35,7 @@ from orchestrator.errors import ApplicationError
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import StaffModelPermissions, acting_user, action_permission
-from orchestrator.staff import PERM_REPLAY_EVENT
+from orchestrator.staff import PERM_REPLAY_EVENT, PERM_VIEW_EVENT
 
 JSON_TYPES = ("application/json",)
 
@@ -248,3 +250,38 @@ class EventReplayApi(APIView):
             "message": result.message,
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class EventDryRunApi(APIView):
+    """What receiving an event would do, without doing it (staff; reads only)."""
+
+    permission_classes = [action_permission(PERM_VIEW_EVENT)]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="events_dry_run",
+        tags=["events"],
+        summary="Dry run: validate an event and show what it would do, without doing it (staff)",
+        description=(
+            "Takes the body `POST /api/events/` takes and validates it exactly as the intake does (the same 400s). "
+            "Answers what receiving it would do: the intake's answer (accepted, duplicate, conflict), the handler, "
+            "and its effect: the tenant's status change or why it would be refused, the resolved tier and builder "
+            "(and why), the build environment (secrets masked; SSM / Secrets Manager variables by name, never "
+            "resolved), the callback URLs with the SSRF guard's verdict (host names are resolved, nothing is "
+            "connected to) and the headers a receiver would get, signed over the would-be body at a fixed dummy "
+            "time (2000-01-01T00:00:00Z). No row is written, no task queued, no AWS or callback request made. "
+            "Staff with the events.view_receivedevent permission (session or DRF token)."
+        ),
+        request=openapi.EVENT_REQUEST,
+        examples=[*openapi.event_examples(), *openapi.EVENT_DRY_RUN],
+        responses={
+            200: EventDryRunSerializer,
+            400: error_response("Invalid envelope or detail (fields name the paths), unsupported type, or not JSON."),
+            401: error_response("Not signed in."),
+            403: error_response("Not staff, or missing the events.view_receivedevent permission."),
+            413: error_response("The body is larger than INTAKE_MAX_BODY_BYTES."),
+            415: error_response("The content type is not application/json."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        return Response(event_dry_run(data=body_parse(_read_body(request))))

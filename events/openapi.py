@@ -151,3 +151,92 @@ EVENT_REPLAY = [
     ),
     example_error("running now", "409", "conflict", "The event is being processed right now; try again when it ends."),
 ]
+EVENT_DRY_RUN = [
+    example_response(
+        "a provisioning that would start a build",
+        {
+            "event": {
+                "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                "detail_type": "TENANT_PROVISIONING",
+                "source": "saas.tenant.management",
+                "tenant_id": EXAMPLE_TENANT_ID,
+                "body_sha256": "3b1f...",
+            },
+            "intake": {"status": 202, "answer": "accepted", "message": "Stored and queued; the handler runs."},
+            "handler": {
+                "name": "tenants.event_handlers.handle_tenant_provisioning",
+                "description": "Create/update the tenant, start its build.",
+            },
+            "effect": {
+                "outcome": "build_starts",
+                "reason": "provision attempt 1: the CODE_BUILD builder runs tenant-provisioning; ...",
+                "tenant": {
+                    "id": EXAMPLE_TENANT_ID,
+                    "exists": False,
+                    "current_status": None,
+                    "resulting_status": "PROVISIONING",
+                },
+                "transitions": [{"from": "PENDING_PROVISION", "to": "PROVISIONING", "allowed": True}],
+                "tier": {
+                    "name": "BASIC",
+                    "found": True,
+                    "allowed_builders": ["CODE_BUILD"],
+                    "builder": "CODE_BUILD",
+                    "builder_allowed": True,
+                    "why": "Tier BASIC allows CODE_BUILD; the event names CODE_BUILD (builderConfig.type).",
+                },
+                "build": {
+                    "purpose": "provision",
+                    "attempt": 1,
+                    "builder": "CODE_BUILD",
+                    "project": "tenant-provisioning",
+                    "idempotency_token": f"{EXAMPLE_TENANT_ID}:provision:1",
+                },
+                "environment": [
+                    {
+                        "name": "DB_PASSWORD",
+                        "value": "/acme/db",
+                        "type": "PARAMETER_STORE",
+                        "resolved_by_builder": True,
+                    },
+                    {"name": "secret", "value": "********", "type": "PLAINTEXT", "resolved_by_builder": False},
+                ],
+            },
+        },
+    ),
+    example_response(
+        "a deployment: callbacks with the guard's verdict and the headers",
+        {
+            "event": {"id": "9c1d...", "detail_type": "TENANT_DEPLOYMENT", "tenant_id": EXAMPLE_TENANT_ID},
+            "intake": {"status": 202, "answer": "accepted", "message": "Stored and queued; the handler runs."},
+            "handler": {"name": "webhooks.event_handlers.handle_tenant_deployment", "description": "..."},
+            "effect": {
+                "outcome": "callbacks_start",
+                "tenant": {"current_status": "PROVISIONING", "resulting_status": "DEPLOYING"},
+                "signed_at": "2000-01-01T00:00:00+00:00",
+                "callbacks": [
+                    {
+                        "position": 3,
+                        "step": "control_plane_webhook",
+                        "url": "http://10.0.0.5/hook",
+                        "skipped": "",
+                        "guard": {
+                            "verdict": "refused",
+                            "reason": "10.0.0.5 resolves to a non-public address (10.0.0.5); not in "
+                            "WEBHOOK_ALLOWED_HOSTS",
+                            "address": "",
+                        },
+                        "headers": {
+                            "content-type": "application/json",
+                            "user-agent": "orchestrator-webhooks/1.0",
+                            "bypass-tunnel-reminder": "true",
+                            "x-timestamp": "946684800000",
+                            "x-signature": "5f2c...",
+                        },
+                    }
+                ],
+            },
+        },
+    ),
+    example_error("invalid event", "400", "invalid_event", "The event is invalid."),
+]

@@ -14,6 +14,10 @@ that is stored on the event. ``EventRejected`` marks the event failed for good (
 exception is retried with backoff. A handler's database writes commit together with the event's
 ``processed`` status (they share one transaction), so only its outside effects need idempotency.
 
+A type may also register a ``preview``: what its handler would do with a detail, computed by the same
+functions the handler uses, reading only (no row written, no task queued, no outside call). The dry run
+(``events.dry_run``) shows it.
+
 Tests swap handlers with ``registry.override(...)``, which restores the previous registration after.
 """
 
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from events.models import ReceivedEvent
 
 Handler = Callable[["ReceivedEvent", dict[str, Any]], dict[str, Any] | None]
+# (detail_type, validated detail) -> what the handler would do, JSON-able, secrets masked.
+Preview = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class EventRejected(Exception):
@@ -45,6 +51,7 @@ class EventType:
     schema: type[serializers.Serializer]
     handler: Handler
     description: str = ""
+    preview: Preview | None = None
 
 
 _registry: dict[str, EventType] = {}
@@ -57,9 +64,12 @@ def register(
     schema: type[serializers.Serializer],
     handler: Handler,
     description: str = "",
+    preview: Preview | None = None,
 ) -> EventType:
     """Register the handler of one detail-type; registering a type twice is an error at start-up."""
-    event_type = EventType(detail_type=detail_type, schema=schema, handler=handler, description=description)
+    event_type = EventType(
+        detail_type=detail_type, schema=schema, handler=handler, description=description, preview=preview
+    )
     with _lock:
         if detail_type in _registry:
             raise DuplicateRegistration(f"detail-type {detail_type!r} is registered twice")

@@ -29,6 +29,12 @@ def event_list(*, filters: dict[str, Any] | None = None) -> QuerySet[ReceivedEve
     return queryset.order_by("-received_at", "-id")
 
 
+def event_stored(*, event_id: str) -> dict[str, Any] | None:
+    """The pk and body digest of the event stored under EventBridge's ``id`` (None: not received yet)."""
+    row = ReceivedEvent.objects.filter(event_id=event_id).values("pk", "body_sha256").first()
+    return dict(row) if row is not None else None
+
+
 def event_get(*, pk: int) -> ReceivedEvent:
     event = ReceivedEvent.objects.filter(pk=pk).prefetch_related("attempt_log__requested_by").first()
     if event is None:

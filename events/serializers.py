@@ -90,3 +90,16 @@ class EventReplaySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=EventStatus.choices)
     queued = serializers.BooleanField(help_text="False when a run was already waiting (nothing new queued).")
     message = serializers.CharField()
+
+
+class EventDryRunSerializer(serializers.Serializer):
+    """What receiving an event would do (``events.dry_run``); documentation of the answer only."""
+
+    event = serializers.DictField(help_text="id, detail_type, source, tenant_id and body_sha256 of the event.")
+    intake = serializers.DictField(help_text="The intake's answer now: status 202 accepted, 200 duplicate, 409.")
+    handler = serializers.DictField(help_text="The handler that would run (dotted name) and its description.")
+    effect = serializers.DictField(
+        allow_null=True,
+        help_text="What the handler would do (outcome, reason, tenant, transitions, tier, build, environment, "
+        "callbacks); null for types without a preview.",
+    )

@@ -40,6 +40,7 @@ from events.intake.envelope import Envelope
 from events.intake.store import events_store
 from events.metrics import handler_run_observe
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
+from events.selectors import event_stored
 from orchestrator import telemetry
 from orchestrator.errors import ConflictError
 from orchestrator.redaction import redact, redact_text
@@ -83,7 +84,7 @@ def event_receive(*, envelope: Envelope) -> ReceiveResult:
             transaction.on_commit(lambda: events_dispatch([pk], from_intake=True))
     if pk is not None:
         return ReceiveResult(event_id=envelope.event_id, pk=pk, created=True)
-    existing = ReceivedEvent.objects.filter(event_id=envelope.event_id).values("pk", "body_sha256").first()
+    existing = event_stored(event_id=envelope.event_id)
     if existing is None:  # a conflicting insert that rolled back: nothing is stored, EventBridge retries
         raise ConflictError("The event is being stored concurrently; retry.", code="event_in_flight")
     if existing["body_sha256"] != envelope.body_sha256:

@@ -209,6 +209,25 @@ def url_check(url: str) -> Target:
     return Target(scheme=scheme, host=host, port=port, path=path, address=_normalise(addresses[0]))
 
 
+@dataclass(frozen=True)
+class UrlVerdict:
+    verdict: str  # "allowed" | "refused" (never sent) | "unresolved" (a delivery would retry)
+    reason: str
+    address: str = ""
+
+
+def url_verdict(url: str) -> UrlVerdict:
+    """The guard's verdict on ``url`` as a delivery would get it now (its host name is resolved), without
+    connecting: for the dry run."""
+    try:
+        target = url_check(url)
+    except OutboundRefused as error:
+        return UrlVerdict("refused", str(error))
+    except OutboundError as error:
+        return UrlVerdict("unresolved", str(error))
+    return UrlVerdict("allowed", f"{target.host} → {target.address}", address=str(target.address))
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, *, address: IPAddress, connect_timeout: float, read_timeout: float):
         super().__init__(host, port, timeout=read_timeout)

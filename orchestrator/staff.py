@@ -32,6 +32,8 @@ PERM_DEPROVISION = "tenants.deprovision_tenant"
 PERM_RESYNC = "tenants.resync_tenant"
 PERM_REPLAY_EVENT = "events.replay_receivedevent"
 PERM_RETRY_DELIVERY = "webhooks.retry_webhookdelivery"
+# Django's own view permission: enough for reads that write nothing (the dry run).
+PERM_VIEW_EVENT = "events.view_receivedevent"
 
 
 def staff_groups_ensure(*, apps: Any = global_apps) -> dict[str, int]:

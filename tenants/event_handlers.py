@@ -12,6 +12,12 @@ from events.dialects import detail_schema
 from events.dialects.sbt import SbtDetailType
 from events.models import ReceivedEvent
 from events.registry import Handler, register
+from tenants.dry_run import (
+    deprovisioning_dry_run,
+    provisioning_dry_run,
+    sbt_offboarding_dry_run,
+    sbt_onboarding_dry_run,
+)
 from tenants.services.deprovisioning import tenant_deprovision_from_event
 from tenants.services.outcomes import (
     codebuild_state_change_record,
@@ -60,5 +66,19 @@ _HANDLERS = {
     SbtDetailType.DEACTIVATE_REQUEST: (sbt_activation_refuse, "sbt-aws: refused (no suspend yet); deactivateFailure."),
 }
 
+# What a handler would do, for the dry run (the types without one are shown with their handler only).
+_DRY_RUNS = {
+    DetailType.TENANT_PROVISIONING: provisioning_dry_run,
+    DetailType.TENANT_DEPROVISIONING: deprovisioning_dry_run,
+    SbtDetailType.ONBOARDING_REQUEST: sbt_onboarding_dry_run,
+    SbtDetailType.OFFBOARDING_REQUEST: sbt_offboarding_dry_run,
+}
+
 for _detail_type, (_service, _description) in _HANDLERS.items():
-    register(_detail_type, schema=detail_schema(_detail_type), handler=_handler(_service), description=_description)
+    register(
+        _detail_type,
+        schema=detail_schema(_detail_type),
+        handler=_handler(_service),
+        description=_description,
+        preview=_DRY_RUNS.get(_detail_type),
+    )

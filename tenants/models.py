@@ -309,6 +309,13 @@ class TenantHistory(models.Model):
         indexes = [
             models.Index(fields=["tenant", "at"], name="history_tenant_at"),
             models.Index(fields=["tenant", "ref_type", "ref_id"], name="history_tenant_ref"),
+            # The dashboard's onboarding chart reads the activations of the last 24 h: a small partial index
+            # instead of a day of every tenant's history.
+            models.Index(
+                fields=["at"],
+                name="history_activated_at",
+                condition=models.Q(kind="transition", details__to="ACTIVE"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -65,33 +65,57 @@ class SignedRequest:
 def request_build(*, delivery: WebhookDelivery, now: datetime | None = None) -> SignedRequest:
     """The exact request for one attempt: stored body, fresh timestamp, signature over those bytes."""
     now = now or timezone.now()
-    body = delivery.body.reveal().encode()
-    base = {"content-type": "application/json", "user-agent": USER_AGENT}
-    custom: Mapping[str, str] = {}
     if (endpoint := delivery.endpoint) is not None:  # None without a query when there is no endpoint
-        custom = endpoint.custom_headers or {}
-        if unsendable := custom_headers_unsendable(custom):  # saved before headers were checked
-            raise OutboundRefused(f"custom header {unsendable}")
-        scheme = endpoint.signing_scheme
-        secrets = endpoint.signing_secrets(now=now)
-    else:
-        scheme = delivery.signing_scheme
-        secrets = [delivery.signing_secret.reveal()] if delivery.signing_secret else []
+        return request_sign(
+            url=delivery.url,
+            body=delivery.body.reveal().encode(),
+            scheme=endpoint.signing_scheme,
+            secrets=endpoint.signing_secrets(now=now),
+            custom=endpoint.custom_headers or {},
+            msg_id=delivery.message_id,
+            now=now,
+        )
+    return request_sign(
+        url=delivery.url,
+        body=delivery.body.reveal().encode(),
+        scheme=delivery.signing_scheme,
+        secrets=[delivery.signing_secret.reveal()] if delivery.signing_secret else [],
+        custom={},
+        msg_id=delivery.message_id,
+        context=delivery.signing_context.reveal() if delivery.sign_with_context else None,
+        now=now,
+    )
+
+
+def request_sign(
+    *,
+    url: str,
+    body: bytes,
+    scheme: str,
+    secrets: list[str],
+    custom: Mapping[str, str],
+    msg_id: str,
+    now: datetime,
+    context: str | None = None,
+) -> SignedRequest:
+    """The request for ``body``: custom headers, the engine's, then the signature of ``scheme`` at ``now``
+    (pure: the delivery engine and the dry run share it). ``OutboundRefused`` when it cannot be signed or a
+    custom header cannot be sent."""
+    base = {"content-type": "application/json", "user-agent": USER_AGENT}
+    if unsendable := custom_headers_unsendable(custom):  # saved before headers were checked
+        raise OutboundRefused(f"custom header {unsendable}")
     if not secrets:
         raise OutboundRefused("no signing secret is configured for this delivery")
     if scheme == SigningScheme.STANDARD:
-        signature = standard_headers(
-            msg_id=delivery.message_id, timestamp_s=int(now.timestamp()), body=body, secrets=secrets
-        )
+        signature = standard_headers(msg_id=msg_id, timestamp_s=int(now.timestamp()), body=body, secrets=secrets)
     else:
         base["bypass-tunnel-reminder"] = "true"  # the original always sent it (localtunnel)
-        context = delivery.signing_context.reveal() if delivery.sign_with_context else None
         # The original scheme carries one signature; during a rotation the newest secret signs.
         signature = original_headers(
             body=body, secret=secrets[0], timestamp_ms=int(now.timestamp() * 1000), context=context
         )
     return SignedRequest(
-        url=delivery.url,
+        url=url,
         body=body,
         headers=headers_merge(custom=custom, base=base, signature=signature),
         engine_headers=frozenset(base) | frozenset(signature),

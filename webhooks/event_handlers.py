@@ -5,6 +5,7 @@ from typing import Any
 from events.catalogue import DETAIL_SCHEMAS, DetailType
 from events.models import ReceivedEvent
 from events.registry import register
+from webhooks.dry_run import deployment_dry_run
 from webhooks.services.chain import deployment_start
 
 
@@ -27,4 +28,5 @@ register(
     handler=handle_tenant_deployment,
     description="Deployment callbacks: app-plane and feature-service bootstraps, control-plane webhook, "
     "subscribers; in order, signed, retried.",
+    preview=deployment_dry_run,
 )

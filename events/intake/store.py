@@ -80,6 +80,19 @@ def _event_values(envelope: Envelope, db: BaseDatabaseWrapper) -> list[Any]:
     ]
 
 
+def detail_as_stored(detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` as a handler reads it back from the events table, for the dry run: PostgreSQL's jsonb keeps
+    no key order (it orders keys by length, then bytes), and the payloads built from a detail keep the order
+    they find. Reads only (a ``SELECT`` of the parameter); other databases keep the order as it is."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return json.loads(json.dumps(detail))
+    with db.cursor() as cursor:
+        cursor.execute("SELECT %s::jsonb", [db.ops.adapt_json_value(detail, None)])
+        (value,) = cursor.fetchone()
+    return json.loads(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class _InsertPlan:
     """How the intake inserts events on one kind of database, worked out once per process: the statement's

@@ -277,6 +277,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# The admin dashboard's charts (portal.charts) are computed at most this often (0: on every page view).
+DASHBOARD_CHARTS_CACHE_SECONDS = env.int("DASHBOARD_CHARTS_CACHE_SECONDS", default=30)
+
 # --- Events (intake, dispatch, publishing) ------------------------------------------------------
 # Header that carries the API key an EventBridge connection sends, and the accepted keys (comma
 # separated, several at once so they can be rotated). HTTP Basic credentials as user:password pairs.

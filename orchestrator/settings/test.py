@@ -25,6 +25,8 @@ LOCAL_BUILDER_ENABLED = True
 LOCAL_BUILD_COMMANDS = DEMO_BUILD_COMMANDS
 # Database gauges are read on every scrape, so a test sees the rows it just wrote.
 METRICS_DATABASE_REFRESH_SECONDS = 0.0
+# The dashboard's charts likewise (a test that checks the cache turns it on).
+DASHBOARD_CHARTS_CACHE_SECONDS = 0
 LOG_FORMAT = "console"
 LOGGING["handlers"]["stdout"]["formatter"] = "console"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

@@ -13,11 +13,14 @@ import urllib.request
 import uuid
 
 import pytest
+from django.utils import timezone
 
+from devstack.browser import loopback_only
 from devstack.receivers import Reply
 from events.catalogue import DetailType
 from events.samples import sample_envelope
 from orchestrator.tests.factories import PASSWORD, staff_user
+from portal.tests.factories import seed_dashboard_activity
 from tenants.models import TenantStatus
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.factories import TenantFactory, deployment_detail
@@ -116,4 +119,38 @@ def test_read_only_staff_see_the_story_but_no_action_buttons(browser, live_serve
     expect(page.locator("#tenant-actions button")).to_have_count(0)
     expect(page.locator("#tenant-actions")).to_contain_text("Read-only access")
     page.screenshot(path=str(artifacts_dir / "portal-tenant-read-only.png"), full_page=True)
+    page.context.close()
+
+
+def test_the_dashboard_draws_its_charts_from_the_data(browser, live_server, artifacts_dir):
+    # Given events, onboardings and deliveries in and out of the charts' windows
+    seeded = seed_dashboard_activity(timezone.now())
+
+    # When staff open the dashboard (nothing may be fetched from another host)
+    page = log_in(browser, live_server, staff_user("read_only", username="carla"))
+    refused = loopback_only(page.context)
+    page.reload()
+
+    # Then the events chart has one line per outcome with the counts of the last hour
+    processed = page.locator('#chart-events [data-series="processed"]')
+    expect(processed).to_have_attribute("data-total", "5")
+    values = [int(value) for value in processed.get_attribute("data-values").split(",")]
+    assert len(values) == 60
+    assert [value for value in values if value] == [2, 3]  # 30 and 5 minutes ago, in order
+    expect(page.locator('#chart-events [data-series="failed"]')).to_have_attribute("data-total", "1")
+    expect(page.locator("#chart-events desc")).to_contain_text("Processed 5")
+    # onboarding p50/p95 per tier, and deliveries by outcome
+    for tier, (p50, p95) in seeded.onboarding.items():
+        expect(page.locator(f'#chart-onboarding [data-bar="{tier}-p50"]')).to_have_attribute("data-value", f"{p50:g}")
+        expect(page.locator(f'#chart-onboarding [data-bar="{tier}-p95"]')).to_have_attribute("data-value", f"{p95:g}")
+    expect(page.locator('#chart-onboarding [data-bar="BASIC-p95"] text.value')).to_have_text("4 m 48 s")
+    for status, count in seeded.deliveries.items():
+        expect(page.locator(f'#chart-deliveries [data-bar="{status}"]')).to_have_attribute("data-value", str(count))
+    # drawn at a readable size, with nothing fetched from elsewhere
+    box = page.locator("#chart-events").bounding_box()
+    assert box["width"] > 300
+    assert box["height"] > 60
+    assert refused == []
+    page.locator("#portal-charts").screenshot(path=str(artifacts_dir / "portal-dashboard-charts.png"))
+    page.screenshot(path=str(artifacts_dir / "portal-dashboard-with-charts.png"), full_page=True)
     page.context.close()

@@ -298,6 +298,32 @@ def builds_poll(*, now: Any = None) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class AttemptPlan:
+    """What one attempt runs: the tier, its project, the builder and the environment (secrets unresolved)."""
+
+    tier: Tier
+    project: str
+    builder_type: str
+    environment: list[EnvVar]
+
+
+def attempt_plan(*, tenant: Tenant, purpose: str) -> AttemptPlan:
+    """Resolve the tier, the project, the builder (checked against the tier's allow-list and the deployment)
+    and the environment of an attempt for ``tenant`` (saved or not); ``ApplicationError`` with the reason the
+    attempt would fail. Reads only: the real attempt (``tenant_attempt_start``) and the dry run share it."""
+    tier = tier_get(name=tenant.tier)
+    if tier is None:
+        raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
+    project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
+    if not project:
+        raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
+    builder_type = builder_type_of(tenant.builder_config)
+    builder_check(tier=tier, builder_type=builder_type)
+    environment = environment_for(tenant=tenant, tier=tier)
+    return AttemptPlan(tier=tier, project=project, builder_type=builder_type, environment=environment)
+
+
+@dataclass(frozen=True)
 class ActionResult:
     """What a staff action did: ``changed`` is False for "already done" (a message, not an error)."""
 
@@ -328,14 +354,7 @@ def tenant_attempt_start(
     )
 
     try:
-        tier = tier_get(name=tenant.tier)
-        if tier is None:
-            raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
-        project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
-        if not project:
-            raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
-        builder_check(tier=tier, builder_type=builder_type_of(tenant.builder_config))
-        environment = environment_for(tenant=tenant, tier=tier)
+        plan = attempt_plan(tenant=tenant, purpose=purpose)
     except ApplicationError as error:
         tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
         return None, None
@@ -343,11 +362,11 @@ def tenant_attempt_start(
         tenant=tenant,
         purpose=purpose,
         attempt=attempt,
-        tier=tier,
-        environment=environment,
+        tier=plan.tier,
+        environment=plan.environment,
         event=event,
     )
-    return build, environment
+    return build, plan.environment
 
 
 def tenant_staff_attempt(

@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILED})
 
 
+def deprovisioning_refusal(*, detail_type: str, tenant_id: str, tenant: Tenant | None) -> str:
+    """Why the tenant (None: unknown) cannot start a deprovisioning attempt now ("" when it can; shared with
+    the dry run)."""
+    if tenant is None:
+        return f"{detail_type} for unknown tenant {tenant_id}."
+    if tenant.status in DEPROVISIONABLE:
+        return ""
+    return (
+        f"{detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
+        "not active or deprovision-failed."
+    )
+
+
 def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
     """Handle ``TENANT_DEPROVISIONING`` (idempotent per event); sbt-aws's ``offboardingRequest`` too."""
     tenant_id = str(detail["tenant"]["id"])
@@ -37,14 +50,10 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
-            raise EventRejected(f"{event.detail_type} for unknown tenant {tenant_id}.")
+            raise EventRejected(deprovisioning_refusal(detail_type=event.detail_type, tenant_id=tenant_id, tenant=None))
         if event_already_applied(tenant=tenant, event=event):
             build = Build.objects.filter(event=event, purpose=BuildPurpose.DEPROVISION).first()
-        elif tenant.status not in DEPROVISIONABLE:
-            refused = (
-                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
-                "not active or deprovision-failed."
-            )
+        elif refused := deprovisioning_refusal(detail_type=event.detail_type, tenant_id=tenant_id, tenant=tenant):
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:
             history_record_event(tenant=tenant, event=event, summary=f"{event.detail_type} received")

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 PROVISIONABLE = frozenset({TenantStatus.PENDING_PROVISION, TenantStatus.PROVISION_FAILED})
 
 
-def _tenant_fields(detail: dict[str, Any]) -> dict[str, Any]:
+def tenant_fields_from_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The tenant's columns as a provisioning event sets them."""
     document = dict(detail["tenant"])
     plan = dict(detail["planConfig"])
     return {
@@ -49,19 +50,35 @@ def _tenant_fields(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def provisioning_refusal(*, tenant_id: str, fields: dict[str, Any]) -> str:
+    """Why a provisioning event is refused before anything is stored ("" when it is not): its tier refuses the
+    builder it names, or another tenant has its key. Reads only (shared with the dry run)."""
+    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
+    if refused:  # the tier decides which builders an event may pick
+        return f"TENANT_PROVISIONING refused: {refused}"
+    clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
+    if clash:
+        return f"Tenant key {fields['key']!r} is already used by tenant {clash}."
+    return ""
+
+
+def provisioning_status_refusal(*, detail_type: str, tenant: Tenant) -> str:
+    """Why an existing tenant cannot start a provisioning attempt now ("" when it can)."""
+    if tenant.status in PROVISIONABLE:
+        return ""
+    return f"{detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, not pending or failed."
+
+
 def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
     """Handle ``TENANT_PROVISIONING`` (idempotent: a re-run of the same event starts nothing new); sbt-aws's
     ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
-    fields = _tenant_fields(detail)
-    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
-    if refused:  # the tier decides which builders an event may pick: nothing is stored or started
-        raise EventRejected(f"TENANT_PROVISIONING refused: {refused}")
+    fields = tenant_fields_from_detail(detail)
     build: Build | None = None
     with transaction.atomic():
-        clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
-        if clash:
-            raise EventRejected(f"Tenant key {fields['key']!r} is already used by tenant {clash}.")
+        refused = provisioning_refusal(tenant_id=tenant_id, fields=fields)
+        if refused:  # nothing is stored or started
+            raise EventRejected(refused)
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         created = tenant is None
         if tenant is None:  # a racing insert of the same id fails this attempt; the retry finds the row
@@ -69,11 +86,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
             tenant_sync_schedule(tenant_id=tenant.pk)
         if not created and event_already_applied(tenant=tenant, event=event):
             build = Build.objects.filter(event=event, purpose=BuildPurpose.PROVISION).first()
-        elif not created and tenant.status not in PROVISIONABLE:
-            refused = (
-                f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
-                "not pending or failed."
-            )
+        elif not created and (refused := provisioning_status_refusal(detail_type=event.detail_type, tenant=tenant)):
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:
             if not created:

@@ -60,8 +60,13 @@ def sbt_onboarding_apply(*, event: "ReceivedEvent", detail: dict[str, Any]) -> d
     return tenant_provision(event=event, detail=sbt.provisioning_detail(detail))
 
 
+def sbt_offboarding_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """An ``offboardingRequest`` as the ``TENANT_DEPROVISIONING`` detail it stands for."""
+    return {"tenant": {"id": str(detail["tenantId"])}}
+
+
 def sbt_offboarding_apply(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
-    return tenant_deprovision_from_event(event=event, detail={"tenant": {"id": str(detail["tenantId"])}})
+    return tenant_deprovision_from_event(event=event, detail=sbt_offboarding_detail(detail))
 
 
 def sbt_activation_refuse(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ one fails for good the chain stops (later steps BLOCKED, tenant DEPLOY_FAILED) u
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
@@ -67,7 +68,7 @@ def chain_steps() -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class PlannedStep:
     step: str
     url: str
     payload: dict[str, Any] | None
@@ -80,33 +81,53 @@ def _tenant_document(*, tenant: Tenant, detail: dict[str, Any]) -> dict[str, Any
     return document if isinstance(document, dict) and document else dict(tenant.document or {"id": tenant.pk})
 
 
-def _plan_steps(*, tenant: Tenant, detail: dict[str, Any], build_succeeded: bool) -> list[_Planned]:
+def build_succeeded_of(detail: dict[str, Any]) -> bool:
+    return str(detail.get("CODEBUILD_BUILD_SUCCEEDING", "1")) != "0"
+
+
+# A deployment moves a tenant in these statuses to DEPLOYING; DEPLOYING stays; any other status is refused.
+DEPLOYABLE_FROM = frozenset({TenantStatus.PROVISIONING, TenantStatus.DEPLOY_FAILED})
+
+
+def deployment_refusal(*, tenant_id: str, tenant: Tenant | None, running: Deployment | None) -> str:
+    """Why a TENANT_DEPLOYMENT cannot start a chain for the tenant ("" when it can; shared with the dry run)."""
+    if tenant is None:
+        return f"tenant {tenant_id!r} is unknown; nothing to deploy"
+    if running is not None:
+        return f"deployment {running.pk} of tenant {tenant.pk} is still running"
+    if tenant.status not in DEPLOYABLE_FROM and tenant.status != TenantStatus.DEPLOYING:
+        return f"tenant {tenant.pk} is {tenant.status}; a deployment needs it provisioned"
+    return ""
+
+
+def deployment_plan_steps(*, tenant: Tenant, detail: dict[str, Any], build_succeeded: bool) -> list[PlannedStep]:
+    """Each step's URL, payload and skip reason, in chain order (pure: shared with the dry run)."""
     document = _tenant_document(tenant=tenant, detail=detail)
     not_built = "" if build_succeeded else "the build did not succeed (CODEBUILD_BUILD_SUCCEEDING=0)"
-    planned: list[_Planned] = []
+    planned: list[PlannedStep] = []
     for step in chain_steps():
         if step == DeliveryStep.APP_PLANE_BOOTSTRAP:
             callback = (detail.get("USER_CALLBACK_ENDPOINT") or "").strip()
             url = callback.replace("user-callback", "bootstrap", 1)
             reason = not_built or ("" if callback else "USER_CALLBACK_ENDPOINT is not set in the build outputs")
             payload = payloads.app_plane_bootstrap_payload(tenant=document, detail=detail)
-            planned.append(_Planned(step, url, payload, reason))
+            planned.append(PlannedStep(step, url, payload, reason))
         elif step == DeliveryStep.FEATURE_SERVICE_BOOTSTRAP:
             base = (detail.get("APP_PLANE_ENDPOINT_FEATURE_SERVICE") or "").strip()
             url = f"{base.rstrip('/')}/bootstrap" if base else ""
             reason = not_built or ("" if base else "APP_PLANE_ENDPOINT_FEATURE_SERVICE is not set in the build outputs")
             plan = tenant.plan or detail.get("planConfig") or None
             payload = payloads.feature_service_bootstrap_payload(tenant=document, plan=plan)
-            planned.append(_Planned(step, url, payload, reason))
+            planned.append(PlannedStep(step, url, payload, reason))
         elif step == DeliveryStep.CONTROL_PLANE_WEBHOOK:
             url = (detail.get("API_ENDPOINT") or "").strip()
             reason = "" if url else "API_ENDPOINT is not set in the build outputs"
             payload = payloads.control_plane_webhook_payload(
                 tenant_id=tenant.pk, detail=detail, status=1 if build_succeeded else 0
             )
-            planned.append(_Planned(step, url, payload, reason, sign_with_context=True))
+            planned.append(PlannedStep(step, url, payload, reason, sign_with_context=True))
         else:
-            planned.append(_Planned(SUBSCRIBERS_STEP, "", None, not_built))
+            planned.append(PlannedStep(SUBSCRIBERS_STEP, "", None, not_built))
     return planned
 
 
@@ -121,28 +142,24 @@ def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deploym
                 delivery_enqueue(delivery_id=delivery.pk)  # a crash after commit may have lost the task
             return existing
         tenant = Tenant.objects.select_for_update(of=("self",)).filter(pk=tenant_id).first()
-        if tenant is None:
-            raise EventRejected(f"tenant {tenant_id!r} is unknown; nothing to deploy")
-        running = Deployment.objects.filter(tenant=tenant, status=DeploymentStatus.RUNNING).first()
-        if running is not None:
-            raise EventRejected(f"deployment {running.pk} of tenant {tenant.pk} is still running")
-        if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.DEPLOY_FAILED):
+        running = None if tenant is None else deployment_running(tenant=tenant)
+        if refused := deployment_refusal(tenant_id=tenant_id, tenant=tenant, running=running):
+            raise EventRejected(refused)
+        assert tenant is not None  # refused otherwise
+        if tenant.status in DEPLOYABLE_FROM:
             tenant_transition(
                 tenant=tenant,
                 to=TenantStatus.DEPLOYING,
                 reason="deployment callbacks started",
                 cause=TransitionCause(event_pk=event.pk, source=CHAIN_SOURCE),
             )
-        elif tenant.status != TenantStatus.DEPLOYING:
-            raise EventRejected(f"tenant {tenant.pk} is {tenant.status}; a deployment needs it provisioned")
-
-        build_succeeded = str(detail.get("CODEBUILD_BUILD_SUCCEEDING", "1")) != "0"
+        build_succeeded = build_succeeded_of(detail)
         deployment = Deployment.objects.create(event=event, tenant=tenant, build_succeeded=build_succeeded)
         secret = str(detail.get("secret") or "")
         context = str(detail.get("context") or "")
         created = 0
         for position, planned in enumerate(
-            _plan_steps(tenant=tenant, detail=detail, build_succeeded=build_succeeded), start=1
+            deployment_plan_steps(tenant=tenant, detail=detail, build_succeeded=build_succeeded), start=1
         ):
             if planned.step == SUBSCRIBERS_STEP:
                 created += _plan_subscribers(
@@ -194,14 +211,23 @@ def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deploym
     return deployment
 
 
+def deployment_running(*, tenant: Tenant) -> Deployment | None:
+    return Deployment.objects.filter(tenant=tenant, status=DeploymentStatus.RUNNING).first()
+
+
+def deployed_subscriber_payload(*, tenant: Tenant, app_plane_url: str | None, at: datetime) -> dict[str, Any]:
+    """What subscribers to ``tenant.deployed`` receive once the chain's earlier steps succeeded."""
+    data = subscriber_data(tenant=tenant, appPlaneUrl=app_plane_url)
+    data["status"] = TenantStatus.ACTIVE
+    return payloads.subscriber_payload(event_type=WebhookEventType.TENANT_DEPLOYED, at=at, data=data)
+
+
 def _plan_subscribers(
     *, deployment: Deployment, position: int, event: ReceivedEvent, skip_reason: str, app_plane_url: str | None
 ) -> int:
     tenant = deployment.tenant
     event_type = WebhookEventType.TENANT_DEPLOYED
-    data = subscriber_data(tenant=tenant, appPlaneUrl=app_plane_url)
-    data["status"] = TenantStatus.ACTIVE
-    payload = payloads.subscriber_payload(event_type=event_type, at=timezone.now(), data=data)
+    payload = deployed_subscriber_payload(tenant=tenant, app_plane_url=app_plane_url, at=timezone.now())
     body = payload_bytes(payload).decode()
     count = 0
     for endpoint in endpoints_for(event_type):

@@ -9,6 +9,7 @@ from events.models import EventStatus
 from events.registry import get
 from events.tests.factories import ReceivedEventFactory
 from orchestrator.tests.factories import SuperuserFactory
+from tenants.tests.conftest import send_event  # noqa: F401 - fixture (the real intake, after-commit work run)
 from webhooks.tests.factories import DeployingTenantFactory, WebhookEndpointFactory, deployment_detail
 
 

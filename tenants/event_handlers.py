@@ -5,6 +5,7 @@ the event on the tenant's timeline and starts nothing new) and raises ``EventRej
 lifecycle refuses (recorded on the tenant's timeline first).
 """
 
+import functools
 from typing import Any, Protocol
 
 from events.catalogue import DetailType
@@ -35,8 +36,10 @@ class EventService(Protocol):
 
 
 def _handler(service: EventService) -> Handler:
-    """The registry calls ``handler(event, detail)``; the lifecycle services take both keyword-only."""
+    """The registry calls ``handler(event, detail)``; the lifecycle services take both keyword-only. The
+    adapter carries the service's name (the dry run and the logs name what runs)."""
 
+    @functools.wraps(service)
     def handle(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
         return service(event=event, detail=detail)
 

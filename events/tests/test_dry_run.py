@@ -112,7 +112,7 @@ def test_a_type_without_a_preview_names_its_handler_and_shows_no_effect(staff_ap
     assert answer["event"]["id"] == body["id"]
     assert answer["event"]["detail_type"] == DetailType.TENANT_DEPLOYMENT_SUCCESS
     assert answer["intake"]["answer"] == "accepted"
-    assert answer["handler"]["name"] == "tenants.event_handlers.handle_deployment_outcome"
+    assert answer["handler"]["name"] == "tenants.services.outcomes.deployment_outcome_record"
     assert answer["effect"] is None
 
 
@@ -149,7 +149,7 @@ def test_the_form_shows_what_the_api_answers_and_stores_nothing(operator_browser
     assert page.context["result"] == dry_run(staff_api, body).json()
     html = page.content.decode()
     assert 'data-intake="accepted"' in html
-    assert "tenants.event_handlers.handle_deployment_outcome" in html
+    assert "tenants.services.outcomes.deployment_outcome_record" in html
     assert not ReceivedEvent.objects.exists()
 
 

@@ -170,8 +170,10 @@ def local_tier(transactional_db, aws):
 
 @pytest.fixture
 def live_intake(live_server):
-    """The intake served on a real port; LOCAL builds post their outcomes to it."""
-    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url):
+    """The intake served on a real port; LOCAL builds post their outcomes to it. The emulated bus's relay back
+    to the intake stays off: these tests follow a tenant to DEPLOYING, and a relay pass would also carry what
+    earlier tests left on the shared queue (the relay has its own tests in events)."""
+    with override_settings(ORCHESTRATOR_BASE_URL=live_server.url, EVENT_EMULATOR_RELAY=False):
         yield live_server
 
 

@@ -47,7 +47,7 @@ def test_provisioning_shows_the_build_it_would_start_and_does_nothing(codebuild_
     assert not ReceivedEvent.objects.exists()
     # and it shows the intake's answer, the handler and the attempt
     assert answer["intake"]["answer"] == "accepted"
-    assert answer["handler"]["name"] == "tenants.event_handlers.handle_tenant_provisioning"
+    assert answer["handler"]["name"] == "tenants.services.provisioning.tenant_provision"
     effect = answer["effect"]
     assert effect["outcome"] == "build_starts"
     assert effect["tenant"] == {
@@ -217,7 +217,7 @@ def test_sbt_onboarding_is_shown_as_the_provisioning_it_maps_to(db, staff_api, s
 
     # Then it is the provisioning of that tenant on its tier's project, and nothing happened
     assert effects.none(), effects
-    assert answer["handler"]["name"] == "tenants.event_handlers.handle_sbt_onboarding"
+    assert answer["handler"]["name"] == "tenants.services.sbt.sbt_onboarding_apply"
     effect = answer["effect"]
     assert effect["outcome"] == "build_starts"
     assert effect["tenant"]["id"] == request["detail"]["tenantId"]

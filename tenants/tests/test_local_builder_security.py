@@ -372,6 +372,7 @@ def test_a_root_worker_runs_the_build_as_the_unprivileged_user_with_a_fixed_base
     # When a tenant is provisioned with the LOCAL builder
     with override_settings(
         ORCHESTRATOR_BASE_URL=live_server.url,
+        EVENT_EMULATOR_RELAY=False,  # the tenant stops at DEPLOYING (see the live_intake fixture)
         LOCAL_BUILD_ROOT=str(build_root),
         LOCAL_BUILD_COMMANDS=["identity.sh"],
         LOCAL_BUILD_PASSTHROUGH_ENV=["PATH", "HOME", "DEMO_PASSED"],

@@ -151,7 +151,14 @@ def test_a_provisioning_run_is_one_trace_across_the_task_boundary_and_callbacks_
             lambda: OutboxEvent.objects.filter(tenant_id=tenant_id, status=OutboxStatus.SENT).first(),
             "TENANT_DEPLOYMENT sent",
         )
-        spans = traced_worker.get_finished_spans()
+        # (the sending task goes on after the row is marked sent: it pushes the emulated bus's relay)
+        spans = wait_for(
+            lambda: (
+                any(span.name == "run/events.publish_outbox" for span in traced_worker.get_finished_spans()[before:])
+                and traced_worker.get_finished_spans()
+            ),
+            "the outbox task finished",
+        )
         success = server_span(spans, before)
         assert success.context.trace_id != request.context.trace_id
         put_events = Tree(spans, success.context.trace_id).one(

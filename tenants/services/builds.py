@@ -313,10 +313,12 @@ def tenant_attempt_start(
     purpose: str,
     event: Any,
     actor_user: AbstractBaseUser | None,
+    tier: Tier | None = None,
 ) -> tuple[Build | None, list[EnvVar] | None]:
-    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier,
-    builder and environment and record the ``Build`` (``PENDING_START``: the caller starts it after
-    commit) with its environment; any problem fails the attempt with its reason."""
+    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier
+    (``tier``: the tenant's, with its variables, when the caller has read it already), builder and environment
+    and record the ``Build`` (``PENDING_START``: the caller starts it after commit) with its environment; any
+    problem fails the attempt with its reason."""
     running, failed, _done = PURPOSE_STATUSES[purpose]
     attempt_field = "provisioning_attempt" if purpose == BuildPurpose.PROVISION else "deprovisioning_attempt"
     attempt = getattr(tenant, attempt_field) + 1
@@ -328,7 +330,8 @@ def tenant_attempt_start(
     )
 
     try:
-        tier = tier_get(name=tenant.tier)
+        if tier is None or tier.name != tenant.tier:
+            tier = tier_get(name=tenant.tier)
         if tier is None:
             raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
         project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project

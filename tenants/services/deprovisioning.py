@@ -31,7 +31,8 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     refused = ""
     build: Build | None = None
     environment: list[EnvVar] | None = None
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
             raise EventRejected(f"{event.detail_type} for unknown tenant {tenant_id}.")
@@ -52,7 +53,7 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
                 build_start_after_commit(build=build, environment=environment)
     if refused:
         raise EventRejected(refused)
-    tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
+    # The row stays locked by the handler's transaction and the attempt's start updated this copy.
     return {
         "tenant": tenant.pk,
         "status": tenant.status,

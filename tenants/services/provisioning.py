@@ -15,6 +15,7 @@ from django.db import transaction
 
 from events.registry import EventRejected
 from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
+from tenants.selectors import tier_get
 from tenants.services.build_policy import builder_refusal
 from tenants.services.builds import ActionResult, build_start_after_commit, tenant_attempt_start, tenant_staff_attempt
 from tenants.services.environment import EnvVar
@@ -50,12 +51,14 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
     ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
     fields = _tenant_fields(detail)
-    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
+    tier = tier_get(name=fields["tier"])  # with its variables: the attempt's environment needs them too
+    refused = builder_refusal(tier=tier, builder_config=fields["builder_config"])
     if refused:  # the tier decides which builders an event may pick: nothing is stored or started
         raise EventRejected(f"TENANT_PROVISIONING refused: {refused}")
     build: Build | None = None
     environment: list[EnvVar] | None = None
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
         if clash:
             raise EventRejected(f"Tenant key {fields['key']!r} is already used by tenant {clash}.")
@@ -85,7 +88,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 f"{tenant.builder_config.get('type', '?')})",
             )
             build, environment = tenant_attempt_start(
-                tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
+                tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None, tier=tier
             )
             if build is not None:  # started once this transaction (the handler's) has committed
                 build_start_after_commit(build=build, environment=environment)

@@ -428,4 +428,4 @@ def _delivery_finish(
     label = {DeliveryStatus.SUCCEEDED: "delivered", DeliveryStatus.FAILED: "failed for good"}.get(status, status)
     delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
     if delivery.deployment_id is not None:
-        deployment_advance(deployment=delivery.deployment)
+        deployment_advance(deployment_id=delivery.deployment_id)  # locked and read there, not here

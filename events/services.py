@@ -338,7 +338,8 @@ def events_run(
     for event_pk in event_pks:
         parent = (trace_parents or {}).get(event_pk)
         with telemetry.span("events.process", parent=parent, attributes={"orchestrator.event.pk": event_pk}) as span:
-            outcome = _claimed_run(claims[event_pk])
+            # A message naming an event twice runs it once: the repeat finds its claim taken.
+            outcome = _claimed_run(claims.pop(event_pk, ProcessOutcome("skipped", reason="already run in this batch")))
             span.set_attribute("orchestrator.event.outcome", outcome.outcome)
             if outcome.retry_in is not None:
                 event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)

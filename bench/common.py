@@ -122,6 +122,43 @@ class CpuMeter:
         return round(used[0] * 1000 / count, 3), round(used[1] * 1000 / count, 3)
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time a process tree has used so far: the root and every live descendant, with what their
+    exited (reaped) children used (a prefork pool replacing a child, PostgreSQL backends that closed)."""
+    import psutil
+
+    try:
+        members = [psutil.Process(root)]
+        members += members[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for member in members:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            times = member.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+class CpuByKind:
+    """CPU seconds per kind of process (each a list of process-tree roots), read at marks: what each kind
+    used between two marks, per item of work."""
+
+    def __init__(self, roots: dict[str, list[int]]) -> None:
+        self.roots = roots
+        self.marks: dict[str, dict[str, float]] = {}
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = {kind: sum(tree_cpu_seconds(pid) for pid in pids) for kind, pids in self.roots.items()}
+
+    def ms_per(self, start: str, end: str, count: int) -> dict[str, float | None]:
+        """Milliseconds of CPU per item of each kind between the marks ``start`` and ``end``."""
+        return {
+            kind: round((self.marks[end][kind] - self.marks[start][kind]) * 1000 / count, 2) if count else None
+            for kind in self.roots
+        }
+
+
 def add_web_arguments(parser: Any) -> None:
     """The web server's options, as ``gunicorn.conf.py`` deploys it by default."""
     parser.add_argument(

@@ -1,16 +1,22 @@
 """``python -m bench lifecycle``: N tenants from TENANT_PROVISIONING to ACTIVE, end to end on one machine.
 
-The whole path runs for real: the intake (gunicorn), a Celery worker and beat, moto_server as AWS
+The whole path runs for real: the intake (gunicorn), a Celery worker, a delivery worker (``-Q webhooks``,
+threads, as docker-compose runs it) and beat, moto_server as AWS
 (CodeBuild StartBuild, EventBridge PutEvents, the SQS relay that carries the bus back to the intake), and
 the demo receiver (``demo/receiver.py``) answering every deployment callback and verifying signatures.
 The bench plays only what a real build would do: once a tenant's build has started it posts the
-build's ``TENANT_PROVISIONING_SUCCESS`` (with the receiver's URLs as build outputs) to the intake.
+build's ``TENANT_PROVISIONING_SUCCESS`` (with the receiver's URLs as build outputs) to the intake. A real
+build takes minutes, so in a burst every build has started before the first one reports: the bench holds
+the reports until the last build has started, which also splits the run into two phases whose CPU and
+SQL are measured apart (event -> build started; build reported -> ACTIVE with the deployment callbacks).
 
 Measured: tenants/s (first event sent -> last tenant ACTIVE), p50/p99 from the provisioning event's
 arrival to "Build started" (CodeBuild answered StartBuild), p50/p99 from the TENANT_DEPLOYMENT event's
 arrival (it comes back through EventBridge and the relay) to the deployment's last callback answered,
 and SQL statements per tenant: ``pg_stat_statements`` in a private PostgreSQL cluster, counting every
 statement the orchestrator's processes (web, worker, beat; their own database role) ran, divided by N.
+CPU per tenant per kind of process (web, worker, delivery worker, beat, PostgreSQL, the AWS emulator, the
+demo receiver) from /proc, per phase: less sensitive than tenants/s to the shared machine's load.
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ from typing import Any
 
 import requests
 
-from bench.common import add_web_arguments, fmt, log, machine_info, percentile, print_table, start_web, write_results
+from bench.common import (
+    CpuByKind,
+    add_web_arguments,
+    fmt,
+    log,
+    machine_info,
+    percentile,
+    print_table,
+    start_web,
+    write_results,
+)
 from bench.steady import (
     LOCAL_BUILDER_ENV,
     add_steady_arguments,
@@ -188,18 +204,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
                 port=receiver_port,
             )
+            beat = stack.start_beat()  # first: it has started up by the time anything is measured
             web, server = start_web(stack, args, port=web_port)
             start_workers(stack, args)
-            stack.start_beat()
             results["server"] = {
                 **server,
                 "celery_worker_concurrency": args.concurrency,
-                "celery_pool": "prefork",
+                "celery_pool": "prefork (worker), threads (webhook-worker)",
             }
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            cpu = CpuByKind(
+                {
+                    "web": [web.process.pid],
+                    "worker": [stack.processes["worker"].pid],
+                    "delivery-worker": [stack.processes["webhook-worker"].pid],  # the Procfile's webhook-worker
+                    "beat": [beat.pid],
+                    "postgresql": [postmaster],
+                    "emulator": [stack.processes["moto"].pid],
+                    "receiver": [stack.processes["receiver"].pid],
+                }
+            )
             pg.execute("SELECT pg_stat_statements_reset()")
             stack.sampler.reset()
-            measured = drive(args=args, pg=pg, intake=f"{web.url}/api/events/", receiver=receiver)
+            measured = drive(args=args, pg=pg, cpu=cpu, intake=f"{web.url}/api/events/", receiver=receiver)
             results.update(measured)
+            results["cpu_ms_per_tenant"] = {
+                "event_to_build_started": cpu.ms_per("start", "builds_started", n),
+                "build_reported_to_active": cpu.ms_per("builds_started", "end", n),
+                "event_to_active": cpu.ms_per("start", "end", n),
+            }
             results["memory"] = stack.sampler.report()
             statements = pg.execute(
                 "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
@@ -213,6 +246,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["sql_foreign_key_checks"] = int(foreign_key_checks)
             results["sql_client_statements_per_tenant"] = round((int(statements) - int(foreign_key_checks)) / n, 1)
             results["sql_statements_per_tenant"] = round(int(statements) / n, 1)
+            results["sql_statements_per_tenant_to_build_started"] = round(
+                measured.pop("sql_statements_to_build_started") / n, 1
+            )
+            results["sql_by_family_per_tenant"] = {
+                family: round(int(calls) / n, 1)
+                for family, calls in pg.execute(
+                    "SELECT upper(split_part(ltrim(s.query), ' ', 1)), sum(calls) FROM pg_stat_statements s "
+                    f"JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = '{APP_ROLE}' GROUP BY 1 ORDER BY 2 DESC"
+                )
+            }
             results["sql_top_statements"] = [
                 {"calls": int(calls), "query": query[:160]}
                 for calls, query in pg.execute(
@@ -226,7 +269,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> dict[str, Any]:
+def app_statements(pg: Any) -> int:
+    """Statements the orchestrator's role has run since the last reset of ``pg_stat_statements``."""
+    return int(
+        pg.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            f"WHERE r.rolname = '{APP_ROLE}'"
+        )[0][0]
+    )
+
+
+def drive(*, args: argparse.Namespace, pg: Any, cpu: CpuByKind, intake: str, receiver: str) -> dict[str, Any]:
     n = args.tenants
     run_id = uuid.uuid4().hex[:6]
     builder = builder_of(args)
@@ -238,6 +291,8 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
     reported: set[str] = set()
     deadline = time.monotonic() + args.timeout
     log(f"sending {n} TENANT_PROVISIONING events" + (f", {args.rate}/s open loop" if args.rate else ""))
+    cpu.mark("start")
+    statements_to_build_started = None
     started = time.time()
     futures: list[Any] = []
     if args.rate:
@@ -251,18 +306,28 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
         while time.monotonic() < deadline:
             if sent_done is None and len(futures) == n and all(future.done() for future in futures):
                 sent_done = time.time()
-            if builder == "CODE_BUILD":  # a LOCAL build reports its outcome itself
-                post_build_outcomes(pg=pg, poster=poster, tenants=tenants, reported=reported, receiver=receiver)
+            rows = started_builds(pg=pg, tenants=tenants)
+            if statements_to_build_started is None and len(rows) >= n:
+                cpu.mark("builds_started")
+                statements_to_build_started = app_statements(pg)
+                log(f"    all {n} builds started")
+            # Play the CodeBuild builds' post-build step (a LOCAL build reports its outcome itself). Closed loop:
+            # none reports before the last has started (a real build takes minutes), so the phases' CPU separates.
+            if builder == "CODE_BUILD" and (args.rate or statements_to_build_started is not None):
+                post_build_outcomes(rows=rows, poster=poster, tenants=tenants, reported=reported, receiver=receiver)
             active = pg.execute("SELECT count(*) FROM tenants_tenant WHERE status = 'ACTIVE'")[0][0]
             if time.monotonic() - last_log > 10:
                 last_log = time.monotonic()
                 log(f"    {len(reported)} builds reported, {active}/{n} tenants ACTIVE")
             if active >= n and sent_done is not None:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2 if statements_to_build_started is None else 0.5)
     finally:
         poster.close()
     finished = time.time()
+    cpu.mark("end")
+    if statements_to_build_started is None:
+        cpu.mark("builds_started")
     statuses = dict(
         pg.execute("SELECT status, count(*) FROM tenants_tenant GROUP BY status ORDER BY status")  # type: ignore[arg-type]
     )
@@ -317,6 +382,7 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
         "elapsed_s": round(elapsed, 1),
         "send_s": round((sent_done or finished) - started, 1),
         "tenants_per_s": round(active / elapsed, 2) if elapsed > 0 else None,
+        "sql_statements_to_build_started": statements_to_build_started or 0,
         "event_to_build_start_ms": {
             "p50": _ms(percentile(build_lags, 0.5)),
             "p99": _ms(percentile(build_lags, 0.99)),
@@ -331,14 +397,21 @@ def drive(*, args: argparse.Namespace, pg: Any, intake: str, receiver: str) -> d
     }
 
 
-def post_build_outcomes(*, pg: Any, poster: Poster, tenants: dict[str, Any], reported: set[str], receiver: str) -> None:
-    """Play the CodeBuild builds' post-build step: report success for every build that has started."""
+def started_builds(*, pg: Any, tenants: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(tenant, build id, project) of this run's provisioning builds that have started."""
     rows = pg.execute(
         "SELECT b.tenant_id, b.build_id, b.project FROM tenants_build b "
         "WHERE b.build_id <> '' AND b.purpose = 'provision'"
     )
+    return [(tenant_id, build_id, project) for tenant_id, build_id, project in rows if tenant_id in tenants]
+
+
+def post_build_outcomes(
+    *, rows: list[tuple[str, str, str]], poster: Poster, tenants: dict[str, Any], reported: set[str], receiver: str
+) -> None:
+    """Report success for every started build not reported yet, as its post-build step would."""
     for tenant_id, build_id, project in rows:
-        if tenant_id in tenants and tenant_id not in reported:
+        if tenant_id not in reported:
             reported.add(tenant_id)
             document = tenants[tenant_id]["detail"]["tenant"]
             poster.submit(success_envelope(tenant=document, build_id=build_id, project=project, receiver=receiver))
@@ -371,11 +444,17 @@ def report(results: dict[str, Any]) -> None:
         (
             "SQL statements per tenant",
             f"{results['sql_client_statements_per_tenant']} sent by the processes (+ foreign-key checks: "
-            f"{results['sql_statements_per_tenant']} in pg_stat_statements)",
+            f"{results['sql_statements_per_tenant']} in pg_stat_statements); "
+            f"{results['sql_statements_per_tenant_to_build_started']} until every build started",
         ),
+        ("SQL per tenant by statement", "  ".join(f"{k} {v}" for k, v in results["sql_by_family_per_tenant"].items())),
     ]
+    for phase, kinds in results["cpu_ms_per_tenant"].items():
+        rows.append(
+            (f"CPU ms/tenant {phase.replace('_', ' ')}", "  ".join(f"{kind} {fmt(ms)}" for kind, ms in kinds.items()))
+        )
     for name, values in results.get("memory", {}).items():
-        if name in ("web", "worker", "beat"):
+        if name in ("web", "worker", "delivery-worker"):
             rows.append((f"peak RSS {name}", f"{values['peak_total_rss_mb']} MB ({values['processes']} processes)"))
     if "steady" in results:
         rows += steady_rows(results)

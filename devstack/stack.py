@@ -439,13 +439,13 @@ class LiveStack:
         # Workers import the application lazily: a 404 from Django (any answer below 500) means it is loaded.
         # Ask a few times per worker so each one has imported it before anything is measured.
         wait_until(
-            lambda: http_get(self.web.url + ready_path, timeout=60)[0] < 500,
+            lambda: http_get(self.web.url + ready_path, timeout=timeout)[0] < 500,
             timeout=timeout,
             interval=0.2,
             message="web server ready",
         )
         for _ in range(workers * 4):
-            http_get(self.web.url + ready_path, timeout=60)
+            http_get(self.web.url + ready_path, timeout=timeout)
         return self.web
 
     def stop_web(self) -> None:

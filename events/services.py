@@ -9,7 +9,7 @@ handler at most once per attempt, even with two workers racing:
 
 1. claim: lock the row, decide whether it is due (accepted; retrying and due; processing but abandoned
    for longer than EVENT_SWEEP_AFTER_SECONDS), count the attempt, mark it ``processing`` and record an
-   ``EventAttempt`` - all in one short transaction;
+   ``EventAttempt`` - all in one short transaction, for all the events of a task message at once;
 2. run the handler inside a transaction that also marks the event ``processed``, so the handler's own
    database writes commit together with the status, and only if the attempt is still the current one;
 3. on an exception: ``EventRejected`` fails the event at once; anything else is ``retrying`` with
@@ -24,6 +24,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events import registry
@@ -145,56 +146,100 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
 
 
-def _event_claim(*, event_pk: int) -> tuple[ReceivedEvent, EventAttempt] | ProcessOutcome:
-    with transaction.atomic():
-        event = ReceivedEvent.objects.select_for_update().filter(pk=event_pk).first()
-        if event is None:
-            return ProcessOutcome("skipped", reason="no such event")
-        now = timezone.now()
-        if event.status in (EventStatus.PROCESSED, EventStatus.FAILED):
-            return ProcessOutcome("skipped", reason=f"already {event.status}")
-        if (
-            event.status == EventStatus.RETRYING
-            and event.next_attempt_at
-            and event.next_attempt_at > now + DUE_TOLERANCE
-        ):
-            return ProcessOutcome("skipped", reason="retry not due yet")
-        if event.status == EventStatus.PROCESSING:
-            if event.started_at and event.started_at > _stale_before(now):
-                return ProcessOutcome("skipped", reason="another worker is processing it")
-            # The previous attempt's worker is gone (killed, lost): close that attempt and run again.
-            EventAttempt.objects.filter(event=event, outcome=EventAttempt.Outcome.RUNNING).update(
-                outcome=EventAttempt.Outcome.FAILED,
-                error="Abandoned: the worker did not finish within EVENT_SWEEP_AFTER_SECONDS.",
-                finished_at=now,
-            )
-            if event.attempts - event.attempts_base >= settings.EVENT_MAX_ATTEMPTS:
-                event.status = EventStatus.FAILED
-                event.last_error = "Abandoned by its worker and out of attempts."
-                event.finished_at = now
-                event.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
-                return ProcessOutcome("failed", attempt=event.attempts, reason="abandoned, out of attempts")
-
-        event.attempts += 1
-        event.status = EventStatus.PROCESSING
-        event.started_at = now
-        event.next_attempt_at = None
-        requested_by_id = event.replay_requested_by_id
-        event.replay_requested_by = None
-        event.replay_requested_at = None
-        event.save(
-            update_fields=[
-                "attempts",
-                "status",
-                "started_at",
-                "next_attempt_at",
-                "replay_requested_by",
-                "replay_requested_at",
-                "updated_at",
-            ]
+def _claim_refusal(*, event: ReceivedEvent, now: datetime) -> ProcessOutcome | None:
+    """Why the locked ``event`` is not run now (None: it is due). An attempt abandoned by a dead worker is
+    closed here, and the event fails when that was its last attempt."""
+    if event.status in (EventStatus.PROCESSED, EventStatus.FAILED):
+        return ProcessOutcome("skipped", reason=f"already {event.status}")
+    if event.status == EventStatus.RETRYING and event.next_attempt_at and event.next_attempt_at > now + DUE_TOLERANCE:
+        return ProcessOutcome("skipped", reason="retry not due yet")
+    if event.status == EventStatus.PROCESSING:
+        if event.started_at and event.started_at > _stale_before(now):
+            return ProcessOutcome("skipped", reason="another worker is processing it")
+        # The previous attempt's worker is gone (killed, lost): close that attempt and run again.
+        EventAttempt.objects.filter(event=event, outcome=EventAttempt.Outcome.RUNNING).update(
+            outcome=EventAttempt.Outcome.FAILED,
+            error="Abandoned: the worker did not finish within EVENT_SWEEP_AFTER_SECONDS.",
+            finished_at=now,
         )
-        attempt = EventAttempt.objects.create(event=event, number=event.attempts, requested_by_id=requested_by_id)
-    return event, attempt
+        if event.attempts - event.attempts_base >= settings.EVENT_MAX_ATTEMPTS:
+            event.status = EventStatus.FAILED
+            event.last_error = "Abandoned by its worker and out of attempts."
+            event.finished_at = now
+            event.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
+            return ProcessOutcome("failed", attempt=event.attempts, reason="abandoned, out of attempts")
+    return None
+
+
+Claimed = tuple[ReceivedEvent, EventAttempt]
+
+
+def _events_claim(*, event_pks: Sequence[int]) -> dict[int, Claimed | ProcessOutcome]:
+    """Claim the due ones of these events in one short transaction: lock them (in id order, so racing claims
+    of overlapping batches cannot deadlock), count an attempt on each due one with one ``UPDATE`` and record
+    their ``EventAttempt`` rows with one ``INSERT``. The others get the reason they are not run."""
+    results: dict[int, Claimed | ProcessOutcome] = {}
+    with transaction.atomic():
+        locked = {
+            event.pk: event
+            for event in ReceivedEvent.objects.select_for_update().filter(pk__in=event_pks).order_by("pk")
+        }
+        now = timezone.now()
+        due: list[ReceivedEvent] = []
+        for pk in dict.fromkeys(event_pks):
+            event = locked.get(pk)
+            refusal = (
+                ProcessOutcome("skipped", reason="no such event")
+                if event is None
+                else _claim_refusal(event=event, now=now)
+            )
+            if refusal is not None:
+                results[pk] = refusal
+            elif event is not None:
+                due.append(event)
+        if not due:
+            return results
+        ReceivedEvent.objects.filter(pk__in=[event.pk for event in due]).update(
+            attempts=F("attempts") + 1,
+            status=EventStatus.PROCESSING,
+            started_at=now,
+            next_attempt_at=None,
+            replay_requested_by=None,
+            replay_requested_at=None,
+            updated_at=now,
+        )
+        attempts = []
+        for event in due:  # the rows are locked: their new values are known without reading them back
+            attempts.append(
+                EventAttempt(event=event, number=event.attempts + 1, requested_by_id=event.replay_requested_by_id)
+            )
+            event.attempts += 1
+            event.status, event.started_at, event.next_attempt_at, event.updated_at = (
+                EventStatus.PROCESSING,
+                now,
+                None,
+                now,
+            )
+            event.replay_requested_by, event.replay_requested_at = None, None
+        for event, attempt in zip(due, EventAttempt.objects.bulk_create(attempts), strict=True):
+            results[event.pk] = (event, attempt)
+    return results
+
+
+def _event_finish_success(*, event_pk: int, attempt: EventAttempt, result: Any) -> None:
+    """Inside the handler's transaction: mark processed, or roll the handler back if superseded. One
+    conditional ``UPDATE`` both locks the row and checks that this attempt is still the current one."""
+    now = timezone.now()
+    current = ReceivedEvent.objects.filter(pk=event_pk, status=EventStatus.PROCESSING, attempts=attempt.number).update(
+        status=EventStatus.PROCESSED,
+        result=redact(_jsonable(result)),  # for staff to read; nothing reads it back in plain
+        last_error="",
+        finished_at=now,
+        updated_at=now,
+    )
+    if not current:
+        raise _AttemptSuperseded
+    EventAttempt.objects.filter(pk=attempt.pk).update(outcome=EventAttempt.Outcome.SUCCEEDED, finished_at=now)
 
 
 def _lock_if_current(*, event_pk: int, attempt: EventAttempt) -> ReceivedEvent | None:
@@ -202,22 +247,6 @@ def _lock_if_current(*, event_pk: int, attempt: EventAttempt) -> ReceivedEvent |
     if event.status != EventStatus.PROCESSING or event.attempts != attempt.number:
         return None
     return event
-
-
-def _event_finish_success(*, event_pk: int, attempt: EventAttempt, result: Any) -> None:
-    """Inside the handler's transaction: mark processed, or roll the handler back if superseded."""
-    event = _lock_if_current(event_pk=event_pk, attempt=attempt)
-    if event is None:
-        raise _AttemptSuperseded
-    now = timezone.now()
-    event.status = EventStatus.PROCESSED
-    event.result = redact(_jsonable(result))  # for staff to read; nothing reads it back in plain
-    event.last_error = ""
-    event.finished_at = now
-    event.save(update_fields=["status", "result", "last_error", "finished_at", "updated_at"])
-    attempt.outcome = EventAttempt.Outcome.SUCCEEDED
-    attempt.finished_at = now
-    attempt.save(update_fields=["outcome", "finished_at"])
 
 
 def _event_finish_failure(
@@ -249,7 +278,10 @@ def _event_finish_failure(
 
 def event_process(*, event_pk: int) -> ProcessOutcome:
     """Run the event's handler if it is due; safe to call any number of times, from racing workers."""
-    claimed = _event_claim(event_pk=event_pk)
+    return _claimed_run(_events_claim(event_pks=[event_pk])[event_pk])
+
+
+def _claimed_run(claimed: Claimed | ProcessOutcome) -> ProcessOutcome:
     if isinstance(claimed, ProcessOutcome):
         return claimed
     event, attempt = claimed
@@ -294,12 +326,26 @@ def _event_handle(*, event: ReceivedEvent, attempt: EventAttempt) -> ProcessOutc
 def event_run(*, event_pk: int, trace_parent: dict[str, str] | None = None) -> ProcessOutcome:
     """``event_process``, then schedule the next attempt when the handler failed and may retry. Traced as a span
     of the request that accepted the event when ``trace_parent`` (its context) is given, else of the task."""
-    with telemetry.span("events.process", parent=trace_parent, attributes={"orchestrator.event.pk": event_pk}) as span:
-        outcome = event_process(event_pk=event_pk)
-        span.set_attribute("orchestrator.event.outcome", outcome.outcome)
-        if outcome.retry_in is not None:
-            event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
-    return outcome
+    return events_run(event_pks=[event_pk], trace_parents={event_pk: trace_parent} if trace_parent else None)[0]
+
+
+def events_run(
+    *, event_pks: Sequence[int], trace_parents: dict[int, dict[str, str]] | None = None
+) -> list[ProcessOutcome]:
+    """``event_run`` for a few events accepted together: claimed together (one transaction), then each one's
+    handler in order, in its own transaction, as its own span (continuing ``trace_parents[pk]`` when given)."""
+    claims = _events_claim(event_pks=event_pks)
+    outcomes = []
+    for event_pk in event_pks:
+        parent = (trace_parents or {}).get(event_pk)
+        with telemetry.span("events.process", parent=parent, attributes={"orchestrator.event.pk": event_pk}) as span:
+            # A message naming an event twice runs it once: the repeat finds its claim taken.
+            outcome = _claimed_run(claims.pop(event_pk, ProcessOutcome("skipped", reason="already run in this batch")))
+            span.set_attribute("orchestrator.event.outcome", outcome.outcome)
+            if outcome.retry_in is not None:
+                event_enqueue(event_pk=event_pk, countdown=outcome.retry_in)
+        outcomes.append(outcome)
+    return outcomes
 
 
 # --- Replay and sweeping --------------------------------------------------------------------------

@@ -21,10 +21,10 @@ def process_event(*, event_pk: int) -> str:
 def process_events(*, event_pks: list[int], trace_parents: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Run a few events accepted together, in order (each one idempotent, as ``process_event``); each continues
     the trace of the request that accepted it, when given (``trace_parents``, by event pk)."""
-    from events.services import event_run
+    from events.services import events_run
 
-    parents = trace_parents or {}
-    return [event_run(event_pk=event_pk, trace_parent=parents.get(str(event_pk))).outcome for event_pk in event_pks]
+    parents = {int(pk): parent for pk, parent in (trace_parents or {}).items()}
+    return [outcome.outcome for outcome in events_run(event_pks=event_pks, trace_parents=parents)]
 
 
 @lifecycle_task(name="events.sweep_stale_events")

@@ -11,7 +11,7 @@ from typing import Any
 from events.dialects import sbt
 from orchestrator.errors import ApplicationError
 from tenants.models import ALLOWED_TRANSITIONS, BuildPurpose, Tenant, TenantStatus, VariableType
-from tenants.selectors import tier_builders_get
+from tenants.selectors import tier_get
 from tenants.services.build_policy import builder_type_of
 from tenants.services.builds import PURPOSE_STATUSES, attempt_plan, idempotency_token
 from tenants.services.deprovisioning import deprovisioning_refusal
@@ -54,7 +54,7 @@ def _refused(*, tenant_id: str, existing: Tenant | None, reason: str) -> dict[st
 
 
 def _tier_section(*, tier_name: str, builder_type: str) -> dict[str, Any]:
-    tier = tier_builders_get(name=tier_name)
+    tier = tier_get(name=tier_name)
     allowed = list(tier.allowed_builders or []) if tier else []
     return {
         "name": tier_name,
@@ -125,7 +125,7 @@ def provisioning_dry_run(detail_type: str, detail: dict[str, Any]) -> dict[str, 
     tenant_id = str(detail["tenant"]["id"])
     fields = tenant_fields_from_detail(detail)
     existing = Tenant.objects.filter(pk=tenant_id).first()
-    refused = provisioning_refusal(tenant_id=tenant_id, fields=fields)
+    refused = provisioning_refusal(tenant_id=tenant_id, fields=fields, tier=tier_get(name=fields["tier"]))
     if not refused and existing is not None:
         refused = provisioning_status_refusal(detail_type=detail_type, tenant=existing)
     if refused:

@@ -17,7 +17,7 @@ from django.dispatch import receiver
 from events.models import EventStatus, ReceivedEvent
 from tenants.models import Tier, TierVariable
 from tenants.services.history import history_record_event_failure
-from tenants.services.sbt import sbt_answer_failed_request, sbt_answer_status_change
+from tenants.services.sbt import sbt_answer_failed_request, sbt_answer_status_change, sbt_answers_status
 from tenants.services.sync import tier_mark_changed, tier_sync_schedule
 from tenants.signals import TenantStatusChange, tenant_status_changed
 
@@ -60,6 +60,8 @@ def event_failed(sender: type[ReceivedEvent], instance: ReceivedEvent, **kwargs:
 def sbt_status_answer(sender: type, *, change: TenantStatusChange, **_: Any) -> None:
     """Tell sbt-aws's control plane (through the outbox, in the status change's transaction) what became of a
     tenant it asked for. A failure here is logged and never undoes the status change (a savepoint isolates it)."""
+    if not sbt_answers_status(to_status=change.to_status):  # no savepoint for what answers nothing
+        return
     try:
         with transaction.atomic():
             sbt_answer_status_change(

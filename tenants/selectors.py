@@ -23,11 +23,6 @@ def tier_get(*, name: str) -> Tier | None:
     return Tier.objects.filter(name=name).prefetch_related("variables").first()
 
 
-def tier_builders_get(*, name: str) -> Tier | None:
-    """The tier with only its name and allowed builders (what an event's builder is checked against), or None."""
-    return Tier.objects.filter(name=name).only("name", "allowed_builders").first()
-
-
 # --- Staff portal and API reads ------------------------------------------------------------------
 
 

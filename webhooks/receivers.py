@@ -82,11 +82,20 @@ def failure_detail(*, tenant: Tenant, cause: TransitionCause) -> tuple[dict[str,
 
 @receiver(tenant_status_changed, dispatch_uid="webhooks.tenant_status_changed")
 def on_tenant_status_changed(sender: type, *, change: TenantStatusChange, **_: Any) -> None:
+    if not _notifies(change):  # most changes notify nobody: no savepoint for them
+        return
     try:
         with transaction.atomic():
             _notify(change)
     except Exception:
         logger.exception("tenant %s: notifying webhooks of %s failed", change.tenant.pk, change.to_status)
+
+
+def _notifies(change: TenantStatusChange) -> bool:
+    """True when ``_notify`` has something to send for this change."""
+    return change.to_status in (TenantStatus.PROVISION_FAILED, TenantStatus.INACTIVE) or (
+        change.to_status == TenantStatus.ACTIVE and change.cause.source != CHAIN_SOURCE
+    )
 
 
 def _notify(change: TenantStatusChange) -> None:

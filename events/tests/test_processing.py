@@ -10,7 +10,7 @@ from django.utils import timezone
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, ReceivedEvent
 from events.registry import EventRejected
-from events.services import event_process, events_sweep_stale, retry_delay
+from events.services import event_process, events_run, events_sweep_stale, retry_delay
 from events.tasks import process_event, sweep_stale_events
 
 from .factories import ReceivedEventFactory
@@ -35,6 +35,20 @@ def test_success_records_result_and_one_attempt(recorder):
     assert event.finished_at is not None
     assert attempts(event) == [(1, "succeeded")]
     assert recorder.calls[0][2] == event.detail
+
+
+def test_events_of_one_message_are_claimed_together_and_each_run_once(recorder, django_assert_max_num_queries):
+    # given three accepted events, one of them named twice in the message
+    first, second, third = ReceivedEventFactory.create_batch(3)
+
+    # when the worker runs the message
+    with django_assert_max_num_queries(5 + 3 * 4):  # one claim for all; per event: BEGIN, two finishing UPDATEs, COMMIT
+        outcomes = events_run(event_pks=[first.pk, second.pk, first.pk, third.pk])
+
+    # then each ran once, with one attempt
+    assert [outcome.outcome for outcome in outcomes] == ["succeeded", "succeeded", "skipped", "succeeded"]
+    assert recorder.count() == 3
+    assert [attempts(event) for event in (first, second, third)] == [[(1, "succeeded")]] * 3
 
 
 def test_processed_events_are_skipped(recorder):

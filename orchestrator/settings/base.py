@@ -228,6 +228,8 @@ LOGGING: dict[str, Any] = {
         "django.db.backends": {"level": "WARNING"},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # A worker's start-up lines ("... ready.") at any LOG_LEVEL: operators and the live stack wait for it.
+        "celery.apps.worker": {"level": "INFO"},
         # Beat sending, and workers receiving and finishing, its periodic tasks: DEBUG (orchestrator/logging.py).
         **{
             name: {"filters": ["periodic_tasks_at_debug"]}

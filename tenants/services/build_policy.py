@@ -28,7 +28,6 @@ from tenants.builders.base import BuildRejected
 from tenants.builders.local_sandbox import command_listed
 from tenants.builders.registry import builder_for
 from tenants.models import BuilderType, Tier
-from tenants.selectors import tier_builders_get
 
 
 class BuilderNotAllowed(BuildRejected):
@@ -52,10 +51,9 @@ def builder_check(*, tier: Tier, builder_type: str) -> None:
         raise BuilderNotAllowed("The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED).")
 
 
-def builder_refusal(*, tier_name: str, builder_config: Any) -> str:
-    """Why the tier refuses the builder a provisioning request names ("" when it does not, and when the tier
-    or the builder is unknown: the attempt then fails with that reason, as for any other tenant)."""
-    tier = tier_builders_get(name=tier_name)
+def builder_refusal(*, tier: Tier | None, builder_config: Any) -> str:
+    """Why ``tier`` refuses the builder a provisioning request names ("" when it does not, and when the tier
+    (None) or the builder is unknown: the attempt then fails with that reason, as for any other tenant)."""
     if tier is None:
         return ""
     try:

@@ -307,11 +307,13 @@ class AttemptPlan:
     environment: list[EnvVar]
 
 
-def attempt_plan(*, tenant: Tenant, purpose: str) -> AttemptPlan:
-    """Resolve the tier, the project, the builder (checked against the tier's allow-list and the deployment)
-    and the environment of an attempt for ``tenant`` (saved or not); ``ApplicationError`` with the reason the
-    attempt would fail. Reads only: the real attempt (``tenant_attempt_start``) and the dry run share it."""
-    tier = tier_get(name=tenant.tier)
+def attempt_plan(*, tenant: Tenant, purpose: str, tier: Tier | None = None) -> AttemptPlan:
+    """Resolve the tier (``tier``: the tenant's, with its variables, when the caller has read it already), the
+    project, the builder (checked against the tier's allow-list and the deployment) and the environment of an
+    attempt for ``tenant`` (saved or not); ``ApplicationError`` with the reason the attempt would fail. Reads
+    only: the real attempt (``tenant_attempt_start``) and the dry run share it."""
+    if tier is None or tier.name != tenant.tier:
+        tier = tier_get(name=tenant.tier)
     if tier is None:
         raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
     project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
@@ -339,10 +341,12 @@ def tenant_attempt_start(
     purpose: str,
     event: Any,
     actor_user: User | None,
+    tier: Tier | None = None,
 ) -> tuple[Build | None, list[EnvVar] | None]:
-    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier,
-    builder and environment and record the ``Build`` (``PENDING_START``: the caller starts it after
-    commit) with its environment; any problem fails the attempt with its reason."""
+    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier
+    (``tier``: the tenant's, with its variables, when the caller has read it already), builder and environment
+    and record the ``Build`` (``PENDING_START``: the caller starts it after commit) with its environment; any
+    problem fails the attempt with its reason."""
     running, failed, _done = PURPOSE_STATUSES[purpose]
     attempt_field = "provisioning_attempt" if purpose == BuildPurpose.PROVISION else "deprovisioning_attempt"
     attempt = getattr(tenant, attempt_field) + 1
@@ -354,7 +358,7 @@ def tenant_attempt_start(
     )
 
     try:
-        plan = attempt_plan(tenant=tenant, purpose=purpose)
+        plan = attempt_plan(tenant=tenant, purpose=purpose, tier=tier)
     except ApplicationError as error:
         tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
         return None, None
@@ -399,10 +403,10 @@ def tenant_staff_attempt(
     )
 
 
-def tenant_event_attempt_start(*, tenant: Tenant, purpose: str, event: Any) -> Build | None:
+def tenant_event_attempt_start(*, tenant: Tenant, purpose: str, event: Any, tier: Tier | None = None) -> Build | None:
     """An event's attempt (inside the handler's transaction): recorded now, its build started once that
     transaction has committed. None when no build was recorded (the tenant's status says why)."""
-    build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=event, actor_user=None)
+    build, environment = tenant_attempt_start(tenant=tenant, purpose=purpose, event=event, actor_user=None, tier=tier)
     if build is not None:
         build_start_after_commit(build=build, environment=environment)
     return build

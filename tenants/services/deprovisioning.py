@@ -47,7 +47,8 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
     tenant_id = str(detail["tenant"]["id"])
     refused = ""
     build: Build | None = None
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
         if tenant is None:
             raise EventRejected(deprovisioning_refusal(detail_type=event.detail_type, tenant_id=tenant_id, tenant=None))
@@ -60,7 +61,7 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
             build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.DEPROVISION, event=event)
     if refused:
         raise EventRejected(refused)
-    tenant.refresh_from_db(fields=["status", "status_reason", "version", "deprovisioning_attempt"])
+    # The row stays locked by the handler's transaction and the attempt's start updated this copy.
     return event_handled_result(tenant=tenant, build=build)
 
 

@@ -35,12 +35,18 @@ def tenant_transition(
     behind the change) is recorded with it and handed to the receivers of ``tenant_status_changed``.
     """
     cause = cause or TransitionCause()
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-        from_status = locked.status
-        allowed = to in ALLOWED_TRANSITIONS[from_status]
+    # No savepoint: nothing in here is caught and carried on from; an error undoes the caller's transaction.
+    with transaction.atomic(savepoint=False):
+        locked = _moved_as_held(tenant=tenant, to=to, reason=reason)
+        if locked is not None:
+            from_status, allowed = tenant.status, True
+        else:
+            locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+            from_status = locked.status
+            allowed = to in ALLOWED_TRANSITIONS[from_status]
         if allowed:
-            Tenant.objects.filter(pk=locked.pk).update(status=to, status_reason=reason, version=F("version") + 1)
+            if locked is not tenant:
+                Tenant.objects.filter(pk=locked.pk).update(status=to, status_reason=reason, version=F("version") + 1)
             # The row is locked: the new values are known without reading them back.
             locked.status, locked.status_reason, locked.version = to, reason, locked.version + 1
             history_record(
@@ -72,3 +78,15 @@ def tenant_transition(
     tenant.status, tenant.status_reason, tenant.version = locked.status, locked.status_reason, locked.version
     tenant.updated_at = locked.updated_at
     return tenant
+
+
+def _moved_as_held(*, tenant: Tenant, to: str, reason: str) -> Tenant | None:
+    """``tenant`` when one conditional ``UPDATE`` moved it: the row still has the status and version the caller
+    holds (usually read locked in this transaction) and the lifecycle allows the move from there. None
+    otherwise (nothing written): the caller's copy is stale or the move is refused, so the row is read locked."""
+    if to not in ALLOWED_TRANSITIONS.get(tenant.status, ()):
+        return None
+    moved = Tenant.objects.filter(pk=tenant.pk, status=tenant.status, version=tenant.version).update(
+        status=to, status_reason=reason, version=F("version") + 1
+    )
+    return tenant if moved else None

@@ -87,7 +87,8 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
         event.detail_type == DetailType.TENANT_PROVISIONING_SUCCESS
         and str(detail.get("CODEBUILD_BUILD_SUCCEEDING", "1")) != "0"
     )
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         tenant = _lock_tenant(detail, event.detail_type)
         if event_already_applied(tenant=tenant, event=event):
             return {"tenant": tenant.pk, "status": tenant.status, "outcome": "already applied"}
@@ -146,7 +147,7 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
                 )
     if outcome == "refused":
         raise EventRejected(summary)
-    tenant.refresh_from_db(fields=["status", "status_reason", "version"])
+    # The row stays locked by the handler's transaction and ``tenant_transition`` updated this copy.
     return {"tenant": tenant.pk, "status": tenant.status, "outcome": outcome}
 
 
@@ -166,7 +167,8 @@ def deployment_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any])
     """Handle ``TENANT_DEPLOYMENT_SUCCESS`` / ``_FAILURE``: recorded on the timeline; a failure moves a
     ``DEPLOYING`` tenant to ``DEPLOY_FAILED`` (the deployment step itself owns ``DEPLOYING → ACTIVE``)."""
     failed = event.detail_type == DetailType.TENANT_DEPLOYMENT_FAILURE
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         tenant = _lock_tenant(detail, event.detail_type)
         if event_already_applied(tenant=tenant, event=event):
             return {"tenant": tenant.pk, "status": tenant.status, "outcome": "already applied"}
@@ -187,7 +189,6 @@ def deployment_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any])
                 reason=reason or "The deployment step reported a failure.",
                 cause=TransitionCause(event_pk=event.pk, details={"detail_type": event.detail_type}),
             )
-    tenant.refresh_from_db(fields=["status", "status_reason", "version"])
     return {"tenant": tenant.pk, "status": tenant.status, "outcome": "applied" if moves else "recorded"}
 
 
@@ -203,7 +204,8 @@ def codebuild_state_change_record(*, event: "ReceivedEvent", detail: dict[str, A
     status = _CODEBUILD_STATUS.get(str(detail.get("build-status", "")).upper(), BuildStatus.FAULT)
     info = detail.get("additional-information") or {}
     logs = info.get("logs") or {}
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         tenant = Tenant.objects.select_for_update().get(pk=build.tenant_id)
         if event_already_applied(tenant=tenant, event=event):
             return {"tenant": tenant.pk, "build": build.build_id, "outcome": "already applied"}

@@ -14,7 +14,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from events.registry import EventRejected
-from tenants.models import Build, BuildPurpose, Tenant, TenantStatus
+from tenants.models import Build, BuildPurpose, Tenant, TenantStatus, Tier
+from tenants.selectors import tier_get
 from tenants.services.build_policy import builder_refusal
 from tenants.services.builds import (
     ActionResult,
@@ -50,10 +51,11 @@ def tenant_fields_from_detail(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def provisioning_refusal(*, tenant_id: str, fields: dict[str, Any]) -> str:
-    """Why a provisioning event is refused before anything is stored ("" when it is not): its tier refuses the
-    builder it names, or another tenant has its key. Reads only (shared with the dry run)."""
-    refused = builder_refusal(tier_name=fields["tier"], builder_config=fields["builder_config"])
+def provisioning_refusal(*, tenant_id: str, fields: dict[str, Any], tier: Tier | None) -> str:
+    """Why a provisioning event is refused before anything is stored ("" when it is not): its tier (``tier``,
+    read by the caller) refuses the builder it names, or another tenant has its key. Reads only (shared with
+    the dry run)."""
+    refused = builder_refusal(tier=tier, builder_config=fields["builder_config"])
     if refused:  # the tier decides which builders an event may pick
         return f"TENANT_PROVISIONING refused: {refused}"
     clash = Tenant.objects.filter(key=fields["key"]).exclude(pk=tenant_id).values_list("pk", flat=True).first()
@@ -74,9 +76,11 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
     ``onboardingRequest`` comes here too, mapped to the same detail (``tenants.services.sbt``)."""
     tenant_id = str(detail["tenant"]["id"])
     fields = tenant_fields_from_detail(detail)
+    tier = tier_get(name=fields["tier"])  # with its variables: the attempt's environment needs them too
     build: Build | None = None
-    with transaction.atomic():
-        refused = provisioning_refusal(tenant_id=tenant_id, fields=fields)
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
+        refused = provisioning_refusal(tenant_id=tenant_id, fields=fields, tier=tier)
         if refused:  # nothing is stored or started
             raise EventRejected(refused)
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
@@ -100,7 +104,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
-            build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.PROVISION, event=event)
+            build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, tier=tier)
     if refused:
         raise EventRejected(refused)
     return event_handled_result(tenant=tenant, build=build)

@@ -120,17 +120,21 @@ def _answer(
     )
 
 
+def sbt_answers_status(*, to_status: str) -> bool:
+    """True when a change to ``to_status`` may answer sbt's control plane (``sbt_answer_status_change``)."""
+    return to_status in STATUS_ANSWERS and dialects.dialect_enabled(dialects.SBT)
+
+
 def sbt_answer_status_change(
     *, tenant: Tenant, to_status: str, reason: str, context: dict[str, Any]
 ) -> "OutboxEvent | None":
     """Answer sbt's control plane when a tenant it asked for reaches an outcome (in the same transaction)."""
-    answer = STATUS_ANSWERS.get(to_status)
-    if answer is None or not dialects.dialect_enabled(dialects.SBT):
+    if not sbt_answers_status(to_status=to_status):
         return None
     registration = _registration(tenant_id=tenant.pk)
     if not registration:
         return None  # not a tenant of sbt's
-    request_type, succeeded = answer
+    request_type, succeeded = STATUS_ANSWERS[to_status]
     return _answer(
         request_type=request_type,
         succeeded=succeeded,

@@ -444,5 +444,5 @@ def _delivery_finish(
     delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
     if status == DeliveryStatus.FAILED:
         delivery_exhausted_notify(delivery=delivery)
-    if delivery.deployment is not None:  # None without a query when there is no deployment
-        deployment_advance(deployment=delivery.deployment)
+    if delivery.deployment_id is not None:
+        deployment_advance(deployment_id=delivery.deployment_id)  # locked and read there, not here

@@ -135,7 +135,8 @@ def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deploym
     """Create the chain for a TENANT_DEPLOYMENT event and start step 1. Safe to call again for the same event."""
     document = detail.get("tenant") or {}
     tenant_id = str(document.get("id", "")) if isinstance(document, dict) else ""
-    with transaction.atomic():
+    # The event's handler transaction holds everything: no savepoint of its own (an error undoes it all).
+    with transaction.atomic(savepoint=False):
         existing = Deployment.objects.filter(event=event).first()
         if existing is not None:
             for delivery in existing.deliveries.filter(status__in=SENDABLE_STATUSES):
@@ -207,7 +208,7 @@ def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deploym
             ref_type="event",
             ref_id=event.pk,
         )
-        deployment_advance(deployment=deployment)
+        deployment_advance(deployment_id=deployment.pk)
     return deployment
 
 
@@ -245,10 +246,11 @@ def _plan_subscribers(
     return count
 
 
-def deployment_advance(*, deployment: Deployment) -> Deployment:
+def deployment_advance(*, deployment_id: int) -> Deployment:
     """Move the chain on: start the first unfinished step, stop on a failed one, finish when all are done."""
-    with transaction.atomic():
-        deployment = Deployment.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=deployment.pk)
+    # No savepoint: nothing in here is caught and carried on from; an error undoes the caller's transaction.
+    with transaction.atomic(savepoint=False):
+        deployment = Deployment.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=deployment_id)
         if deployment.status != DeploymentStatus.RUNNING:
             return deployment
         deliveries = list(deployment.deliveries.select_related("endpoint").order_by("position", "id"))

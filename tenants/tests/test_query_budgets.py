@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 # The statements one tenant costs in each handler, measured when the budgets were set (issue #17).
 PROVISIONING = 21  # handler, finish; build started after commit; DynamoDB write (was 33)
 SUCCESS = 22  # handler, transition, outbox row, finish; DynamoDB write (was 34)
-FAILURE = 35  # handler, transition, the control plane's failure callback sent; DynamoDB write
+FAILURE = 41  # handler, transition, the control plane's failure callback sent, tenant.provision_failed; DynamoDB write
 DEPROVISIONING = 21  # handler, finish; build started after commit; DynamoDB write (was 33)
 # What a batch shares, whatever its size: the claim's transaction (BEGIN, lock, UPDATE, INSERT, COMMIT).
 CLAIM = 5

@@ -12,7 +12,9 @@ from events.dialects import detail_schema
 from events.dialects.sbt import SbtDetailType
 from events.models import ReceivedEvent
 from events.registry import register
+from tenants.models import BuildPurpose
 from tenants.services.deprovisioning import tenant_deprovision_from_event
+from tenants.services.operations import operation_from_event
 from tenants.services.outcomes import (
     codebuild_state_change_record,
     deployment_outcome_record,
@@ -40,6 +42,18 @@ def handle_deployment_outcome(event: ReceivedEvent, detail: dict[str, Any]) -> d
 
 def handle_codebuild_state_change(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
     return codebuild_state_change_record(event=event, detail=detail)
+
+
+def handle_tenant_update(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return operation_from_event(event=event, detail=detail, operation=BuildPurpose.UPDATE)
+
+
+def handle_tenant_suspend(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return operation_from_event(event=event, detail=detail, operation=BuildPurpose.SUSPEND)
+
+
+def handle_tenant_resume(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
+    return operation_from_event(event=event, detail=detail, operation=BuildPurpose.RESUME)
 
 
 def handle_sbt_onboarding(event: ReceivedEvent, detail: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +84,19 @@ _HANDLERS = {
     DetailType.CODEBUILD_BUILD_STATE_CHANGE: (
         handle_codebuild_state_change,
         "CodeBuild's own state change: updates the Build; an unreported failure fails the tenant.",
+    ),
+    DetailType.TENANT_UPDATE: (
+        handle_tenant_update,
+        "ACTIVE (or UPDATE_FAILED, a retry) → UPDATING with the new plan pending; the target tier's update build "
+        "(none: at once) → ACTIVE on the new plan, or UPDATE_FAILED on the old one.",
+    ),
+    DetailType.TENANT_SUSPEND: (
+        handle_tenant_suspend,
+        "ACTIVE (or SUSPEND_FAILED) → SUSPENDING; the tier's suspend build (none: at once) → SUSPENDED.",
+    ),
+    DetailType.TENANT_RESUME: (
+        handle_tenant_resume,
+        "SUSPENDED (or RESUME_FAILED) → RESUMING; the tier's resume build (none: at once) → ACTIVE.",
     ),
     SbtDetailType.ONBOARDING_REQUEST: (
         handle_sbt_onboarding,

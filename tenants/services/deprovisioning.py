@@ -22,7 +22,8 @@ from tenants.services.lifecycle import tenant_transition
 if TYPE_CHECKING:
     from events.models import ReceivedEvent
 
-DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILED})
+# A suspended tenant can be deprovisioned without being resumed first.
+DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.DEPROVISION_FAILED})
 
 
 def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def tenant_deprovision_from_event(*, event: "ReceivedEvent", detail: dict[str, A
         elif tenant.status not in DEPROVISIONABLE:
             refused = (
                 f"{event.detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
-                "not active or deprovision-failed."
+                "not active, suspended or deprovision-failed."
             )
             history_record_event(tenant=tenant, event=event, summary=refused, details={"refused": True})
         else:

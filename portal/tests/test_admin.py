@@ -77,6 +77,8 @@ def test_staff_groups_hold_view_permissions_and_operators_the_actions():
         ("tenants", "retry_provisioning_tenant"),
         ("tenants", "deprovision_tenant"),
         ("tenants", "resync_tenant"),
+        ("tenants", "update_tenant"),
+        ("tenants", "suspend_tenant"),
         ("events", "replay_receivedevent"),
         ("webhooks", "retry_webhookdelivery"),
     }

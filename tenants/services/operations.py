@@ -234,7 +234,9 @@ def _refuse(*, tenant: Tenant, operation: str, error: ApplicationError, actor_us
     raise error
 
 
-def tenant_update(*, tenant: Tenant, actor_user: AbstractBaseUser | None, plan: dict[str, Any] | None) -> ActionResult:
+def tenant_update(
+    *, tenant: Tenant, actor_user: AbstractBaseUser | None, plan: dict[str, Any] | None = None
+) -> ActionResult:
     """Staff action: update an active tenant to ``plan`` (its ``tier`` may be another), or retry a failed
     update (``plan`` None: the pending one)."""
     return _staff_operation(tenant=tenant, operation=BuildPurpose.UPDATE, actor_user=actor_user, plan=plan)

@@ -181,6 +181,9 @@ class TierSerializer(serializers.ModelSerializer):
             "name",
             "provision_project",
             "deprovision_project",
+            "update_project",
+            "suspend_project",
+            "resume_project",
             "allowed_builders",
             "description",
             "variables",
@@ -204,6 +207,19 @@ class TierInputSerializer(serializers.Serializer):
     )
     provision_project = serializers.CharField(max_length=255)
     deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    update_project = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="Runs when a tenant's plan changes to this tier (or within it); none: updates succeed at once. "
+        "Left out: kept.",
+    )
+    suspend_project = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Left out: kept."
+    )
+    resume_project = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Left out: kept."
+    )
     allowed_builders = serializers.ListField(
         child=serializers.ChoiceField(choices=BuilderType.choices),
         required=False,

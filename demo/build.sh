@@ -3,6 +3,7 @@
 #
 #   demo/build.sh provision     stands in for a tier's CodeBuild provisioning project
 #   demo/build.sh deprovision   stands in for its deprovisioning project
+#   demo/build.sh update|suspend|resume   stand in for its operations' projects (PREVIOUS_TIER on an update)
 #
 # The orchestrator runs it from the repository root with the build's environment: the tier variables,
 # TENANT_ID / TENANT_KEY / TENANT_NAME / TIER / PLAN_ID, the plan's sizeConfig keys, `tenant` (JSON),
@@ -19,8 +20,8 @@ set -euo pipefail
 
 phase="${1:-provision}"
 case "$phase" in
-  provision | deprovision) ;;
-  *) echo "usage: $0 provision|deprovision" >&2; exit 64 ;;
+  provision | deprovision | update | suspend | resume) ;;
+  *) echo "usage: $0 provision|deprovision|update|suspend|resume" >&2; exit 64 ;;
 esac
 
 : "${TENANT_ID:?TENANT_ID is not set}"
@@ -62,7 +63,10 @@ if [[ "$phase" == "provision" ]]; then
   emit CLIENT_SECRET "$client_secret"
   emit CODEBUILD_BUILD_POSTBUILD 1
   echo "[$phase] tenant $tenant_key provisioned; app plane at $receiver/$tenant_key/app"
-else
+elif [[ "$phase" == "deprovision" ]]; then
   emit CODEBUILD_BUILD_POSTBUILD 1
   echo "[$phase] tenant $tenant_key resources removed"
+else
+  emit CODEBUILD_BUILD_POSTBUILD 1
+  echo "[$phase] tenant $tenant_key ${phase} done (tier ${PREVIOUS_TIER:-${TIER:-?}} -> ${TIER:-?})"
 fi

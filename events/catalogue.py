@@ -24,6 +24,11 @@ class DetailType:
     TENANT_DEPLOYMENT_SUCCESS = "TENANT_DEPLOYMENT_SUCCESS"
     TENANT_DEPLOYMENT_FAILURE = "TENANT_DEPLOYMENT_FAILURE"
     CODEBUILD_BUILD_STATE_CHANGE = "CodeBuild Build State Change"
+    # The operations on an active tenant, from the control plane (no counterpart in the original, which
+    # could only create and delete tenants): named like its requests, TENANT_ and the operation in capitals.
+    TENANT_UPDATE = "TENANT_UPDATE"
+    TENANT_SUSPEND = "TENANT_SUSPEND"
+    TENANT_RESUME = "TENANT_RESUME"
 
     ALL = (
         TENANT_PROVISIONING,
@@ -34,6 +39,9 @@ class DetailType:
         TENANT_DEPLOYMENT_SUCCESS,
         TENANT_DEPLOYMENT_FAILURE,
         CODEBUILD_BUILD_STATE_CHANGE,
+        TENANT_UPDATE,
+        TENANT_SUSPEND,
+        TENANT_RESUME,
     )
 
 
@@ -117,6 +125,22 @@ class TenantRefSchema(AllowExtraFields):
 
 class TenantDeprovisioningDetail(AllowExtraFields):
     tenant = TenantRefSchema()
+
+
+class TenantUpdateDetail(AllowExtraFields):
+    """A new plan for an active tenant; ``planConfig.tier`` may name another tier (the tenant moves to it)."""
+
+    tenant = TenantRefSchema()
+    planConfig = PlanConfigSchema()
+
+
+class TenantSuspendDetail(AllowExtraFields):
+    tenant = TenantRefSchema()
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class TenantResumeDetail(TenantSuspendDetail):
+    pass
 
 
 class TenantDocumentField(serializers.JSONField):
@@ -225,6 +249,9 @@ DETAIL_SCHEMAS: dict[str, type[serializers.Serializer]] = {
     DetailType.TENANT_DEPLOYMENT_SUCCESS: TenantDeploymentOutcomeDetail,
     DetailType.TENANT_DEPLOYMENT_FAILURE: TenantDeploymentOutcomeDetail,
     DetailType.CODEBUILD_BUILD_STATE_CHANGE: CodeBuildStateChangeDetail,
+    DetailType.TENANT_UPDATE: TenantUpdateDetail,
+    DetailType.TENANT_SUSPEND: TenantSuspendDetail,
+    DetailType.TENANT_RESUME: TenantResumeDetail,
 }
 
 

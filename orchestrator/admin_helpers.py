@@ -102,6 +102,13 @@ BADGE_COLOURS = {
     "PROVISION_FAILED": "red",
     "DEPLOY_FAILED": "red",
     "DEPROVISION_FAILED": "red",
+    "UPDATING": "blue",
+    "SUSPENDING": "blue",
+    "RESUMING": "blue",
+    "SUSPENDED": "amber",
+    "UPDATE_FAILED": "red",
+    "SUSPEND_FAILED": "red",
+    "RESUME_FAILED": "red",
     # builds
     "IN_PROGRESS": "blue",
     "SUCCEEDED": "green",

@@ -1,7 +1,8 @@
 """Staff roles: the permissions behind the portal's actions and the two groups built from them.
 
 - "Read-only staff": the view permission of every model of the orchestrator's apps; no action.
-- "Operators": the same, plus the action permissions below (retry, replay, deprovision, resync).
+- "Operators": the same, plus the action permissions below (retry, replay, deprovision, resync, update and roll
+  back, suspend and resume).
 - Superusers (every permission) are the only ones who change tiers and webhook endpoints: neither group
   holds an add/change/delete permission.
 
@@ -22,6 +23,8 @@ ACTION_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("tenants", "tenant", "retry_provisioning_tenant", "Can retry a tenant's provisioning"),
     ("tenants", "tenant", "deprovision_tenant", "Can deprovision a tenant"),
     ("tenants", "tenant", "resync_tenant", "Can write a tenant to DynamoDB again"),
+    ("tenants", "tenant", "update_tenant", "Can update a tenant's plan or roll an update back"),
+    ("tenants", "tenant", "suspend_tenant", "Can suspend and resume a tenant"),
     ("events", "receivedevent", "replay_receivedevent", "Can replay received events"),
     ("webhooks", "webhookdelivery", "retry_webhookdelivery", "Can retry webhook deliveries"),
 )
@@ -30,6 +33,8 @@ ACTION_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
 PERM_RETRY_PROVISIONING = "tenants.retry_provisioning_tenant"
 PERM_DEPROVISION = "tenants.deprovision_tenant"
 PERM_RESYNC = "tenants.resync_tenant"
+PERM_UPDATE = "tenants.update_tenant"
+PERM_SUSPEND = "tenants.suspend_tenant"
 PERM_REPLAY_EVENT = "events.replay_receivedevent"
 PERM_RETRY_DELIVERY = "webhooks.retry_webhookdelivery"
 # Django's own view permission: enough for reads that write nothing (the dry run).

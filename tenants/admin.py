@@ -40,6 +40,7 @@ from orchestrator.errors import ApplicationError
 from orchestrator.permissions import acting_user
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
+from tenants.admin_operations import TenantOperationsAdmin
 from tenants.forms import TIER_FIELDS, TierForm, TierVariableFormSet
 from tenants.models import FAILED_TENANT_STATUSES, Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
@@ -144,12 +145,21 @@ TENANT_FIELDSETS: "_FieldsetSpec" = [
             ]
         },
     ),
-    ("Plan", {"fields": ["plan_pretty"]}),
+    (
+        "Plan",
+        {"fields": ["plan_pretty", "pending_tier", "pending_plan_pretty", "previous_tier", "previous_plan_pretty"]},
+    ),
     (
         "Lifecycle and DynamoDB mirror",
         {
             "classes": ["collapse"],
-            "fields": ["provisioning_attempt", "deprovisioning_attempt", "version", "synced_version"],
+            "fields": [
+                "provisioning_attempt",
+                "deprovisioning_attempt",
+                "operation_attempt",
+                "version",
+                "synced_version",
+            ],
         },
     ),
     (
@@ -160,7 +170,7 @@ TENANT_FIELDSETS: "_FieldsetSpec" = [
 
 
 @admin.register(Tenant)
-class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TenantAdmin(TenantOperationsAdmin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["key", "name", "status_badge", "tier", "plan_name", "last_event_at", "created_at", "updated_at"]
     list_display_links = ["key", "name"]
     list_filter = ["status", TierFilter]
@@ -195,6 +205,14 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="plan")
     def plan_pretty(self, tenant: Tenant) -> str:
         return pretty_json(tenant.plan)
+
+    @admin.display(description="pending plan (an update's, current once it succeeds)")
+    def pending_plan_pretty(self, tenant: Tenant) -> str:
+        return pretty_json(tenant.pending_plan) if tenant.pending_plan else "—"
+
+    @admin.display(description="previous plan (replaced by the last update)")
+    def previous_plan_pretty(self, tenant: Tenant) -> str:
+        return pretty_json(tenant.previous_plan) if tenant.previous_plan else "—"
 
     @admin.display(description="tenant document")
     def document_pretty(self, tenant: Tenant) -> str:
@@ -237,6 +255,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.tenant_view_url("retry_provisioning", self.retry_provisioning_view),
             self.tenant_view_url("deprovision", self.deprovision_view),
             self.tenant_view_url("resync", self.resync_view),
+            *self.operation_urls(),
             *super().get_urls(),
         ]
 
@@ -252,6 +271,7 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if tenant.status in DEPROVISIONABLE and self.has_deprovision_permission(request):
             label = "Retry deprovisioning" if tenant.status == TenantStatus.DEPROVISION_FAILED else "Deprovision…"
             actions.append(PortalAction("deprovision", label, url("deprovision"), "danger"))
+        actions.extend(PortalAction(*button) for button in self.operation_buttons(request, tenant))
         if self.has_resync_permission(request):
             actions.append(PortalAction("resync", "Resync to DynamoDB", url("resync"), "secondary"))
         return actions
@@ -263,6 +283,8 @@ class TenantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 self.has_retry_provisioning_permission,
                 self.has_deprovision_permission,
                 self.has_resync_permission,
+                self.has_update_permission,
+                self.has_suspend_permission,
             )
         )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,10 +20,10 @@ from orchestrator.apis import StaffModelApi, validated_body
 from orchestrator.openapi import error_response
 from orchestrator.pagination import filtered_page
 from orchestrator.permissions import SuperuserWrites, acting_user, action_permission
-from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
+from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING, PERM_SUSPEND, PERM_UPDATE
 from tenants import openapi
 from tenants.models import Build, Tenant, Tier
-from tenants.openapi import ACTION_ERRORS, INVALID_FILTER, READ_ERRORS, WRITE_ERRORS
+from tenants.openapi import ACTION_ERRORS, INVALID_FILTER, OPERATION_ERRORS, READ_ERRORS, UPDATE_ERRORS, WRITE_ERRORS
 from tenants.selectors import build_get, build_list, tenant_get, tenant_list, tier_get_by_name, tier_list
 from tenants.serializers import (
     BuildDetailSerializer,
@@ -33,11 +33,13 @@ from tenants.serializers import (
     TenantDetailSerializer,
     TenantFilterSerializer,
     TenantSerializer,
+    TenantUpdateInputSerializer,
     TierInputSerializer,
     TierSerializer,
 )
 from tenants.services.builds import ActionResult
 from tenants.services.deprovisioning import tenant_deprovision
+from tenants.services.operations import tenant_resume, tenant_suspend, tenant_update, tenant_update_roll_back
 from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.services.sync import tenant_resync
 from tenants.services.tiers import tier_create, tier_delete, tier_update
@@ -123,8 +125,11 @@ def _tenant_action_api(
     description: str,
     examples: list[OpenApiExample],
     errors: dict[int, OpenApiResponse] = ACTION_ERRORS,
+    body: type[serializers.Serializer] | None = None,
+    body_examples: list[OpenApiExample] | None = None,
 ) -> type[APIView]:
-    """A staff action on one tenant: ``POST`` runs ``action(tenant=..., actor_user=...)`` and answers 202."""
+    """A staff action on one tenant: ``POST`` runs ``action(tenant=..., actor_user=..., **body)`` (``body``: the
+    validated request, when the action takes one) and answers 202."""
 
     @extend_schema(
         operation_id=operation_id,
@@ -132,12 +137,18 @@ def _tenant_action_api(
         summary=summary,
         description=description,
         parameters=[TENANT_ID],
-        request=None,
+        request=body,
+        examples=body_examples or [],
         responses={202: OpenApiResponse(TenantActionResultSerializer, examples=examples), **errors},
     )
     def post(self: APIView, request: Request, pk: str) -> Response:
         tenant = tenant_get(pk=pk)
-        return _action_response(action(tenant=tenant, actor_user=acting_user(request.user)), tenant)
+        arguments: dict[str, Any] = {}
+        if body is not None:
+            data = body(data=request.data)
+            data.is_valid(raise_exception=True)
+            arguments = dict(data.validated_data)
+        return _action_response(action(tenant=tenant, actor_user=acting_user(request.user), **arguments), tenant)
 
     attributes = {"__module__": __name__, "__doc__": summary, "post": post}
     return type(name, (APIView,), {**attributes, "permission_classes": [action_permission(permission)]})
@@ -167,6 +178,66 @@ TenantDeprovisionApi = _tenant_action_api(
         "answers `changed: false`. Recorded in the tenant's history with the caller."
     ),
     examples=openapi.TENANT_DEPROVISION,
+)
+
+TenantUpdateApi = _tenant_action_api(
+    "TenantUpdateApi",
+    permission=PERM_UPDATE,
+    action=tenant_update,
+    operation_id="tenants_update_plan",
+    summary="Update an active tenant to a new plan (maybe another tier), or retry a failed update",
+    description=(
+        "The tenant moves to `UPDATING` with the plan pending; the target tier's update build runs (none: at "
+        "once) and the plan becomes current only when it succeeds (`UPDATE_FAILED` keeps the current one). "
+        "Without `planConfig`, retries a failed update with its pending plan. Idempotent: a tenant already "
+        "updating to that plan answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=openapi.TENANT_UPDATE,
+    errors=UPDATE_ERRORS,
+    body=TenantUpdateInputSerializer,
+    body_examples=openapi.TENANT_UPDATE_INPUT,
+)
+
+TenantUpdateRollBackApi = _tenant_action_api(
+    "TenantUpdateRollBackApi",
+    permission=PERM_UPDATE,
+    action=tenant_update_roll_back,
+    operation_id="tenants_update_roll_back",
+    summary="Roll a failed update back: drop the pending plan, active again on the current one",
+    description=(
+        "For a tenant in `UPDATE_FAILED`; nothing is built. Idempotent: an active tenant with nothing pending "
+        "answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=openapi.TENANT_ROLL_BACK,
+    errors=OPERATION_ERRORS,
+)
+
+TenantSuspendApi = _tenant_action_api(
+    "TenantSuspendApi",
+    permission=PERM_SUSPEND,
+    action=tenant_suspend,
+    operation_id="tenants_suspend",
+    summary="Suspend an active tenant (or retry a failed suspension)",
+    description=(
+        "`SUSPENDING`, the tier's suspend build (none: at once), then `SUSPENDED`. Idempotent: a tenant "
+        "suspending or suspended answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=openapi.TENANT_SUSPEND,
+    errors=OPERATION_ERRORS,
+)
+
+TenantResumeApi = _tenant_action_api(
+    "TenantResumeApi",
+    permission=PERM_SUSPEND,
+    action=tenant_resume,
+    operation_id="tenants_resume",
+    summary="Resume a suspended tenant (or retry a failed resumption)",
+    description=(
+        "`RESUMING`, the tier's resume build (none: at once), then `ACTIVE`. Idempotent: a tenant resuming or "
+        "active answers `changed: false`. Recorded in the tenant's history with the caller."
+    ),
+    examples=openapi.TENANT_RESUME,
+    errors=OPERATION_ERRORS,
 )
 
 TenantResyncApi = _tenant_action_api(

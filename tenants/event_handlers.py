@@ -19,7 +19,9 @@ from tenants.dry_run import (
     sbt_offboarding_dry_run,
     sbt_onboarding_dry_run,
 )
+from tenants.models import BuildPurpose
 from tenants.services.deprovisioning import tenant_deprovision_from_event
+from tenants.services.operations import operation_from_event
 from tenants.services.outcomes import (
     codebuild_state_change_record,
     deployment_outcome_record,
@@ -46,7 +48,7 @@ def _handler(service: EventService) -> Handler:
     return handle
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, tuple[EventService, str]] = {
     DetailType.TENANT_PROVISIONING: (tenant_provision, "Create/update the tenant, start its build."),
     DetailType.TENANT_DEPROVISIONING: (tenant_deprovision_from_event, "Start the tier's deprovisioning build."),
     DetailType.TENANT_PROVISIONING_SUCCESS: (
@@ -62,6 +64,19 @@ _HANDLERS = {
     DetailType.CODEBUILD_BUILD_STATE_CHANGE: (
         codebuild_state_change_record,
         "CodeBuild's own state change: updates the Build; an unreported failure fails the tenant.",
+    ),
+    DetailType.TENANT_UPDATE: (
+        functools.partial(operation_from_event, operation=BuildPurpose.UPDATE),
+        "ACTIVE (or UPDATE_FAILED, a retry) → UPDATING with the new plan pending; the target tier's update build "
+        "(none: at once) → ACTIVE on the new plan, or UPDATE_FAILED on the old one.",
+    ),
+    DetailType.TENANT_SUSPEND: (
+        functools.partial(operation_from_event, operation=BuildPurpose.SUSPEND),
+        "ACTIVE (or SUSPEND_FAILED) → SUSPENDING; the tier's suspend build (none: at once) → SUSPENDED.",
+    ),
+    DetailType.TENANT_RESUME: (
+        functools.partial(operation_from_event, operation=BuildPurpose.RESUME),
+        "SUSPENDED (or RESUME_FAILED) → RESUMING; the tier's resume build (none: at once) → ACTIVE.",
     ),
     SbtDetailType.ONBOARDING_REQUEST: (sbt_onboarding_apply, "sbt-aws: provision the tenant (as TENANT_PROVISIONING)."),
     SbtDetailType.OFFBOARDING_REQUEST: (sbt_offboarding_apply, "sbt-aws: deprovision the tenant."),

@@ -12,7 +12,16 @@ from tenants.models import BuilderType, Tier, default_allowed_builders
 from tenants.services.build_policy import tier_builder_problems, tier_variable_problems
 from tenants.services.tiers import tier_validate
 
-TIER_FIELDS = ["name", "provision_project", "deprovision_project", "allowed_builders", "description"]
+TIER_FIELDS = [
+    "name",
+    "provision_project",
+    "deprovision_project",
+    "update_project",
+    "suspend_project",
+    "resume_project",
+    "allowed_builders",
+    "description",
+]
 
 
 class TierForm(forms.ModelForm):
@@ -42,6 +51,9 @@ class TierForm(forms.ModelForm):
                 allowed_builders=data["allowed_builders"],
                 provision_project=data.get("provision_project", ""),
                 deprovision_project=data.get("deprovision_project", ""),
+                update_project=data.get("update_project", ""),
+                suspend_project=data.get("suspend_project", ""),
+                resume_project=data.get("resume_project", ""),
             )
             for field, messages in problems.items():
                 self.add_error(field, messages)

@@ -11,7 +11,18 @@ from orchestrator.sealing import SealedJSONField
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Attributes of a tier item in DynamoDB that are not variables.
-TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version", "allowedBuilders"})
+TIER_ITEM_RESERVED = frozenset(
+    {
+        "tier",
+        "jobName",
+        "deprovisionJobName",
+        "updateJobName",
+        "suspendJobName",
+        "resumeJobName",
+        "version",
+        "allowedBuilders",
+    }
+)
 
 
 class TenantStatus(models.TextChoices):
@@ -24,22 +35,46 @@ class TenantStatus(models.TextChoices):
     DEPROVISIONING = "DEPROVISIONING", "Deprovisioning"
     DEPROVISION_FAILED = "DEPROVISION_FAILED", "Deprovision failed"
     INACTIVE = "INACTIVE", "Inactive"
+    # The operations on an active tenant (tenants.services.operations).
+    UPDATING = "UPDATING", "Updating"
+    UPDATE_FAILED = "UPDATE_FAILED", "Update failed"
+    SUSPENDING = "SUSPENDING", "Suspending"
+    SUSPENDED = "SUSPENDED", "Suspended"
+    SUSPEND_FAILED = "SUSPEND_FAILED", "Suspend failed"
+    RESUMING = "RESUMING", "Resuming"
+    RESUME_FAILED = "RESUME_FAILED", "Resume failed"
 
 
 # The lifecycle's only legal moves. Anything else is refused (and recorded) by tenant_transition().
+# README's "Tenant lifecycle" table shows the same; tenants/tests/test_state_machine.py checks every pair.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     TenantStatus.PENDING_PROVISION: frozenset({TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED}),
     TenantStatus.PROVISIONING: frozenset({TenantStatus.DEPLOYING, TenantStatus.PROVISION_FAILED}),
     TenantStatus.PROVISION_FAILED: frozenset({TenantStatus.PROVISIONING}),
     TenantStatus.DEPLOYING: frozenset({TenantStatus.ACTIVE, TenantStatus.DEPLOY_FAILED}),
     TenantStatus.DEPLOY_FAILED: frozenset({TenantStatus.DEPLOYING}),
-    TenantStatus.ACTIVE: frozenset({TenantStatus.DEPROVISIONING}),
+    TenantStatus.ACTIVE: frozenset({TenantStatus.DEPROVISIONING, TenantStatus.UPDATING, TenantStatus.SUSPENDING}),
     TenantStatus.DEPROVISIONING: frozenset({TenantStatus.INACTIVE, TenantStatus.DEPROVISION_FAILED}),
     TenantStatus.DEPROVISION_FAILED: frozenset({TenantStatus.DEPROVISIONING}),
     TenantStatus.INACTIVE: frozenset(),
+    TenantStatus.UPDATING: frozenset({TenantStatus.ACTIVE, TenantStatus.UPDATE_FAILED}),
+    # Retried (UPDATING again, same pending plan) or rolled back (ACTIVE on the plan it never left).
+    TenantStatus.UPDATE_FAILED: frozenset({TenantStatus.UPDATING, TenantStatus.ACTIVE}),
+    TenantStatus.SUSPENDING: frozenset({TenantStatus.SUSPENDED, TenantStatus.SUSPEND_FAILED}),
+    TenantStatus.SUSPEND_FAILED: frozenset({TenantStatus.SUSPENDING}),
+    TenantStatus.SUSPENDED: frozenset({TenantStatus.RESUMING, TenantStatus.DEPROVISIONING}),
+    TenantStatus.RESUMING: frozenset({TenantStatus.ACTIVE, TenantStatus.RESUME_FAILED}),
+    TenantStatus.RESUME_FAILED: frozenset({TenantStatus.RESUMING}),
 }
 FAILED_TENANT_STATUSES = frozenset(
-    {TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOY_FAILED, TenantStatus.DEPROVISION_FAILED}
+    {
+        TenantStatus.PROVISION_FAILED,
+        TenantStatus.DEPLOY_FAILED,
+        TenantStatus.DEPROVISION_FAILED,
+        TenantStatus.UPDATE_FAILED,
+        TenantStatus.SUSPEND_FAILED,
+        TenantStatus.RESUME_FAILED,
+    }
 )
 
 
@@ -57,6 +92,13 @@ class Tenant(models.Model):
     builder_config = SealedJSONField(default=dict)
     app_config = SealedJSONField(default=dict, blank=True)
     tier = models.CharField(max_length=128, db_index=True, blank=True)
+    # An update's plan (and tier) while it runs or after it failed: ``plan``/``tier`` change only when the
+    # update succeeds, so callbacks and retries keep using the current plan until then. ``previous_*``: the
+    # plan an update replaced (what a later look back or a manual roll back starts from).
+    pending_plan = SealedJSONField(default=dict, blank=True)
+    pending_tier = models.CharField(max_length=128, blank=True)
+    previous_plan = SealedJSONField(default=dict, blank=True)
+    previous_tier = models.CharField(max_length=128, blank=True)
     status = models.CharField(
         max_length=32, choices=TenantStatus.choices, default=TenantStatus.PENDING_PROVISION, db_index=True
     )
@@ -66,6 +108,9 @@ class Tenant(models.Model):
     synced_version = models.PositiveIntegerField(default=0)
     provisioning_attempt = models.PositiveIntegerField(default=0)
     deprovisioning_attempt = models.PositiveIntegerField(default=0)
+    # Attempts of the operations on an active tenant (update, suspend, resume): one counter, the build's
+    # idempotency token names the operation.
+    operation_attempt = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -77,6 +122,8 @@ class Tenant(models.Model):
             ("retry_provisioning_tenant", "Can retry a tenant's provisioning"),
             ("deprovision_tenant", "Can deprovision a tenant"),
             ("resync_tenant", "Can write a tenant to DynamoDB again"),
+            ("update_tenant", "Can update a tenant's plan or roll an update back"),
+            ("suspend_tenant", "Can suspend and resume a tenant"),
         ]
 
     def __str__(self) -> str:
@@ -118,6 +165,12 @@ class Tier(models.Model):
         max_length=255, help_text="CodeBuild project (or local command) that provisions."
     )
     deprovision_project = models.CharField(max_length=255, blank=True)
+    # The operations on an active tenant: without a project the operation succeeds at once (nothing to build).
+    update_project = models.CharField(
+        max_length=255, blank=True, help_text="Runs when a tenant's plan changes to this tier (or within it)."
+    )
+    suspend_project = models.CharField(max_length=255, blank=True)
+    resume_project = models.CharField(max_length=255, blank=True)
     # The builders an event may choose for this tier (builderConfig.type); anything else is refused.
     allowed_builders = models.JSONField(
         default=default_allowed_builders,
@@ -147,6 +200,10 @@ class Tier(models.Model):
         instance._loaded_name = instance.__dict__.get("name")  # a rename deletes the old DynamoDB item
         return instance
 
+    def project_for(self, purpose: str) -> str:
+        """The project that builds ``purpose`` (a ``BuildPurpose``) for this tier; "" when it has none."""
+        return str(getattr(self, f"{purpose}_project", ""))
+
 
 def _save_bumping_version(instance: "Tenant | Tier", save: Callable[..., None], kwargs: dict) -> None:
     """Save; an update of an existing row increments ``version`` in the database (``F() + 1``), so a
@@ -168,7 +225,8 @@ class TierVariable(models.Model):
             RegexValidator(ENV_NAME_PATTERN, "Letters, digits and underscores; not starting with a digit."),
             RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
             RegexValidator(
-                r"^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders)$)",
+                r"^(?!(tier|jobName|deprovisionJobName|updateJobName|suspendJobName|resumeJobName|version"
+                r"|allowedBuilders)$)",
                 "Reserved for the tier item in DynamoDB.",
             ),
         ],
@@ -187,6 +245,32 @@ class TierVariable(models.Model):
 class BuildPurpose(models.TextChoices):
     PROVISION = "provision", "Provision"
     DEPROVISION = "deprovision", "Deprovision"
+    UPDATE = "update", "Update"
+    SUSPEND = "suspend", "Suspend"
+    RESUME = "resume", "Resume"
+
+
+# The operations on an active tenant: each one's build purpose is its name ("update", "suspend", "resume").
+OPERATION_PURPOSES = frozenset({BuildPurpose.UPDATE, BuildPurpose.SUSPEND, BuildPurpose.RESUME})
+# Purpose → (status while its work runs, status when it fails, status when it succeeds). Keyed by str: a
+# build's purpose field holds the choice's value. A provision build's success leads to DEPLOYING (the
+# deployment chain then makes the tenant ACTIVE).
+PURPOSE_STATUSES: dict[str, tuple[TenantStatus, TenantStatus, TenantStatus]] = {
+    BuildPurpose.PROVISION: (TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOYING),
+    BuildPurpose.DEPROVISION: (TenantStatus.DEPROVISIONING, TenantStatus.DEPROVISION_FAILED, TenantStatus.INACTIVE),
+    BuildPurpose.UPDATE: (TenantStatus.UPDATING, TenantStatus.UPDATE_FAILED, TenantStatus.ACTIVE),
+    BuildPurpose.SUSPEND: (TenantStatus.SUSPENDING, TenantStatus.SUSPEND_FAILED, TenantStatus.SUSPENDED),
+    BuildPurpose.RESUME: (TenantStatus.RESUMING, TenantStatus.RESUME_FAILED, TenantStatus.ACTIVE),
+}
+
+
+def attempt_field(purpose: str) -> str:
+    """The ``Tenant`` field that counts the attempts of ``purpose`` (operations share one counter)."""
+    if purpose == BuildPurpose.PROVISION:
+        return "provisioning_attempt"
+    if purpose == BuildPurpose.DEPROVISION:
+        return "deprovisioning_attempt"
+    return "operation_attempt"
 
 
 class BuildStatus(models.TextChoices):

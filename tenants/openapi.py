@@ -52,6 +52,8 @@ TENANT_EXAMPLE = {
     "in_sync": True,
     "provisioning_attempt": 1,
     "deprovisioning_attempt": 0,
+    "operation_attempt": 1,
+    "pending_tier": "",
     "last_event_at": "2025-01-15T10:31:02Z",
     "created_at": "2025-01-15T10:30:01Z",
     "updated_at": "2025-01-15T10:35:40Z",
@@ -67,6 +69,9 @@ TENANT_DETAIL_EXAMPLE = {
     "plan": {"id": "plan-basic", "name": "Basic", "tier": "BASIC", "sizeConfig": {"MAX_USERS": 50}},
     "builder_config": {"type": "CODE_BUILD", "config": {"environmentOverride": {"secret": "********"}}},
     "app_config": {"preferredSubdomain": "acme"},
+    "pending_plan": {},
+    "previous_plan": {"id": "plan-starter", "name": "Starter", "tier": "BASIC", "sizeConfig": {"MAX_USERS": 10}},
+    "previous_tier": "BASIC",
 }
 TIER_INPUT_EXAMPLE = {
     "name": "BASIC",
@@ -140,6 +145,50 @@ TENANT_DEPROVISION = [
     ),
     _action_example("acme is already inactive.", "INACTIVE", changed=False),
 ]
+TENANT_UPDATE_INPUT = [
+    example_request(
+        "a new plan on another tier",
+        {"planConfig": {"id": "plan-premium", "name": "Premium", "tier": "PREMIUM", "sizeConfig": {"MAX_USERS": 500}}},
+    ),
+    example_request("retry a failed update (its pending plan)", {}),
+]
+TENANT_UPDATE = [
+    _action_example(
+        "acme: update its update build is recorded and starts now (7d0c:update:2).", "UPDATING", build="7d0c:update:2"
+    ),
+    _action_example("acme: update now active.", "ACTIVE"),
+    _action_example("acme is already updating.", "UPDATING", changed=False),
+]
+TENANT_SUSPEND = [
+    _action_example("acme: suspend now suspended.", "SUSPENDED"),
+    _action_example("acme is already suspended.", "SUSPENDED", changed=False),
+]
+TENANT_RESUME = [
+    _action_example("acme: resume now active.", "ACTIVE"),
+    _action_example("acme is already active.", "ACTIVE", changed=False),
+]
+TENANT_ROLL_BACK = [
+    _action_example("acme: update rolled back; active again.", "ACTIVE"),
+    _action_example("acme has no update to roll back.", "ACTIVE", changed=False),
+]
+OPERATION_ERRORS = {
+    **ACTION_ERRORS,
+    409: error_response(
+        "The tenant's status does not allow this operation (recorded in its history).",
+        "operation_refused",
+        "Update refused: tenant 7d0c is Provisioning, not Active or Update failed.",
+        {"status": ["Update refused: tenant 7d0c is Provisioning, not Active or Update failed."]},
+    ),
+}
+UPDATE_ERRORS = {
+    **OPERATION_ERRORS,
+    400: error_response(
+        "The plan cannot be the tenant's (unknown tier, a builder the tier refuses, bad sizeConfig names).",
+        "invalid_plan",
+        "Update refused: Unknown tier 'GOLD': it is not in the tier mapping.",
+        {"planConfig.tier": ["Unknown tier 'GOLD': it is not in the tier mapping."]},
+    ),
+}
 TENANT_RESYNC = [_action_example("acme: DynamoDB write of version 8 scheduled.", "ACTIVE")]
 
 # --- Tiers ------------------------------------------------------------------------------------------

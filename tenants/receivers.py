@@ -15,7 +15,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from events.models import EventStatus, ReceivedEvent
-from tenants.models import Tier, TierVariable
+from tenants.models import TenantStatus, Tier, TierVariable
 from tenants.services.history import history_record_event_failure
 from tenants.services.sbt import sbt_answer_failed_request, sbt_answer_status_change, sbt_answers_status
 from tenants.services.sync import tier_mark_changed, tier_sync_schedule
@@ -59,8 +59,12 @@ def event_failed(sender: type[ReceivedEvent], instance: ReceivedEvent, **kwargs:
 @receiver(tenant_status_changed, dispatch_uid="tenants.sbt_status_answer")
 def sbt_status_answer(sender: type, *, change: TenantStatusChange, **_: Any) -> None:
     """Tell sbt-aws's control plane (through the outbox, in the status change's transaction) what became of a
-    tenant it asked for. A failure here is logged and never undoes the status change (a savepoint isolates it)."""
+    tenant it asked for. A failure here is logged and never undoes the status change (a savepoint isolates it).
+    ACTIVE answers an onboarding only when it ends a deployment: after an update or a resumption it answers
+    nothing (sbt-aws's activate/deactivate requests are still refused, ``sbt_activation_refuse``)."""
     if not sbt_answers_status(to_status=change.to_status):  # no savepoint for what answers nothing
+        return
+    if change.to_status == TenantStatus.ACTIVE and change.from_status != TenantStatus.DEPLOYING:
         return
     try:
         with transaction.atomic():

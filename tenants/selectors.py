@@ -11,10 +11,11 @@ from tenants.models import Build, BuildPurpose, Tenant, Tier
 
 
 def tier_project_names() -> set[str]:
-    """Every build project the tier mapping refers to (provisioning and deprovisioning)."""
+    """Every build project the tier mapping refers to (provisioning, deprovisioning and the operations)."""
     names: set[str] = set()
-    for provision, deprovision in Tier.objects.values_list("provision_project", "deprovision_project"):
-        names.update(name for name in (provision, deprovision) if name)
+    fields = ("provision_project", "deprovision_project", "update_project", "suspend_project", "resume_project")
+    for projects in Tier.objects.values_list(*fields):
+        names.update(name for name in projects if name)
     return names
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from events.catalogue import PlanConfigSchema
 from orchestrator.redaction import MASK, redact
 from tenants.models import (
     Build,
@@ -58,6 +59,8 @@ class TenantSerializer(serializers.ModelSerializer):
             "in_sync",
             "provisioning_attempt",
             "deprovisioning_attempt",
+            "operation_attempt",
+            "pending_tier",
             "last_event_at",
             "created_at",
             "updated_at",
@@ -80,9 +83,22 @@ class TenantDetailSerializer(TenantSerializer):
     plan = serializers.SerializerMethodField(help_text="The plan config, secrets masked.")
     builder_config = serializers.SerializerMethodField(help_text="Builder type and config, secrets masked.")
     app_config = serializers.SerializerMethodField(help_text="The app config, secrets masked.")
+    pending_plan = serializers.SerializerMethodField(
+        help_text="An update's plan while it runs or after it failed (current once it succeeds), secrets masked."
+    )
+    previous_plan = serializers.SerializerMethodField(help_text="The plan the last update replaced, secrets masked.")
 
     class Meta(TenantSerializer.Meta):
-        fields = [*TenantSerializer.Meta.fields, "document", "plan", "builder_config", "app_config"]
+        fields = [
+            *TenantSerializer.Meta.fields,
+            "document",
+            "plan",
+            "builder_config",
+            "app_config",
+            "pending_plan",
+            "previous_plan",
+            "previous_tier",
+        ]
         read_only_fields = fields
 
     def get_document(self, tenant: Tenant) -> dict[str, Any]:
@@ -96,6 +112,22 @@ class TenantDetailSerializer(TenantSerializer):
 
     def get_app_config(self, tenant: Tenant) -> dict[str, Any]:
         return redact(tenant.app_config)
+
+    def get_pending_plan(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.pending_plan)
+
+    def get_previous_plan(self, tenant: Tenant) -> dict[str, Any]:
+        return redact(tenant.previous_plan)
+
+
+class TenantUpdateInputSerializer(serializers.Serializer):
+    """A staff update: the new plan as the control plane's ``TENANT_UPDATE`` carries it."""
+
+    planConfig = PlanConfigSchema(
+        required=False,
+        source="plan",
+        help_text="The new plan (its tier may be another). Left out: retry a failed update with its pending plan.",
+    )
 
 
 class TenantActionResultSerializer(serializers.Serializer):
@@ -149,6 +181,9 @@ class TierSerializer(serializers.ModelSerializer):
             "name",
             "provision_project",
             "deprovision_project",
+            "update_project",
+            "suspend_project",
+            "resume_project",
             "allowed_builders",
             "description",
             "variables",
@@ -172,6 +207,19 @@ class TierInputSerializer(serializers.Serializer):
     )
     provision_project = serializers.CharField(max_length=255)
     deprovision_project = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    update_project = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="Runs when a tenant's plan changes to this tier (or within it); none: updates succeed at once. "
+        "Left out: kept.",
+    )
+    suspend_project = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Left out: kept."
+    )
+    resume_project = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Left out: kept."
+    )
     allowed_builders = serializers.ListField(
         child=serializers.ChoiceField(choices=BuilderType.choices),
         required=False,

@@ -68,6 +68,11 @@ class WebhookEventType(models.TextChoices):
     TENANT_DEPLOYED = "tenant.deployed", "Tenant deployed (active)"
     TENANT_PROVISIONING_FAILED = "tenant.provisioning_failed", "Tenant provisioning failed"
     TENANT_DEPROVISIONED = "tenant.deprovisioned", "Tenant deprovisioned (inactive)"
+    TENANT_DEPLOY_FAILED = "tenant.deploy_failed", "Tenant deployment failed"
+    TENANT_UPDATED = "tenant.updated", "Tenant updated (new plan current)"
+    TENANT_UPDATE_FAILED = "tenant.update_failed", "Tenant update failed (previous plan kept)"
+    TENANT_SUSPENDED = "tenant.suspended", "Tenant suspended"
+    TENANT_RESUMED = "tenant.resumed", "Tenant resumed (active)"
     # Operational events (webhooks.services.operations): for the platform team, each with its reason and a
     # link to the admin page; subscribed to like the others.
     DELIVERY_EXHAUSTED = "delivery.exhausted", "Operations: a delivery failed for good"

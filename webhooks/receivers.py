@@ -9,8 +9,12 @@ commit. A failure here is logged and never undoes the status change (a savepoint
   plus ``tenant.provisioning_failed`` to subscribers and the operational ``tenant.provision_failed`` (reason,
   admin link; alert mail).
 - INACTIVE: ``tenant.deprovisioned`` to subscribers.
-- ACTIVE: ``tenant.deployed`` to subscribers, unless the deployment chain made the change (its own
-  last step already notified them).
+- ACTIVE after DEPLOYING: ``tenant.deployed`` to subscribers, unless the deployment chain made the change
+  (its own last step already notified them). ACTIVE after UPDATING: ``tenant.updated`` (with the new plan
+  and the previous tier); after RESUMING: ``tenant.resumed``. A rolled back update notifies nobody (nothing
+  changed for the tenant).
+- DEPLOY_FAILED: ``tenant.deploy_failed``; UPDATE_FAILED: ``tenant.update_failed``; SUSPENDED:
+  ``tenant.suspended``.
 """
 
 import logging
@@ -119,13 +123,40 @@ def _notify(change: TenantStatusChange) -> None:
             dedupe_prefix=prefix,
             data=subscriber_data(tenant=tenant, reason=reason),
         )
-    elif to_status == TenantStatus.ACTIVE and change.cause.source != CHAIN_SOURCE:
+    elif event_type := _subscriber_event_type(change):
+        extra = {}
+        if event_type in (WebhookEventType.TENANT_UPDATED, WebhookEventType.TENANT_UPDATE_FAILED):
+            plan = tenant.plan if event_type == WebhookEventType.TENANT_UPDATED else tenant.pending_plan
+            extra = {
+                "plan": {key: plan.get(key) for key in ("id", "name", "tier")},
+                "previous_tier": tenant.previous_tier,
+            }
         subscribers_notify(
             tenant=tenant,
-            event_type=WebhookEventType.TENANT_DEPLOYED,
+            event_type=event_type,
             dedupe_prefix=prefix,
-            data=subscriber_data(tenant=tenant, reason=reason),
+            data=subscriber_data(tenant=tenant, reason=reason, **extra),
         )
+
+
+# (from status or None for any, to status) → what subscribers hear of it.
+_SUBSCRIBER_EVENTS: dict[tuple[str | None, str], str] = {
+    (TenantStatus.DEPLOYING, TenantStatus.ACTIVE): WebhookEventType.TENANT_DEPLOYED,
+    (None, TenantStatus.DEPLOY_FAILED): WebhookEventType.TENANT_DEPLOY_FAILED,
+    (TenantStatus.UPDATING, TenantStatus.ACTIVE): WebhookEventType.TENANT_UPDATED,
+    (None, TenantStatus.UPDATE_FAILED): WebhookEventType.TENANT_UPDATE_FAILED,
+    (None, TenantStatus.SUSPENDED): WebhookEventType.TENANT_SUSPENDED,
+    (TenantStatus.RESUMING, TenantStatus.ACTIVE): WebhookEventType.TENANT_RESUMED,
+}
+
+
+def _subscriber_event_type(change: TenantStatusChange) -> str:
+    """The subscriber event of a status change ("" for none); the chain notifies its own ACTIVE."""
+    if change.to_status == TenantStatus.ACTIVE and change.cause.source == CHAIN_SOURCE:
+        return ""
+    return _SUBSCRIBER_EVENTS.get((change.from_status, change.to_status)) or _SUBSCRIBER_EVENTS.get(
+        (None, change.to_status), ""
+    )
 
 
 @receiver(tenant_record_requested, dispatch_uid="webhooks-tenant-record")

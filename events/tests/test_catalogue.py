@@ -130,3 +130,24 @@ def test_tenant_id_of_a_codebuild_event_falls_back_to_the_tenant_variable():
 
     assert tenant_id_of(DetailType.CODEBUILD_BUILD_STATE_CHANGE, detail) == TENANT_ID
     assert tenant_id_of(DetailType.CODEBUILD_BUILD_STATE_CHANGE, {"build-status": "FAILED"}) == ""
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "detail", "field"),
+    [
+        ("TENANT_UPDATE", {"tenant": {"id": "t1"}}, "planConfig"),
+        ("TENANT_UPDATE", {"tenant": {"id": "t1"}, "planConfig": {"id": "p"}}, "tier"),
+        (
+            "TENANT_UPDATE",
+            {"tenant": {"id": "t1"}, "planConfig": {"tier": "B", "sizeConfig": {"LD_PRELOAD": 1}}},
+            "sizeConfig",
+        ),
+        ("TENANT_SUSPEND", {"reason": "unpaid"}, "tenant"),
+        ("TENANT_RESUME", {"tenant": {}}, "id"),
+    ],
+)
+def test_operation_details_missing_what_their_handler_needs_are_refused_with_the_field(detail_type, detail, field):
+    schema = DETAIL_SCHEMAS[detail_type](data=detail)
+
+    assert not schema.is_valid()
+    assert field in json.dumps(schema.errors)

@@ -202,3 +202,22 @@ def test_the_limit_is_a_setting_and_a_body_nested_exactly_to_it_is_accepted(inta
 
     assert intake(nested_body(sample, 62)).status_code == 202  # 64 levels with the envelope and the detail
     assert ReceivedEvent.objects.get().detail["note"]["a"]["a"]["a"]
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "remove", "field"),
+    [
+        (DetailType.TENANT_UPDATE, "planConfig", "detail.planConfig"),
+        (DetailType.TENANT_SUSPEND, "tenant", "detail.tenant"),
+        (DetailType.TENANT_RESUME, "tenant", "detail.tenant"),
+    ],
+)
+def test_an_operation_without_what_it_needs_is_a_400_naming_the_field(
+    intake, sample, recorder, detail_type, remove, field
+):
+    body = sample(detail_type)
+    del body["detail"][remove]
+
+    error = assert_refused(intake(body), 400)
+
+    assert any(name.startswith(field) for name in error["fields"]), error

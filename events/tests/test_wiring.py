@@ -57,6 +57,8 @@ def test_bootstrap_creates_the_wiring_once(aws):
     assert destination["ConnectionArn"] == connection["ConnectionArn"]
     assert json.loads(rule["EventPattern"]) == {"detail-type": list(BUS_DETAIL_TYPES)}
     assert DetailType.CODEBUILD_BUILD_STATE_CHANGE not in BUS_DETAIL_TYPES
+    operations = {DetailType.TENANT_UPDATE, DetailType.TENANT_SUSPEND, DetailType.TENANT_RESUME}
+    assert operations <= set(json.loads(rule["EventPattern"])["detail-type"])  # the control plane's operations too
     assert json.loads(codebuild_rule["EventPattern"]) == {
         "source": ["aws.codebuild"],
         "detail-type": ["CodeBuild Build State Change"],

@@ -393,7 +393,10 @@ LOCAL_BUILDER_ALLOW_IN_PRODUCTION = env.bool("LOCAL_BUILDER_ALLOW_IN_PRODUCTION"
 LOCAL_BUILD_ROOT = env("LOCAL_BUILD_ROOT", default=str(BASE_DIR))
 # The only command lines a LOCAL tier's projects may be (comma separated; the executable relative to the root).
 LOCAL_BUILD_COMMANDS = env.list("LOCAL_BUILD_COMMANDS", default=[])
-DEMO_BUILD_COMMANDS = ["demo/build.sh provision", "demo/build.sh deprovision"]  # what local and test settings allow
+# What local and test settings allow.
+DEMO_BUILD_COMMANDS = [
+    f"demo/build.sh {phase}" for phase in ("provision", "deprovision", "update", "suspend", "resume")
+]
 # A worker running as root runs LOCAL builds as this user (never as root); PATH the build gets.
 LOCAL_BUILD_USER = env("LOCAL_BUILD_USER", default="nobody")
 LOCAL_BUILD_PATH = env("LOCAL_BUILD_PATH", default="/usr/local/bin:/usr/bin:/bin")

@@ -59,7 +59,8 @@ def test_the_local_builder_is_off_unless_the_settings_turn_it_on(module, enabled
         [sys.executable, "-c", check], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    commands = "['demo/build.sh provision', 'demo/build.sh deprovision']" if enabled else "[]"
+    phases = ("provision", "deprovision", "update", "suspend", "resume")
+    commands = str([f"demo/build.sh {phase}" for phase in phases]) if enabled else "[]"
     assert result.stdout.strip() == f"{enabled} {commands} nobody"
 
 

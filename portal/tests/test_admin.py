@@ -77,6 +77,8 @@ def test_staff_groups_hold_view_permissions_and_operators_the_actions():
         ("tenants", "retry_provisioning_tenant"),
         ("tenants", "deprovision_tenant"),
         ("tenants", "resync_tenant"),
+        ("tenants", "update_tenant"),
+        ("tenants", "suspend_tenant"),
         ("events", "replay_receivedevent"),
         ("webhooks", "retry_webhookdelivery"),
     }
@@ -283,8 +285,13 @@ def test_tenant_page_shows_one_timeline_with_details_links_and_staff_actor(opera
         (TenantStatus.PROVISION_FAILED, False, ["retry_provisioning", "resync"]),
         (TenantStatus.PENDING_PROVISION, False, ["retry_provisioning", "resync"]),
         (TenantStatus.DEPLOY_FAILED, True, ["retry_callbacks", "resync"]),
-        (TenantStatus.ACTIVE, False, ["deprovision", "resync"]),
+        (TenantStatus.ACTIVE, False, ["deprovision", "update_plan", "suspend", "resync"]),
         (TenantStatus.DEPROVISION_FAILED, False, ["deprovision", "resync"]),
+        (TenantStatus.UPDATE_FAILED, False, ["retry_update", "roll_back_update", "resync"]),
+        (TenantStatus.SUSPENDED, False, ["deprovision", "resume", "resync"]),
+        (TenantStatus.SUSPEND_FAILED, False, ["suspend", "resync"]),
+        (TenantStatus.RESUME_FAILED, False, ["resume", "resync"]),
+        (TenantStatus.UPDATING, False, ["resync"]),
         (TenantStatus.PROVISIONING, False, ["resync"]),
         (TenantStatus.INACTIVE, False, ["resync"]),
     ],
@@ -430,7 +437,7 @@ def test_retry_failed_callbacks_resumes_the_chain_against_a_live_receiver(
     assert "queued" in page  # the action's message
     assert re.search(r"Control-plane webhook to .*?: delivered", page)
     assert TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.STAFF_ACTION).actor_user == operator.user
-    assert buttons(response) == ["deprovision", "resync"]
+    assert buttons(response) == ["deprovision", "update_plan", "suspend", "resync"]
 
 
 # --- Other admin pages --------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def builder_refusal(*, tier: Tier | None, builder_config: Any) -> str:
 
 
 def tier_builder_problems(
-    *, allowed_builders: Any, provision_project: str, deprovision_project: str
+    *, allowed_builders: Any, provision_project: str, deprovision_project: str, **operation_projects: str
 ) -> dict[str, list[str]]:
     """Field errors of a tier's builder settings (``{}`` when none)."""
     known = BuilderType.values
@@ -83,7 +83,8 @@ def tier_builder_problems(
         return {"allowed_builders": ["The LOCAL builder is disabled on this deployment (LOCAL_BUILDER_ENABLED)."]}
     listed = "; ".join(settings.LOCAL_BUILD_COMMANDS) or "none"
     problems = {}
-    for field, command in (("provision_project", provision_project), ("deprovision_project", deprovision_project)):
+    projects = {"provision_project": provision_project, "deprovision_project": deprovision_project}
+    for field, command in {**projects, **operation_projects}.items():
         if command and not command_listed(command):
             problems[field] = [f"A LOCAL tier may only run a command of LOCAL_BUILD_COMMANDS ({listed})."]
     return problems
@@ -104,6 +105,9 @@ def tier_validate(*, tier: Tier) -> None:
             allowed_builders=tier.allowed_builders,
             provision_project=tier.provision_project,
             deprovision_project=tier.deprovision_project,
+            update_project=tier.update_project,
+            suspend_project=tier.suspend_project,
+            resume_project=tier.resume_project,
         ),
         **tier_variable_problems(
             names=[variable.name for variable in tier.variables.all()], allowed_builders=tier.allowed_builders

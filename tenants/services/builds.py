@@ -31,53 +31,60 @@ from tenants.builders.registry import builder_for
 from tenants.models import (
     BUILD_FAILURE_STATUSES,
     BUILD_OPEN_STATUSES,
+    OPERATION_PURPOSES,
+    PURPOSE_STATUSES,
     Build,
     BuildPurpose,
     BuildStatus,
     HistoryKind,
     Tenant,
     TenantHistory,
-    TenantStatus,
     Tier,
+    attempt_field,
 )
 from tenants.selectors import tier_get
 from tenants.services.build_policy import builder_check, builder_type_of
 from tenants.services.environment import EnvVar, build_environment, environment_masked
 from tenants.services.history import history_record
 from tenants.services.lifecycle import TransitionCause, tenant_transition
+from tenants.services.operation_outcomes import operation_finish
 
 logger = logging.getLogger(__name__)
-
-# Purpose → (status while the build runs, status when it fails, status when it succeeds via its event). Keyed by
-# str: a build's purpose field holds the choice's value.
-PURPOSE_STATUSES: dict[str, tuple[TenantStatus, TenantStatus, TenantStatus]] = {
-    BuildPurpose.PROVISION: (TenantStatus.PROVISIONING, TenantStatus.PROVISION_FAILED, TenantStatus.DEPLOYING),
-    BuildPurpose.DEPROVISION: (TenantStatus.DEPROVISIONING, TenantStatus.DEPROVISION_FAILED, TenantStatus.INACTIVE),
-}
 
 
 def idempotency_token(*, tenant_id: str, purpose: str, attempt: int) -> str:
     return f"{tenant_id}:{purpose}:{attempt}"
 
 
-def environment_for(*, tenant: Tenant, tier: Tier) -> list[EnvVar]:
+def build_tier_name(*, tenant: Tenant, purpose: str) -> str:
+    """The tier whose project builds ``purpose``: an update runs its target tier's (the pending one)."""
+    if purpose == BuildPurpose.UPDATE and tenant.pending_tier:
+        return tenant.pending_tier
+    return tenant.tier
+
+
+def environment_for(*, tenant: Tenant, tier: Tier, purpose: str) -> list[EnvVar]:
+    """An update's build gets the pending plan and, besides ``TIER`` (the target), ``PREVIOUS_TIER``."""
+    updating = purpose == BuildPurpose.UPDATE
     return build_environment(
         tier_name=tier.name,
         tier_variables=[(v.name, v.value, v.type) for v in tier.variables.all()],
         tenant_id=tenant.pk,
         tenant_document=tenant.document,
-        plan=tenant.plan,
+        plan=(tenant.pending_plan or tenant.plan) if updating else tenant.plan,
         builder_config=tenant.builder_config,
+        previous_tier=tenant.tier if updating else None,
     )
 
 
 def build_environment_for(*, build: Build) -> list[EnvVar]:
     """The environment of an existing build, computed again (secrets are never stored unmasked)."""
-    tier = tier_get(name=build.tenant.tier)
+    name = build_tier_name(tenant=build.tenant, purpose=build.purpose)
+    tier = tier_get(name=name)
     if tier is None:
-        raise BuildRejected(f"Tier {build.tenant.tier!r} no longer exists in the tier mapping.")
+        raise BuildRejected(f"Tier {name!r} no longer exists in the tier mapping.")
     builder_check(tier=tier, builder_type=build.builder_type)  # the tier may have changed since the start
-    return environment_for(tenant=build.tenant, tier=tier)
+    return environment_for(tenant=build.tenant, tier=tier, purpose=build.purpose)
 
 
 def history_record_build(
@@ -104,7 +111,7 @@ def build_create(
     event: Any = None,
 ) -> Build:
     """The ``Build`` row for one attempt (inside the caller's transaction; the builder runs after commit)."""
-    project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
+    project = tier.project_for(purpose)
     return Build.objects.create(
         tenant=tenant,
         event=event,
@@ -192,8 +199,7 @@ def build_intents_hand_out(*, now: Any) -> int:
 def _tenant_waits_for(build: Build, tenant: Tenant) -> bool:
     """True when ``build`` is the tenant's current attempt and the tenant is still waiting for it."""
     running, _failed, _done = PURPOSE_STATUSES[build.purpose]
-    current = tenant.provisioning_attempt if build.purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
-    return tenant.status == running and build.attempt == current
+    return tenant.status == running and build.attempt == getattr(tenant, attempt_field(build.purpose))
 
 
 def build_record_state(
@@ -246,12 +252,14 @@ def build_record_state(
         )
         if status in BUILD_FAILURE_STATUSES and waiting:
             _running, failed, _done = PURPOSE_STATUSES[build.purpose]
-            tenant_transition(
-                tenant=tenant,
-                to=failed,
-                reason=f"{build.purpose.capitalize()} build {label}" + (f": {reason}" if reason else ""),
-                cause=TransitionCause(build_pk=build.pk, build_id=build.build_id, source=source),
-            )
+            failure = f"{build.purpose.capitalize()} build {label}" + (f": {reason}" if reason else "")
+            cause = TransitionCause(build_pk=build.pk, build_id=build.build_id, source=source)
+            if build.purpose in OPERATION_PURPOSES:
+                operation_finish(
+                    tenant_id=tenant.pk, operation=build.purpose, succeeded=False, error=failure, cause=cause
+                )
+            else:
+                tenant_transition(tenant=tenant, to=failed, reason=failure, cause=cause)
     return build
 
 
@@ -312,16 +320,17 @@ def attempt_plan(*, tenant: Tenant, purpose: str, tier: Tier | None = None) -> A
     project, the builder (checked against the tier's allow-list and the deployment) and the environment of an
     attempt for ``tenant`` (saved or not); ``ApplicationError`` with the reason the attempt would fail. Reads
     only: the real attempt (``tenant_attempt_start``) and the dry run share it."""
-    if tier is None or tier.name != tenant.tier:
-        tier = tier_get(name=tenant.tier)
+    name = build_tier_name(tenant=tenant, purpose=purpose)
+    if tier is None or tier.name != name:
+        tier = tier_get(name=name)
     if tier is None:
-        raise ApplicationError(f"Unknown tier {tenant.tier!r}: it is not in the tier mapping.")
-    project = tier.provision_project if purpose == BuildPurpose.PROVISION else tier.deprovision_project
+        raise ApplicationError(f"Unknown tier {name!r}: it is not in the tier mapping.")
+    project = tier.project_for(purpose)
     if not project:
         raise ApplicationError(f"Tier {tier.name!r} has no {purpose} project.")
     builder_type = builder_type_of(tenant.builder_config)
     builder_check(tier=tier, builder_type=builder_type)
-    environment = environment_for(tenant=tenant, tier=tier)
+    environment = environment_for(tenant=tenant, tier=tier, purpose=purpose)
     return AttemptPlan(tier=tier, project=project, builder_type=builder_type, environment=environment)
 
 
@@ -343,24 +352,49 @@ def tenant_attempt_start(
     actor_user: User | None,
     tier: Tier | None = None,
 ) -> tuple[Build | None, list[EnvVar] | None]:
-    """One new attempt (tenant locked by the caller): move to the running status, then resolve the tier
-    (``tier``: the tenant's, with its variables, when the caller has read it already), builder and environment
-    and record the ``Build`` (``PENDING_START``: the caller starts it after commit) with its environment; any
-    problem fails the attempt with its reason."""
-    running, failed, _done = PURPOSE_STATUSES[purpose]
-    attempt_field = "provisioning_attempt" if purpose == BuildPurpose.PROVISION else "deprovisioning_attempt"
-    attempt = getattr(tenant, attempt_field) + 1
-    Tenant.objects.filter(pk=tenant.pk).update(**{attempt_field: attempt})
-    setattr(tenant, attempt_field, attempt)
+    """One new attempt (tenant locked by the caller): move to the running status, then record its build
+    (``attempt_build_record``; ``tier``: the tenant's, with its variables, when the caller has read it already)."""
+    cause = attempt_begin(tenant=tenant, purpose=purpose, event=event, actor_user=actor_user)
+    return attempt_build_record(
+        tenant=tenant, purpose=purpose, event=event, actor_user=actor_user, cause=cause, tier=tier
+    )
+
+
+def attempt_begin(*, tenant: Tenant, purpose: str, event: Any, actor_user: User | None) -> TransitionCause:
+    """Count a new attempt of ``purpose`` (tenant locked by the caller) and move to its running status.
+    Returns the cause recorded with the move (the attempt's later moves carry it too)."""
+    running, _failed, _done = PURPOSE_STATUSES[purpose]
+    field = attempt_field(purpose)
+    attempt = getattr(tenant, field) + 1
+    Tenant.objects.filter(pk=tenant.pk).update(**{field: attempt})
+    setattr(tenant, field, attempt)
     cause = TransitionCause(event_pk=event.pk if event else None, details={"attempt": attempt})
     tenant_transition(
         tenant=tenant, to=running, reason=f"{purpose} attempt {attempt}", actor_user=actor_user, cause=cause
     )
+    return cause
 
+
+def attempt_build_record(
+    *,
+    tenant: Tenant,
+    purpose: str,
+    event: Any,
+    actor_user: User | None,
+    cause: TransitionCause,
+    tier: Tier | None = None,
+) -> tuple[Build | None, list[EnvVar] | None]:
+    """Resolve the tier, builder and environment of the current attempt and record its ``Build``
+    (``PENDING_START``: the caller starts it after commit); any problem fails the attempt with its reason."""
+    _running, failed, _done = PURPOSE_STATUSES[purpose]
+    attempt = getattr(tenant, attempt_field(purpose))
     try:
         plan = attempt_plan(tenant=tenant, purpose=purpose, tier=tier)
     except ApplicationError as error:
-        tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
+        if purpose in OPERATION_PURPOSES:
+            operation_finish(tenant_id=tenant.pk, operation=purpose, succeeded=False, error=error.message, cause=cause)
+        else:
+            tenant_transition(tenant=tenant, to=failed, reason=error.message, actor_user=actor_user, cause=cause)
         return None, None
     build = build_create(
         tenant=tenant,
@@ -391,7 +425,7 @@ def tenant_staff_attempt(
     if build is not None:
         build = build_start(build_pk=build.pk, environment=environment)
     tenant.refresh_from_db()
-    attempt = tenant.provisioning_attempt if purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+    attempt = getattr(tenant, attempt_field(purpose))
     if build is not None and build.status == BuildStatus.IN_PROGRESS:
         outcome = f"started ({build.build_id})."
     elif build is not None and build.status == BuildStatus.PENDING_START:

@@ -26,7 +26,8 @@ from tenants.services.lifecycle import tenant_transition
 if TYPE_CHECKING:
     from events.models import ReceivedEvent
 
-DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.DEPROVISION_FAILED})
+# A suspended tenant can be deprovisioned without being resumed first.
+DEPROVISIONABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.DEPROVISION_FAILED})
 
 
 def deprovisioning_refusal(*, detail_type: str, tenant_id: str, tenant: Tenant | None) -> str:
@@ -38,7 +39,7 @@ def deprovisioning_refusal(*, detail_type: str, tenant_id: str, tenant: Tenant |
         return ""
     return (
         f"{detail_type} refused: tenant {tenant.pk} is {TenantStatus(tenant.status).label}, "
-        "not active or deprovision-failed."
+        "not active, suspended or deprovision-failed."
     )
 
 

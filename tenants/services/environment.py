@@ -5,7 +5,8 @@ Precedence (later wins on a name clash):
 1. **Tier variables** (the tier mapping: ``Tier.variables``), with their type. ``PARAMETER_STORE`` and
    ``SECRETS_MANAGER`` variables carry the parameter name / secret id, never the secret itself; the
    builder resolves them (CodeBuild natively, the LOCAL runner through SSM / Secrets Manager).
-2. **Plan-derived variables**: ``TENANT_ID``, ``TENANT_KEY``, ``TENANT_NAME``, ``TIER``, ``PLAN_ID``, every
+2. **Plan-derived variables**: ``TENANT_ID``, ``TENANT_KEY``, ``TENANT_NAME``, ``TIER``, ``PLAN_ID`` (an update's
+   build: the pending plan's, with ``PREVIOUS_TIER``, the tier the tenant leaves), every
    key of ``planConfig.sizeConfig`` and ``tenant`` (the tenant document as a JSON string, as the
    control plane's producer sent it).
 3. **Builder overrides**: ``builderConfig.config.environmentOverride`` (the original's only source of
@@ -96,11 +97,13 @@ def build_environment(
     tenant_document: Mapping[str, Any],
     plan: Mapping[str, Any],
     builder_config: Mapping[str, Any],
+    previous_tier: str | None = None,
 ) -> list[EnvVar]:
     """The variables for one build, in precedence order resolved (see the module docstring).
 
-    ``tier_variables`` are ``(name, value, type)`` triples. The result is sorted by name so the same
-    inputs always give the same list (what is sent, stored and compared in tests).
+    ``tier_variables`` are ``(name, value, type)`` triples; ``previous_tier`` (an update's build) adds
+    ``PREVIOUS_TIER``, the tier the tenant is on while ``TIER`` names the one it moves to. The result is
+    sorted by name so the same inputs always give the same list (what is sent, stored and compared in tests).
     """
     env: dict[str, EnvVar] = {}
     local = builder_config.get("type") == BuilderType.LOCAL
@@ -118,6 +121,8 @@ def build_environment(
         "TIER": tier_name,
         "PLAN_ID": plan.get("id", ""),
     }
+    if previous_tier is not None:
+        derived["PREVIOUS_TIER"] = previous_tier
     for name, value in _as_mapping(plan.get("sizeConfig"), "planConfig.sizeConfig").items():
         derived[validate_name(name, source="planConfig.sizeConfig", reserved=True, local=local)] = value
     derived["tenant"] = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)

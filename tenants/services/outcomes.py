@@ -10,8 +10,9 @@ control plane through ``tenant_status_changed`` (its cause names the event and t
 
 Which build an outcome belongs to: the build whose id is ``CODEBUILD_BUILD_ID``; without one, the
 tenant's running build (``PROVISIONING`` → its provisioning build, ``DEPROVISIONING`` → its deprovisioning
-build). So deprovisioning reports with the same two detail types: success → ``INACTIVE``, failure →
-``DEPROVISION_FAILED``.
+build; ``UPDATING``, ``SUSPENDING``, ``RESUMING`` → that operation's build). So deprovisioning reports with the
+same two detail types: success → ``INACTIVE``, failure → ``DEPROVISION_FAILED``; so do the operations' builds,
+whose result goes to ``operation_finish`` (an update's success makes its pending plan the tenant's).
 
 Duplicates (an outcome for a build already finished that way) are recorded and change nothing. An
 outcome the lifecycle cannot take (e.g. success for a tenant that already failed) is refused and
@@ -27,10 +28,20 @@ from django.utils import timezone
 from events.catalogue import DetailType, tenant_id_of
 from events.registry import EventRejected
 from events.services import outbox_publish
-from tenants.models import Build, BuildPurpose, BuildStatus, Tenant, TenantStatus
-from tenants.services.builds import PURPOSE_STATUSES, build_record_state, history_record_build
+from tenants.models import (
+    OPERATION_PURPOSES,
+    PURPOSE_STATUSES,
+    Build,
+    BuildPurpose,
+    BuildStatus,
+    Tenant,
+    TenantStatus,
+    attempt_field,
+)
+from tenants.services.builds import build_record_state, history_record_build
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import TransitionCause, tenant_transition
+from tenants.services.operation_outcomes import operation_finish
 from tenants.services.sbt import sbt_build_success_report
 
 if TYPE_CHECKING:
@@ -63,8 +74,12 @@ def _match_build(tenant: Tenant, detail: dict[str, Any]) -> Build | None:
         build = Build.objects.filter(tenant=tenant).filter(Q(build_id=build_id) | Q(arn=build_id)).first()
         if build is not None:
             return build
-    purpose = BuildPurpose.DEPROVISION if tenant.status == TenantStatus.DEPROVISIONING else BuildPurpose.PROVISION
-    attempt = tenant.deprovisioning_attempt if purpose == BuildPurpose.DEPROVISION else tenant.provisioning_attempt
+    # Without a build id: the current attempt of whatever the tenant is running (provisioning by default).
+    purpose = next(
+        (name for name, (running, _f, _d) in PURPOSE_STATUSES.items() if running == tenant.status),
+        BuildPurpose.PROVISION,
+    )
+    attempt = getattr(tenant, attempt_field(purpose))
     return Build.objects.filter(tenant=tenant, purpose=purpose, attempt=attempt).first()
 
 
@@ -95,7 +110,7 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
         build = _match_build(tenant, detail)
         purpose = build.purpose if build else BuildPurpose.PROVISION
         running, failed, done = PURPOSE_STATUSES[purpose]
-        attempt = tenant.provisioning_attempt if purpose == BuildPurpose.PROVISION else tenant.deprovisioning_attempt
+        attempt = getattr(tenant, attempt_field(purpose))
         current = build is not None and build.attempt == attempt
         if tenant.status == running and (build is None or current):
             outcome = "applied"
@@ -126,17 +141,14 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
             outcome == "applied" or (outcome == "stale" and build.status == BuildStatus.IN_PROGRESS)
         ):
             _finish(build=build, succeeded=succeeded, detail=detail)
-        if outcome == "applied":
-            tenant_transition(
-                tenant=tenant,
-                to=done if succeeded else failed,
-                reason="" if succeeded else _failure_reason(detail, build),
-                cause=TransitionCause(
-                    event_pk=event.pk,
-                    build_pk=build.pk if build else None,
-                    details={"detail_type": event.detail_type},
-                ),
-            )
+        cause = TransitionCause(
+            event_pk=event.pk, build_pk=build.pk if build else None, details={"detail_type": event.detail_type}
+        )
+        reason = "" if succeeded else _failure_reason(detail, build)
+        if outcome == "applied" and purpose in OPERATION_PURPOSES:
+            operation_finish(tenant_id=tenant.pk, operation=purpose, succeeded=succeeded, error=reason, cause=cause)
+        elif outcome == "applied":
+            tenant_transition(tenant=tenant, to=done if succeeded else failed, reason=reason, cause=cause)
             if succeeded and purpose == BuildPurpose.PROVISION:
                 outbox_publish(
                     detail_type=DetailType.TENANT_DEPLOYMENT,

@@ -3,11 +3,14 @@
 Table layouts (the original service's, so existing readers keep working):
 
 - Tenant table (``DYNAMODB_TENANT_TABLE``), key ``tenantId``: ``tenant`` (the tenant document), ``planConfig``,
-  ``builderConfig``, ``appConfig`` (when the event carried one), ``status`` and ``version``, all top level.
+  ``builderConfig``, ``appConfig`` (when the event carried one), ``status`` and ``version``, all top level;
+  while an update is pending or failed, ``pendingPlanConfig`` (sealed like ``planConfig``) and ``pendingTier``
+  (attributes the original did not have, which its readers ignore: ``planConfig`` stays the current plan).
   A deprovisioned tenant keeps its item with ``status = "INACTIVE"`` (never silently deleted).
 - Tier table (``DYNAMODB_TIER_TABLE``), key ``tier``: ``jobName`` (the provisioning project),
-  ``deprovisionJobName`` (when set), ``version``, ``allowedBuilders`` (a list: the builders events may
-  pick; an attribute the original did not have, which its readers ignore), and one attribute per tier
+  ``deprovisionJobName``, ``updateJobName``, ``suspendJobName``, ``resumeJobName`` (each when set), ``version``,
+  ``allowedBuilders`` (a list: the builders events may pick; an attribute the original did not have, which
+  its readers ignore, as they ignore the operations' job names), and one attribute per tier
   variable (plaintext values; for SSM / Secrets Manager variables the parameter name / secret id, never
   the secret).
 
@@ -95,7 +98,19 @@ def tenant_item(tenant: Tenant) -> dict[str, Any]:
     }
     if tenant.app_config:
         item["appConfig"] = tenant.app_config
+    if tenant.pending_plan:
+        item["pendingPlanConfig"] = tenant.pending_plan
+        item["pendingTier"] = tenant.pending_tier
     return _clean(_mirrored(item))
+
+
+# Tier item attributes naming the optional projects (``jobName``, the provisioning one, is always there).
+_TIER_JOB_NAMES = (
+    ("deprovisionJobName", "deprovision_project"),
+    ("updateJobName", "update_project"),
+    ("suspendJobName", "suspend_project"),
+    ("resumeJobName", "resume_project"),
+)
 
 
 def tier_item(tier: Tier, variables: list[TierVariable] | None = None) -> dict[str, Any]:
@@ -105,8 +120,9 @@ def tier_item(tier: Tier, variables: list[TierVariable] | None = None) -> dict[s
         "version": tier.version,
         "allowedBuilders": list(tier.allowed_builders),
     }
-    if tier.deprovision_project:
-        item["deprovisionJobName"] = tier.deprovision_project
+    for attribute, project in _TIER_JOB_NAMES:
+        if getattr(tier, project):
+            item[attribute] = getattr(tier, project)
     plain: dict[str, Any] = {}  # plain-text values: secret-named ones are mirrored sealed or left out
     for variable in variables if variables is not None else tier.variables.all():
         if variable.name not in TIER_ITEM_RESERVED:
@@ -383,6 +399,9 @@ def tiers_import_from_dynamodb(*, overwrite: bool = False) -> dict[str, list[str
                 name=name,
                 provision_project=str(item.get("jobName", "")),
                 deprovision_project=str(item.get("deprovisionJobName", "")),
+                update_project=str(item.get("updateJobName", "")),
+                suspend_project=str(item.get("suspendJobName", "")),
+                resume_project=str(item.get("resumeJobName", "")),
                 allowed_builders=sorted(map(str, builders)) if isinstance(builders, list | set) else None,
                 variables={key: (value, VariableType.PLAINTEXT) for key, value in variables.items()},
                 replace_variables=True,

@@ -30,6 +30,9 @@ def tier_upsert(
     name: str,
     provision_project: str,
     deprovision_project: str = "",
+    update_project: str | None = None,
+    suspend_project: str | None = None,
+    resume_project: str | None = None,
     description: str | None = None,
     allowed_builders: list[str] | None = None,
     variables: dict[str, tuple[str, str]] | None = None,
@@ -40,11 +43,20 @@ def tier_upsert(
 
     ``create_only`` leaves an existing tier and existing variables alone and only adds what is missing
     (what ``seed_demo`` needs to be idempotent without clobbering staff edits). ``allowed_builders`` None
-    keeps the tier's (a new tier: CODE_BUILD only). Invalid variable names raise ``ValueError``; a tier
-    its builders do not allow (``build_policy.tier_validate``: a LOCAL tier's commands and variable names)
-    raises ``ApplicationError`` with field errors and changes nothing. Saving schedules the DynamoDB write
-    after commit.
+    keeps the tier's (a new tier: CODE_BUILD only), as None keeps an operation's project (a new tier: none).
+    Invalid variable names raise ``ValueError``; a tier its builders do not allow (``build_policy.tier_validate``:
+    a LOCAL tier's commands and variable names) raises ``ApplicationError`` with field errors and changes
+    nothing. Saving schedules the DynamoDB write after commit.
     """
+    operations = {
+        field: value
+        for field, value in (
+            ("update_project", update_project),
+            ("suspend_project", suspend_project),
+            ("resume_project", resume_project),
+        )
+        if value is not None
+    }
     tier = Tier.objects.select_for_update().filter(name=name).first()
     changed = False
     if tier is None:
@@ -52,12 +64,17 @@ def tier_upsert(
             name=name,
             provision_project=provision_project,
             deprovision_project=deprovision_project,
+            **operations,
             description=description or "",
             **({"allowed_builders": allowed_builders} if allowed_builders is not None else {}),
         )
         changed = True
     elif not create_only:
-        wanted: dict[str, object] = {"provision_project": provision_project, "deprovision_project": deprovision_project}
+        wanted: dict[str, object] = {
+            "provision_project": provision_project,
+            "deprovision_project": deprovision_project,
+            **operations,
+        }
         if description is not None:
             wanted["description"] = description
         if allowed_builders is not None:
@@ -119,6 +136,7 @@ def _tier_save(
     description: str,
     allowed_builders: list[str] | None,
     variables: dict[str, tuple[str, str]] | None,
+    operations: dict[str, str | None],
 ) -> Tier:
     """Write the tier; ``variables``, when given, replace its variables. An invalid variable is a 400."""
     try:
@@ -130,6 +148,9 @@ def _tier_save(
             allowed_builders=allowed_builders,
             variables=variables,
             replace_variables=variables is not None,
+            update_project=operations["update_project"],
+            suspend_project=operations["suspend_project"],
+            resume_project=operations["resume_project"],
         )
     except ValueError as error:
         raise ApplicationError(str(error), fields={"variables": [str(error)]}) from None
@@ -142,6 +163,9 @@ def tier_create(
     name: str,
     provision_project: str,
     deprovision_project: str = "",
+    update_project: str | None = None,
+    suspend_project: str | None = None,
+    resume_project: str | None = None,
     description: str = "",
     allowed_builders: list[str] | None = None,
     variables: Iterable[VariableRow] | None = None,
@@ -156,6 +180,11 @@ def tier_create(
         description=description,
         allowed_builders=allowed_builders,
         variables=_variables_by_name(variables),
+        operations={
+            "update_project": update_project,
+            "suspend_project": suspend_project,
+            "resume_project": resume_project,
+        },
     )
 
 
@@ -166,6 +195,9 @@ def tier_update(
     name: str | None = None,
     provision_project: str | None = None,
     deprovision_project: str | None = None,
+    update_project: str | None = None,
+    suspend_project: str | None = None,
+    resume_project: str | None = None,
     description: str | None = None,
     allowed_builders: list[str] | None = None,
     variables: Iterable[VariableRow] | None = None,
@@ -192,6 +224,11 @@ def tier_update(
         description=stored.description if description is None else description,
         allowed_builders=allowed_builders,
         variables=by_name,
+        operations={
+            "update_project": update_project,
+            "suspend_project": suspend_project,
+            "resume_project": resume_project,
+        },
     )
 
 

@@ -14,7 +14,8 @@ from events.catalogue import DetailType
 from events.models import ReceivedEvent
 from orchestrator.aws import aws_client
 from tenants.bootstrap import ensure_codebuild_projects
-from tenants.models import Build, Tenant, VariableType
+from tenants.models import Build, Tenant, TenantStatus, VariableType
+from tenants.services.lifecycle import tenant_transition
 from tenants.services.sync import from_dynamodb
 from tenants.tests.factories import TierFactory, TierVariableFactory, tenant_document
 
@@ -207,3 +208,16 @@ def tenant_item_of(tenant_id: str) -> dict[str, Any] | None:
 
 def tier_item_of(name: str) -> dict[str, Any] | None:
     return dynamodb_get(settings.DYNAMODB_TIER_TABLE, {"tier": name})
+
+
+@pytest.fixture
+def active_tenant(codebuild_tier, send_event, run_commit_hooks):
+    """A tenant provisioned on ``codebuild_tier`` through the intake, then made ACTIVE (the deployment step's move)."""
+    detail = provisioning_detail()
+    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    build = Build.objects.get(tenant=tenant)
+    send_event(envelope(DetailType.TENANT_PROVISIONING_SUCCESS, outcome_detail(tenant.pk, build.build_id)))
+    with run_commit_hooks():
+        tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
+    return tenant

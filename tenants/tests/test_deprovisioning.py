@@ -8,22 +8,9 @@ from events.models import EventStatus
 from orchestrator.tests.factories import StaffFactory
 from tenants.models import Build, BuildPurpose, BuildStatus, HistoryKind, Tenant, TenantHistory, TenantStatus
 from tenants.services.deprovisioning import tenant_deprovision
-from tenants.services.lifecycle import tenant_transition
 from tenants.tests.conftest import envelope, outcome_detail, provisioning_detail, tenant_item_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def active_tenant(codebuild_tier, send_event, run_commit_hooks):
-    detail = provisioning_detail()
-    send_event(envelope(DetailType.TENANT_PROVISIONING, detail))
-    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
-    build = Build.objects.get(tenant=tenant)
-    send_event(envelope(DetailType.TENANT_PROVISIONING_SUCCESS, outcome_detail(tenant.pk, build.build_id)))
-    with run_commit_hooks():
-        tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)  # the deployment step's move
-    return tenant
 
 
 def deprovision(send_event, tenant):

@@ -218,3 +218,29 @@ def test_the_command_dies_with_its_runner():
     while not _dead(command) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _dead(command)
+
+
+def test_local_update_to_another_tier_runs_its_update_command_and_moves_the_tenant(local_tier, live_intake, client):
+    # given an active LOCAL tenant on BASIC and a PREMIUM tier whose updates run demo/build.sh update
+    premium = TierFactory(
+        name="PREMIUM", provision_project="demo/build.sh provision", update_project="demo/build.sh update"
+    )
+    premium.allowed_builders = ["LOCAL"]
+    premium.save()
+    detail = provisioning_detail(builder="LOCAL")
+    post(client, DetailType.TENANT_PROVISIONING, detail)
+    tenant = Tenant.objects.get(pk=detail["tenant"]["id"])
+    tenant_transition(tenant=tenant, to=TenantStatus.ACTIVE)
+
+    # when the control plane moves it to PREMIUM
+    plan = {"id": "plan-premium", "name": "Premium", "tier": "PREMIUM"}
+    post(client, DetailType.TENANT_UPDATE, {"tenant": {"id": tenant.pk}, "planConfig": plan})
+
+    # then the command ran with both tier names, reported through the intake, and the tenant is on PREMIUM
+    tenant.refresh_from_db()
+    assert (tenant.status, tenant.tier, tenant.plan["id"]) == (TenantStatus.ACTIVE, "PREMIUM", "plan-premium")
+    build = Build.objects.get(tenant=tenant, purpose=BuildPurpose.UPDATE)
+    assert (build.build_id, build.status) == (f"local:{tenant.pk}:update:1", BuildStatus.SUCCEEDED)
+    log = TenantHistory.objects.get(tenant=tenant, kind=HistoryKind.BUILD, summary__startswith="Local update")
+    assert any("update done (tier BASIC -> PREMIUM)" in line for line in log.details["log_tail"])
+    assert tenant_item_of(tenant.pk)["planConfig"]["tier"] == "PREMIUM"

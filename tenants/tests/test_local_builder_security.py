@@ -228,7 +228,8 @@ def test_admin_refuses_a_local_tier_command_outside_the_allow_list(client):
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["provision_project"] == [
         "A LOCAL tier may only run a command of LOCAL_BUILD_COMMANDS "
-        "(demo/build.sh provision; demo/build.sh deprovision)."
+        "(demo/build.sh provision; demo/build.sh deprovision; demo/build.sh update; demo/build.sh suspend; "
+        "demo/build.sh resume)."
     ]
     assert not Tier.objects.exists()
 
@@ -280,7 +281,8 @@ def test_api_refuses_a_local_tier_command_outside_the_allow_list():
     assert created.json()["error"]["fields"] == {
         "provision_project": [
             "A LOCAL tier may only run a command of LOCAL_BUILD_COMMANDS "
-            "(demo/build.sh provision; demo/build.sh deprovision)."
+            "(demo/build.sh provision; demo/build.sh deprovision; demo/build.sh update; demo/build.sh suspend; "
+            "demo/build.sh resume)."
         ]
     }
     assert not Tier.objects.filter(name="ROGUE").exists()

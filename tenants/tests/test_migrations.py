@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 STAFF_GROUPS = importlib.import_module("tenants.migrations.0003_staff_permissions_and_groups")
 SEALED_SECRETS = importlib.import_module("tenants.migrations.0004_sealed_secrets")
+OPERATIONS = importlib.import_module("tenants.migrations.0009_tenant_operations")
 
 
 def _stored_plan(tenant: Tenant) -> str:
@@ -62,3 +63,23 @@ def test_the_staff_groups_step_creates_both_groups_and_removes_them_when_reverse
     # and reversing it removes them
     STAFF_GROUPS.remove_groups(apps, None)
     assert not Group.objects.filter(name__in=["Read-only staff", "Operators"]).exists()
+
+
+def test_the_operations_step_gives_operators_the_new_permissions_and_takes_them_back():
+    # given the staff groups without the operation permissions
+    STAFF_GROUPS.create_groups(apps, None)
+    OPERATIONS.revoke_operators(apps, None)
+
+    # when the migration's data step runs
+    OPERATIONS.grant_operators(apps, None)
+
+    # then operators may update and suspend tenants, read-only staff may not
+    operators = set(Group.objects.get(name="Operators").permissions.values_list("codename", flat=True))
+    read_only = set(Group.objects.get(name="Read-only staff").permissions.values_list("codename", flat=True))
+    assert {"update_tenant", "suspend_tenant"} <= operators
+    assert not {"update_tenant", "suspend_tenant"} & read_only
+
+    # and reversing it removes the permissions
+    OPERATIONS.revoke_operators(apps, None)
+    operators = set(Group.objects.get(name="Operators").permissions.values_list("codename", flat=True))
+    assert not {"update_tenant", "suspend_tenant"} & operators

@@ -10,8 +10,10 @@ from django.conf import settings
 from events.catalogue import DetailType
 from events.models import EventAttempt, EventStatus, OutboxEvent, ReceivedEvent
 from events.services import event_replay
+from orchestrator.tests.factories import StaffFactory
 from tenants.bootstrap import ensure_codebuild_projects
 from tenants.models import Build, BuildPurpose, HistoryKind, Tenant, TenantHistory, TenantStatus
+from tenants.services.operations import tenant_resume, tenant_suspend
 from tenants.tests.conftest import envelope, provisioning_detail
 from tenants.tests.factories import TierFactory
 from tenants.tests.sbt import (
@@ -243,3 +245,19 @@ def test_tenants_of_the_original_dialect_get_no_sbt_answers(codebuild_tier, send
     assert not ReceivedEvent.objects.filter(detail_type=DetailType.TENANT_PROVISIONING_SUCCESS).exists()
     assert Tenant.objects.get(pk=failing["tenant"]["id"]).status == TenantStatus.PROVISION_FAILED
     assert answers() == []
+
+
+def test_an_active_sbt_tenant_suspended_and_resumed_by_staff_gets_no_second_onboarding_answer(active):
+    # given an sbt-aws tenant, active and answered once
+    _request, tenant = active
+    before = len(answers())
+
+    # when staff suspend and resume it (the tier has no such projects: at once)
+    staff = StaffFactory()
+    tenant_suspend(tenant=tenant, actor_user=staff)
+    tenant_resume(tenant=tenant, actor_user=staff)
+
+    # then it is active again and sbt-aws heard nothing more
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.ACTIVE
+    assert len(answers()) == before

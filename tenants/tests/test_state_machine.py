@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from tenants.models import ALLOWED_TRANSITIONS, HistoryKind, TenantHistory, TenantStatus
+from tenants.models import ALLOWED_TRANSITIONS, FAILED_TENANT_STATUSES, HistoryKind, TenantHistory, TenantStatus
 from tenants.services.lifecycle import TransitionRefused, tenant_transition
 from tenants.signals import tenant_status_changed
 from tenants.tests.factories import TenantFactory
@@ -31,7 +31,27 @@ def test_the_table_is_the_issue_s_lifecycle():
         ("DEPROVISIONING", "INACTIVE"),
         ("DEPROVISIONING", "DEPROVISION_FAILED"),
         ("DEPROVISION_FAILED", "DEPROVISIONING"),
+        ("ACTIVE", "UPDATING"),
+        ("UPDATING", "ACTIVE"),
+        ("UPDATING", "UPDATE_FAILED"),
+        ("UPDATE_FAILED", "UPDATING"),
+        ("UPDATE_FAILED", "ACTIVE"),
+        ("ACTIVE", "SUSPENDING"),
+        ("SUSPENDING", "SUSPENDED"),
+        ("SUSPENDING", "SUSPEND_FAILED"),
+        ("SUSPEND_FAILED", "SUSPENDING"),
+        ("SUSPENDED", "RESUMING"),
+        ("SUSPENDED", "DEPROVISIONING"),
+        ("RESUMING", "ACTIVE"),
+        ("RESUMING", "RESUME_FAILED"),
+        ("RESUME_FAILED", "RESUMING"),
     }
+
+
+def test_every_failure_status_is_retryable_and_every_status_has_a_row():
+    assert set(ALLOWED_TRANSITIONS) == set(TenantStatus.values)
+    for failed in FAILED_TENANT_STATUSES:
+        assert ALLOWED_TRANSITIONS[failed], f"{failed} is a dead end"
 
 
 @pytest.mark.parametrize(("source", "target"), ALLOWED)

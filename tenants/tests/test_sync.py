@@ -406,3 +406,27 @@ def test_the_mirror_can_leave_secrets_out_instead(aws, run_commit_hooks, setting
     assert json.loads(override["tenant"]) == {"key": "acme", "name": "Acme"}
     assert set(tier) == {"tier", "jobName", "allowedBuilders", "version"}
     assert all(drift.clean for drift in dynamodb_drift())
+
+
+def test_a_pending_update_is_mirrored_sealed_beside_the_current_plan(aws, run_commit_hooks):
+    # Given an active tenant whose update to a plan with a secret is pending, on a tier with operation projects
+    with run_commit_hooks():
+        tier_upsert(name="BASIC", provision_project="p", update_project="u", resume_project="r")
+        tenant = TenantFactory(status=TenantStatus.ACTIVE, plan={"id": "basic", "tier": "BASIC"}, tier="BASIC")
+        tenant.pending_plan = {"id": "pro", "tier": "PRO", "sizeConfig": {"DB_PASSWORD": "pending-pw-7"}}
+        tenant.pending_tier = "PRO"
+        tenant.save()
+        tenant_transition(tenant=tenant, to=TenantStatus.UPDATING)
+
+    # When the data plane reads the items
+    item, tier = tenant_item_of(tenant.pk), tier_item_of("BASIC")
+
+    # Then the current plan stays planConfig, the pending one is beside it with its secret sealed
+    assert (item["status"], item["planConfig"]["id"], item["version"]) == ("UPDATING", "basic", tenant.version)
+    assert (item["pendingPlanConfig"]["id"], item["pendingTier"]) == ("pro", "PRO")
+    assert "pending-pw-7" not in json.dumps(item, default=str)
+    assert unseal(item)["pendingPlanConfig"]["sizeConfig"]["DB_PASSWORD"] == "pending-pw-7"
+    # and the tier item names the projects it has (and only those)
+    assert (tier["jobName"], tier["updateJobName"], tier["resumeJobName"]) == ("p", "u", "r")
+    assert "suspendJobName" not in tier
+    assert all(drift.clean for drift in dynamodb_drift())

@@ -186,3 +186,31 @@ def test_editing_a_tier_and_its_variables_in_the_admin_writes_through(superuser,
     assert (item["jobName"], item["KEEP"], "DROP" in item) == ("gold-provision-v2", "10", False)
     assert item["version"] == Tier.objects.get().version
     assert "variables" in LogEntry.objects.get().get_change_message()
+
+
+def test_the_operations_projects_are_set_kept_and_checked_through_the_api(superuser, aws, run_commit_hooks):
+    client = APIClient()
+    client.force_authenticate(superuser)
+    body = {"name": "OPS", "provision_project": "p", "update_project": "u", "suspend_project": "s"}
+
+    # a new tier with two operation projects; a PATCH of something else keeps them
+    with run_commit_hooks():
+        created = client.post("/api/tiers/", body, format="json")
+        patched = client.patch("/api/tiers/OPS/", {"description": "ops"}, format="json")
+    assert created.status_code == 201, created.content
+    assert (patched.json()["update_project"], patched.json()["suspend_project"], patched.json()["resume_project"]) == (
+        "u",
+        "s",
+        "",
+    )
+    assert tier_item_of("OPS")["suspendJobName"] == "s"
+
+    # a LOCAL tier's operation project must be an allowed command, like its other projects
+    local = client.patch(
+        "/api/tiers/OPS/",
+        {"allowed_builders": ["LOCAL"], "provision_project": "demo/build.sh provision", "update_project": "rm -rf /"},
+        format="json",
+    )
+    assert local.status_code == 400
+    assert "update_project" in local.json()["error"]["fields"]
+    assert Tier.objects.get(name="OPS").update_project == "u"

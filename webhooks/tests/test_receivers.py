@@ -132,3 +132,43 @@ def test_activation_outside_the_chain_notifies_once_and_the_chain_does_not_dupli
     other = TenantFactory(status=TenantStatus.DEPLOYING)
     committed(tenant_transition, tenant=other, to=TenantStatus.ACTIVE, reason="manual")
     assert receiver.paths().count("/subscriber") == 2
+
+
+def test_operations_and_deployment_failures_are_announced_to_their_subscribers(receiver, committed):
+    # given one subscriber per new event type (and one for tenant.deployed, which none of these is)
+    paths = {
+        WebhookEventType.TENANT_UPDATED: "/updated",
+        WebhookEventType.TENANT_UPDATE_FAILED: "/update-failed",
+        WebhookEventType.TENANT_SUSPENDED: "/suspended",
+        WebhookEventType.TENANT_RESUMED: "/resumed",
+        WebhookEventType.TENANT_DEPLOY_FAILED: "/deploy-failed",
+        WebhookEventType.TENANT_DEPLOYED: "/deployed",
+    }
+    secrets = {
+        path: WebhookEndpointFactory(url=receiver.url(path), events=[event_type]).secret.reveal()
+        for event_type, path in paths.items()
+    }
+    tenant = TenantFactory(status=TenantStatus.ACTIVE, plan={"id": "plan-basic", "tier": "BASIC"}, tier="BASIC")
+
+    # when it is updated (failing once), suspended, resumed, and rolled back from a failed update
+    for to in (TenantStatus.UPDATING, TenantStatus.UPDATE_FAILED, TenantStatus.UPDATING, TenantStatus.ACTIVE):
+        committed(tenant_transition, tenant=tenant, to=to, reason="quota" if to == TenantStatus.UPDATE_FAILED else "")
+    for to in (TenantStatus.SUSPENDING, TenantStatus.SUSPENDED, TenantStatus.RESUMING, TenantStatus.ACTIVE):
+        committed(tenant_transition, tenant=tenant, to=to)
+    for to in (TenantStatus.UPDATING, TenantStatus.UPDATE_FAILED, TenantStatus.ACTIVE):
+        committed(tenant_transition, tenant=tenant, to=to)
+    # and another tenant's deployment fails
+    deploying = TenantFactory(status=TenantStatus.DEPLOYING)
+    committed(tenant_transition, tenant=deploying, to=TenantStatus.DEPLOY_FAILED, reason="app plane down")
+
+    # then each subscriber heard exactly its events, signed (Standard Webhooks); tenant.deployed nobody
+    assert sorted(receiver.paths()) == sorted(
+        ["/updated", "/update-failed", "/update-failed", "/suspended", "/resumed", "/deploy-failed"]
+    )
+    for request in receiver.requests:
+        path = request.path
+        assert standard_ok(request.body, request.headers, secrets[path])
+        assert json.loads(request.body)["type"] == next(kind for kind, at in paths.items() if at == path)
+    (failed_deploy,) = receiver.at("/deploy-failed")
+    assert json.loads(failed_deploy.body)["data"]["reason"] == "app plane down"
+    assert json.loads(receiver.at("/update-failed")[0].body)["data"]["reason"] == "quota"

@@ -97,8 +97,8 @@ def on_tenant_status_changed(sender: type, *, change: TenantStatusChange, **_: A
 
 def _notifies(change: TenantStatusChange) -> bool:
     """True when ``_notify`` has something to send for this change."""
-    return change.to_status in (TenantStatus.PROVISION_FAILED, TenantStatus.INACTIVE) or (
-        change.to_status == TenantStatus.ACTIVE and change.cause.source != CHAIN_SOURCE
+    return change.to_status in (TenantStatus.PROVISION_FAILED, TenantStatus.INACTIVE) or bool(
+        _subscriber_event_type(change)
     )
 
 

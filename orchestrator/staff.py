@@ -24,6 +24,8 @@ ACTION_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("tenants", "tenant", "resync_tenant", "Can write a tenant to DynamoDB again"),
     ("events", "receivedevent", "replay_receivedevent", "Can replay received events"),
     ("webhooks", "webhookdelivery", "retry_webhookdelivery", "Can retry webhook deliveries"),
+    ("tenants", "pipelinerun", "approve_pipeline_step", "Can approve or reject a pipeline step"),
+    ("tenants", "pipelinerun", "manage_pipeline_run", "Can redrive or cancel a pipeline run"),
 )
 
 # Dotted names, for ``user.has_perm`` and the API's permission classes.
@@ -32,6 +34,8 @@ PERM_DEPROVISION = "tenants.deprovision_tenant"
 PERM_RESYNC = "tenants.resync_tenant"
 PERM_REPLAY_EVENT = "events.replay_receivedevent"
 PERM_RETRY_DELIVERY = "webhooks.retry_webhookdelivery"
+PERM_APPROVE_STEP = "tenants.approve_pipeline_step"
+PERM_MANAGE_RUN = "tenants.manage_pipeline_run"
 
 
 def staff_groups_ensure(*, apps: Any = global_apps) -> dict[str, int]:

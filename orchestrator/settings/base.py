@@ -414,6 +414,12 @@ CELERY_BEAT_SCHEDULE["tenants.recover_builds"] = {
     "task": "tenants.recover_builds",
     "schedule": float(BUILD_RECOVERY_INTERVAL_SECONDS),
 }
+# Pipeline steps past their deadline fail (a delay ends), runs whose advance task was lost move on.
+PIPELINE_SWEEP_INTERVAL_SECONDS = env.int("PIPELINE_SWEEP_INTERVAL_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["tenants.sweep_pipeline_runs"] = {
+    "task": "tenants.sweep_pipeline_runs",
+    "schedule": float(PIPELINE_SWEEP_INTERVAL_SECONDS),
+}
 CELERY_BEAT_SCHEDULE["tenants.sync_pending"] = {
     "task": "tenants.sync_pending",
     "schedule": float(DYNAMODB_SYNC_SWEEP_SECONDS),

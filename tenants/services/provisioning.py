@@ -20,6 +20,7 @@ from tenants.services.builds import ActionResult, build_start_after_commit, tena
 from tenants.services.environment import EnvVar
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
+from tenants.services.pipeline_provision import provision_pipeline_start
 from tenants.services.sync import tenant_sync_schedule
 
 if TYPE_CHECKING:
@@ -84,9 +85,11 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
-            build, environment = tenant_attempt_start(
-                tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
-            )
+            run = provision_pipeline_start(tenant=tenant, event=event, actor_user=None)
+            if run is None:  # the tier has no provision pipeline: its single build
+                build, environment = tenant_attempt_start(
+                    tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, actor_user=None
+                )
             if build is not None:  # started once this transaction (the handler's) has committed
                 build_start_after_commit(build=build, environment=environment)
     if refused:

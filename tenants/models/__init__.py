@@ -11,7 +11,7 @@ from orchestrator.sealing import SealedJSONField
 # Environment variable names a build may receive (CodeBuild's rule; also safe for a POSIX shell).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Attributes of a tier item in DynamoDB that are not variables.
-TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version", "allowedBuilders"})
+TIER_ITEM_RESERVED = frozenset({"tier", "jobName", "deprovisionJobName", "version", "allowedBuilders", "pipelines"})
 
 
 class TenantStatus(models.TextChoices):
@@ -168,7 +168,7 @@ class TierVariable(models.Model):
             RegexValidator(ENV_NAME_PATTERN, "Letters, digits and underscores; not starting with a digit."),
             RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
             RegexValidator(
-                r"^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders)$)",
+                r"^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders|pipelines)$)",
                 "Reserved for the tier item in DynamoDB.",
             ),
         ],
@@ -279,6 +279,7 @@ class HistoryKind(models.TextChoices):
     BUILD = "build", "Build"
     CALLBACK = "callback", "Callback"
     STAFF_ACTION = "staff_action", "Staff action"
+    PIPELINE = "pipeline", "Pipeline"
     SYNC = "sync", "DynamoDB sync"
     NOTE = "note", "Note"
 
@@ -313,3 +314,47 @@ class TenantHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.summary}"
+
+
+# The pipeline models live in their own module; re-exported so ``from tenants.models import X`` works for all.
+from tenants.models.pipelines import (  # noqa: E402
+    RUN_LIVE_STATUSES,
+    STEP_OPEN_STATUSES,
+    PipelineOperation,
+    PipelineRun,
+    PipelineRunStatus,
+    PipelineStep,
+    StepDecision,
+    StepRun,
+    StepRunStatus,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "BUILD_FAILURE_STATUSES",
+    "BUILD_OPEN_STATUSES",
+    "ENV_NAME_PATTERN",
+    "FAILED_TENANT_STATUSES",
+    "RUN_LIVE_STATUSES",
+    "STEP_OPEN_STATUSES",
+    "TIER_ITEM_RESERVED",
+    "Build",
+    "BuildPurpose",
+    "BuildStatus",
+    "BuilderType",
+    "HistoryKind",
+    "PipelineOperation",
+    "PipelineRun",
+    "PipelineRunStatus",
+    "PipelineStep",
+    "StepDecision",
+    "StepRun",
+    "StepRunStatus",
+    "Tenant",
+    "TenantHistory",
+    "TenantStatus",
+    "Tier",
+    "TierVariable",
+    "VariableType",
+    "default_allowed_builders",
+]

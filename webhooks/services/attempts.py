@@ -37,6 +37,7 @@ from webhooks.services.chain import deployment_advance
 from webhooks.services.dispatch import EARLY_TOLERANCE, deliveries_publish, delivery_enqueue_if_due
 from webhooks.services.endpoints import endpoint_disable, url_display
 from webhooks.services.history import delivery_history_entry, delivery_history_record
+from webhooks.services.pipeline_steps import is_step_callback, step_delivery_finished
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ def _delivery_conclude(
     current = delivery.status in SENDABLE_STATUSES  # else another worker or staff already settled it
     if verdict.kind == "succeeded":
         attempt.outcome = AttemptOutcome.SUCCEEDED
-        if current and delivered is not None and delivery.deployment_id is None:
+        if current and delivered is not None and delivery.deployment_id is None and not is_step_callback(delivery):
             delivered.append(_Delivered(delivery, verdict.reason, attempt))
         elif current:
             _delivery_finish(delivery=delivery, status=DeliveryStatus.SUCCEEDED, reason=verdict.reason, attempt=attempt)
@@ -429,3 +430,5 @@ def _delivery_finish(
     delivery_history_record(delivery=delivery, summary=f"{label} ({reason})", attempt=attempt)
     if delivery.deployment_id is not None:
         deployment_advance(deployment=delivery.deployment)
+    elif is_step_callback(delivery):
+        step_delivery_finished(delivery=delivery)

@@ -261,6 +261,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "BuildStatusEnum": "tenants.models.BuildStatus",
         "BuilderTypeEnum": "tenants.models.BuilderType",
+        "PipelineRunStatusEnum": "tenants.models.PipelineRunStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they

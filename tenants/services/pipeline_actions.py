@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator.errors import ApplicationError, ConflictError
+from orchestrator.errors import ApplicationError, ConflictError, NotFoundError
 from orchestrator.staff import PERM_APPROVE_STEP, PERM_MANAGE_RUN
 from tenants.models import (
     RUN_LIVE_STATUSES,
@@ -72,7 +72,7 @@ def _step_decide(*, step_run_id: int, actor_user: User, comment: str, approve: b
     with transaction.atomic():
         run_id = StepRun.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
         if run_id is None:
-            raise ApplicationError(f"No step run {step_run_id}.", code="not_found", status_code=404)
+            raise NotFoundError(f"No pipeline step run {step_run_id}.")
         run = run_lock(run_id=run_id)
         step = StepRun.objects.select_for_update().get(pk=step_run_id)
         if not step_kind(step.kind).needs_decision:

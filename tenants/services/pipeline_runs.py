@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator.errors import ApplicationError
+from orchestrator.errors import ApplicationError, NotFoundError
 from tenants.models import (
     RUN_LIVE_STATUSES,
     STEP_OPEN_STATUSES,
@@ -73,7 +73,9 @@ def advance_enqueue(*, run_id: int, countdown: float = 0) -> None:
 
 def run_lock(*, run_id: int) -> PipelineRun:
     """The run, its tenant locked first, then the run (the lock order of every tenant writer)."""
-    tenant_id = PipelineRun.objects.filter(pk=run_id).values_list("tenant_id", flat=True).get()
+    tenant_id = PipelineRun.objects.filter(pk=run_id).values_list("tenant_id", flat=True).first()
+    if tenant_id is None:
+        raise NotFoundError(f"No pipeline run {run_id}.")
     tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
     run = PipelineRun.objects.select_for_update().get(pk=run_id)
     run.tenant = tenant

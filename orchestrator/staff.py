@@ -24,8 +24,6 @@ ACTION_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("tenants", "tenant", "resync_tenant", "Can write a tenant to DynamoDB again"),
     ("events", "receivedevent", "replay_receivedevent", "Can replay received events"),
     ("webhooks", "webhookdelivery", "retry_webhookdelivery", "Can retry webhook deliveries"),
-    ("tenants", "pipelinerun", "approve_pipeline_step", "Can approve or reject a pipeline step"),
-    ("tenants", "pipelinerun", "manage_pipeline_run", "Can redrive or cancel a pipeline run"),
 )
 
 # Dotted names, for ``user.has_perm`` and the API's permission classes.
@@ -34,6 +32,7 @@ PERM_DEPROVISION = "tenants.deprovision_tenant"
 PERM_RESYNC = "tenants.resync_tenant"
 PERM_REPLAY_EVENT = "events.replay_receivedevent"
 PERM_RETRY_DELIVERY = "webhooks.retry_webhookdelivery"
+# Pipeline runs (PipelineRun's Meta): granted to users or groups one by one, not (yet) to "Operators".
 PERM_APPROVE_STEP = "tenants.approve_pipeline_step"
 PERM_MANAGE_RUN = "tenants.manage_pipeline_run"
 

@@ -93,3 +93,18 @@ def local_build_step(*, tier: Tier, position: int = 1, **fields: object) -> Pipe
     """A build step running the demo script on the LOCAL builder."""
     config = {"project": "demo/build.sh provision", "builders": ["LOCAL"]}
     return PipelineStepFactory(tier=tier, position=position, name="build", kind="build", config=config, **fields)
+
+
+def pipeline_operator():
+    """Read-only staff who may also approve and reject steps, and redrive and cancel runs."""
+    from django.contrib.auth.models import Permission
+
+    from orchestrator.tests.factories import staff_user
+
+    user = staff_user("read_only")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="tenants", codename__in=["approve_pipeline_step", "manage_pipeline_run"]
+        )
+    )
+    return type(user).objects.get(pk=user.pk)  # permissions are cached on the instance

@@ -18,7 +18,7 @@ from tenants.models import (
 )
 from tenants.services.pipeline_actions import ActionForbidden, pipeline_run_cancel, step_approve, step_reject
 from tenants.tests.conftest import provisioning_detail
-from tenants.tests.factories import PipelineStepFactory, local_build_step
+from tenants.tests.factories import PipelineStepFactory, local_build_step, pipeline_operator
 from tenants.tests.test_local_builder import post
 
 
@@ -54,7 +54,7 @@ def test_a_build_then_an_approval_waits_for_staff_and_an_approval_activates_the_
     assert tenant.status == TenantStatus.PROVISIONING
 
     # when an operator approves it with a comment
-    operator = staff_user("operator")
+    operator = pipeline_operator()
     result = step_approve(step_run_id=approval.pk, actor_user=operator, comment="checked the build")
 
     # then the run succeeded, the tenant is active, and the decision is on the step and the timeline
@@ -86,7 +86,7 @@ def test_a_rejected_approval_fails_the_run_and_the_tenant(build_then_approval, l
     approval = PipelineRun.objects.get(tenant=tenant).step_runs.get(name="go-live")
 
     # when an operator rejects it
-    step_reject(step_run_id=approval.pk, actor_user=staff_user("operator"), comment="wrong plan")
+    step_reject(step_run_id=approval.pk, actor_user=pipeline_operator(), comment="wrong plan")
 
     # then the step and the run failed, and so did the tenant's provisioning, with the reason
     approval.refresh_from_db()
@@ -116,7 +116,7 @@ def test_cancel_stops_a_waiting_run_and_fails_the_provisioning(build_then_approv
     run = PipelineRun.objects.get(tenant=tenant)
 
     # when an operator cancels it (twice)
-    operator = staff_user("operator")
+    operator = pipeline_operator()
     first = pipeline_run_cancel(run_id=run.pk, actor_user=operator)
     second = pipeline_run_cancel(run_id=run.pk, actor_user=operator)
 

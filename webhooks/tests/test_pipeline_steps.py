@@ -8,11 +8,10 @@ import pytest
 
 from devstack.receivers import Reply
 from orchestrator.errors import ConflictError
-from orchestrator.tests.factories import staff_user
 from tenants.models import Build, PipelineRun, PipelineRunStatus, StepRunStatus, TenantStatus, TierVariable
 from tenants.services.pipeline_actions import pipeline_run_redrive, step_approve
 from tenants.tests.conftest import live_intake, local_tier  # noqa: F401 (fixtures shared with the tenants tests)
-from tenants.tests.factories import PipelineStepFactory, local_build_step
+from tenants.tests.factories import PipelineStepFactory, local_build_step, pipeline_operator
 from tenants.tests.test_pipeline_runs import provision
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.tests.factories import WebhookEndpointFactory
@@ -47,7 +46,7 @@ def test_build_approval_callback_runs_to_the_end_and_activates_the_tenant(three_
     assert receiver.paths() == []
 
     # when an operator approves
-    step_approve(step_run_id=run.step_runs.get(name="approve").pk, actor_user=staff_user("operator"))
+    step_approve(step_run_id=run.step_runs.get(name="approve").pk, actor_user=pipeline_operator())
 
     # then the control-plane webhook arrived once, signed as the original signs it, with the build's outputs
     (webhook,) = receiver.at("/webhook")
@@ -67,7 +66,7 @@ def test_redrive_from_a_failed_callback_keeps_the_build_and_sends_the_same_messa
     receiver.script("/webhook", Reply(status=400))
     tenant = provision(client)
     run = PipelineRun.objects.get(tenant=tenant)
-    step_approve(step_run_id=run.step_runs.get(name="approve").pk, actor_user=staff_user("operator"))
+    step_approve(step_run_id=run.step_runs.get(name="approve").pk, actor_user=pipeline_operator())
     run.refresh_from_db()
     tenant.refresh_from_db()
     assert run.status == PipelineRunStatus.FAILED
@@ -77,7 +76,7 @@ def test_redrive_from_a_failed_callback_keeps_the_build_and_sends_the_same_messa
     outputs_before = build_step.outputs
 
     # when an operator redrives it (the control plane now takes it)
-    result = pipeline_run_redrive(run_id=run.pk, actor_user=staff_user("operator"))
+    result = pipeline_run_redrive(run_id=run.pk, actor_user=pipeline_operator())
 
     # then only the callback ran again: the same delivery (same webhook-id, same bytes), no second build
     assert result.changed
@@ -98,7 +97,7 @@ def test_redrive_from_a_failed_callback_keeps_the_build_and_sends_the_same_messa
 
     # and a redrive of the succeeded run is refused
     with pytest.raises(ConflictError):
-        pipeline_run_redrive(run_id=run.pk, actor_user=staff_user("operator"))
+        pipeline_run_redrive(run_id=run.pk, actor_user=pipeline_operator())
 
 
 def test_notify_sends_a_standard_webhooks_event_to_subscribers(local_tier, client, receiver):  # noqa: F811

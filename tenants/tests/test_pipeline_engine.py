@@ -17,6 +17,7 @@ from tenants.models import (
     TenantStatus,
 )
 from tenants.services.pipeline_actions import pipeline_run_redrive
+from tenants.services.pipeline_kinds import pipeline_wait_event_signal
 from tenants.services.pipeline_runs import pipeline_run_advance, pipeline_run_start, pipeline_runs_sweep
 from tenants.tests.factories import PipelineStepFactory, TenantFactory, TierFactory
 
@@ -200,3 +201,21 @@ def test_redrive_needs_the_permission_and_a_failed_run(start):
         pipeline_run_redrive(run_id=run.pk, actor_user=staff_user("read_only"))
     run.refresh_from_db()
     assert run.status == PipelineRunStatus.FAILED
+
+
+def test_a_wait_for_a_named_event_ends_when_that_event_comes(start, run_commit_hooks):
+    # given a run waiting for the event "dns-ready" before an approval
+    tier = TierFactory()
+    PipelineStepFactory(tier=tier, position=1, name="dns", kind="wait", config={"event": "dns-ready"})
+    PipelineStepFactory(tier=tier, position=2, name="approve", kind="approval")
+    run = start(tier)
+
+    # when another event comes, then nothing moves; when it comes, the step ends with its outputs
+    with run_commit_hooks():
+        other = pipeline_wait_event_signal(tenant_id=run.tenant_id, name="cert-ready")
+        matched = pipeline_wait_event_signal(tenant_id=run.tenant_id, name="dns-ready", outputs={"zone": "acme"})
+
+    assert (other, matched) == (0, 1)
+    wait, approve = run.step_runs.order_by("position")
+    assert (wait.status, wait.outputs) == (StepRunStatus.SUCCEEDED, {"zone": "acme"})
+    assert approve.status == StepRunStatus.WAITING

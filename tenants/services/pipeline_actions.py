@@ -119,6 +119,9 @@ def pipeline_run_redrive(*, run_id: int, actor_user: User) -> RunActionResult:
         )
         if failed is None:
             raise ConflictError(f"Run {run.pk} has no failed step to redrive from.")
+        live = PipelineRun.objects.filter(tenant=run.tenant, status__in=RUN_LIVE_STATUSES).first()
+        if live is not None:
+            raise ConflictError(f"Tenant {run.tenant.key} has another run under way ({live.pk}).")
         failed.status, failed.next_attempt_at, failed.finished_at = StepRunStatus.PENDING, None, None
         failed.attempts_before_round = failed.attempts  # a new round of attempts
         failed.save(update_fields=["status", "next_attempt_at", "finished_at", "attempts_before_round"])

@@ -11,9 +11,12 @@ failed build); a redrive moves it back to ``PROVISIONING``.
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
-from tenants.models import PipelineOperation, PipelineRun, PipelineStep, Tenant, TenantStatus
+from tenants.models import HistoryKind, PipelineOperation, PipelineRun, PipelineStep, Tenant, TenantStatus
 from tenants.pipelines.listeners import PipelineRunFinished, PipelineRunRedriven, run_listener_register
+from tenants.services.builds import ActionResult
+from tenants.services.history import history_record
 from tenants.services.lifecycle import TransitionCause, tenant_transition
 from tenants.services.pipeline_runs import pipeline_run_start
 
@@ -23,12 +26,35 @@ if TYPE_CHECKING:
 PIPELINE_SOURCE = "tenants.pipeline"
 
 
+def provision_pipeline_configured(*, tier_name: str) -> bool:
+    return PipelineStep.objects.filter(tier__name=tier_name, operation=PipelineOperation.PROVISION).exists()
+
+
+def provision_pipeline_retry(*, tenant: Tenant, actor_user: AbstractBaseUser | None) -> ActionResult:
+    """Staff retry of a pipeline tier's provisioning: a new attempt, a new run from its first step (a redrive,
+    ``pipeline_run_redrive``, goes on from the failed step instead)."""
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        history_record(
+            tenant=tenant,
+            kind=HistoryKind.STAFF_ACTION,
+            summary="Retry provisioning requested",
+            details={"from": tenant.status},
+            actor_user=actor_user,
+        )
+        run = provision_pipeline_start(tenant=tenant, event=None, actor_user=actor_user)
+    message = (
+        f"{tenant.key}: provisioning attempt {tenant.provisioning_attempt} started as pipeline run {run and run.pk}."
+    )
+    return ActionResult(tenant=tenant, changed=True, message=message)
+
+
 def provision_pipeline_start(
     *, tenant: Tenant, event: "ReceivedEvent | None", actor_user: AbstractBaseUser | None
 ) -> PipelineRun | None:
     """A new provisioning attempt through the tier's pipeline (tenant locked by the caller); None when the
     tier has no provision steps."""
-    if not PipelineStep.objects.filter(tier__name=tenant.tier, operation=PipelineOperation.PROVISION).exists():
+    if not provision_pipeline_configured(tier_name=tenant.tier):
         return None
     attempt = tenant.provisioning_attempt + 1
     Tenant.objects.filter(pk=tenant.pk).update(provisioning_attempt=attempt)

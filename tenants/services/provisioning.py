@@ -20,7 +20,11 @@ from tenants.services.builds import ActionResult, build_start_after_commit, tena
 from tenants.services.environment import EnvVar
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
-from tenants.services.pipeline_provision import provision_pipeline_start
+from tenants.services.pipeline_provision import (
+    provision_pipeline_configured,
+    provision_pipeline_retry,
+    provision_pipeline_start,
+)
 from tenants.services.sync import tenant_sync_schedule
 
 if TYPE_CHECKING:
@@ -110,6 +114,8 @@ def tenant_retry_provisioning(*, tenant: Tenant, actor_user: AbstractBaseUser | 
     if tenant.status not in PROVISIONABLE:
         # Refused by the state machine, which records the refusal (outside any transaction of ours).
         tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING, actor_user=actor_user)
+    if provision_pipeline_configured(tier_name=tenant.tier):
+        return provision_pipeline_retry(tenant=tenant, actor_user=actor_user)
     return tenant_staff_attempt(
         tenant=tenant,
         purpose=BuildPurpose.PROVISION,

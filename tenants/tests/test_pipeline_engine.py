@@ -19,6 +19,7 @@ from tenants.models import (
 from tenants.services.pipeline_actions import pipeline_run_redrive
 from tenants.services.pipeline_kinds import pipeline_wait_event_signal
 from tenants.services.pipeline_runs import pipeline_run_advance, pipeline_run_start, pipeline_runs_sweep
+from tenants.services.provisioning import tenant_retry_provisioning
 from tenants.tests.factories import PipelineStepFactory, TenantFactory, TierFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws")]
@@ -219,3 +220,23 @@ def test_a_wait_for_a_named_event_ends_when_that_event_comes(start, run_commit_h
     wait, approve = run.step_runs.order_by("position")
     assert (wait.status, wait.outputs) == (StepRunStatus.SUCCEEDED, {"zone": "acme"})
     assert approve.status == StepRunStatus.WAITING
+
+
+def test_a_staff_retry_of_a_pipeline_tier_starts_a_new_run(run_commit_hooks):
+    # given a tenant whose provisioning failed, on a tier with a provision pipeline
+    tier = TierFactory()
+    PipelineStepFactory(tier=tier, position=1, name="approve", kind="approval")
+    tenant = TenantFactory(tier=tier.name, status=TenantStatus.PROVISION_FAILED, provisioning_attempt=1)
+
+    # when staff retry its provisioning
+    with run_commit_hooks():
+        result = tenant_retry_provisioning(tenant=tenant, actor_user=staff_user("operator"))
+
+    # then a new attempt runs the pipeline (no single build), waiting at its approval
+    run = tenant.pipeline_runs.get()
+    tenant.refresh_from_db()
+    assert result.changed
+    assert result.message == f"{tenant.key}: attempt 2 is pipeline run {run.pk}."
+    assert (tenant.status, tenant.provisioning_attempt) == (TenantStatus.PROVISIONING, 2)
+    assert run.status == PipelineRunStatus.WAITING
+    assert not Build.objects.filter(tenant=tenant).exists()

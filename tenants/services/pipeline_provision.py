@@ -43,10 +43,12 @@ def provision_pipeline_retry(*, tenant: Tenant, actor_user: AbstractBaseUser | N
             actor_user=actor_user,
         )
         run = provision_pipeline_start(tenant=tenant, event=None, actor_user=actor_user)
-    message = (
-        f"{tenant.key}: provisioning attempt {tenant.provisioning_attempt} started as pipeline run {run and run.pk}."
+    if run is None:  # the pipeline was removed meanwhile: nothing started
+        return ActionResult(tenant=tenant, changed=False, message=f"{tenant.key}: tier {tenant.tier} has no pipeline.")
+    attempt = tenant.provisioning_attempt
+    return ActionResult(
+        tenant=tenant, changed=True, message=f"{tenant.key}: attempt {attempt} is pipeline run {run.pk}."
     )
-    return ActionResult(tenant=tenant, changed=True, message=message)
 
 
 def provision_pipeline_start(

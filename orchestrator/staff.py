@@ -39,6 +39,9 @@ PERM_REPLAY_EVENT = "events.replay_receivedevent"
 PERM_RETRY_DELIVERY = "webhooks.retry_webhookdelivery"
 # Django's own view permission: enough for reads that write nothing (the dry run).
 PERM_VIEW_EVENT = "events.view_receivedevent"
+# Pipeline runs (PipelineRun's Meta): granted to users or groups one by one, not (yet) to "Operators".
+PERM_APPROVE_STEP = "tenants.approve_pipeline_step"
+PERM_MANAGE_RUN = "tenants.manage_pipeline_run"
 
 
 def staff_groups_ensure(*, apps: Any = global_apps) -> dict[str, int]:

@@ -41,6 +41,7 @@ from orchestrator.permissions import acting_user
 from orchestrator.redaction import MASK
 from orchestrator.staff import PERM_DEPROVISION, PERM_RESYNC, PERM_RETRY_PROVISIONING
 from tenants.admin_operations import TenantOperationsAdmin
+from tenants.admin_pipelines import PipelineStepInline, pipelines_save
 from tenants.forms import TIER_FIELDS, TierForm, TierVariableFormSet
 from tenants.models import FAILED_TENANT_STATUSES, Build, Tenant, TenantHistory, TenantStatus, Tier, TierVariable
 from tenants.selectors import tenant_search
@@ -493,7 +494,7 @@ class TierAdmin(ServiceWritesAdmin):
         "in_sync",
     ]
     search_fields = ["name", "provision_project", "deprovision_project"]
-    inlines = [TierVariableInline]
+    inlines = [TierVariableInline, PipelineStepInline]
     fields = [*TIER_FIELDS, "version", "synced_version"]
     readonly_fields = ["version", "synced_version"]
 
@@ -533,6 +534,7 @@ class TierAdmin(ServiceWritesAdmin):
             tier = tier_update(tier=form.instance, **fields, variables=variables)
         else:
             tier = tier_create(**fields, variables=variables)
+        pipelines_save(tier=tier, formsets=formsets)
         form.instance.pk = tier.pk
         form.instance.refresh_from_db()
 
@@ -557,7 +559,7 @@ def tier_variable_rows(formsets: list) -> list[dict[str, Any]] | None:
     """The variables the inline lists once saved (deleted rows left out), or None when it was not touched."""
     rows = None
     for formset in formsets:
-        if formset.has_changed():
+        if formset.model is TierVariable and formset.has_changed():
             rows = [
                 form.cleaned_data for form in formset.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
             ]

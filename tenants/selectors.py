@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from orchestrator.errors import NotFoundError
-from tenants.models import Build, BuildPurpose, Tenant, Tier
+from tenants.models import Build, BuildPurpose, PipelineRun, StepRun, Tenant, Tier
 
 
 def tier_project_names() -> set[str]:
@@ -112,3 +112,17 @@ def tenant_provisioning_requested_at(*, tenant: Tenant) -> datetime:
         .first()
     )
     return received or tenant.created_at
+
+
+def tenant_pipeline_runs(*, tenant: Tenant) -> QuerySet[PipelineRun]:
+    """The tenant's runs, newest first, with their step runs (and who decided them)."""
+    steps = StepRun.objects.select_related("decided_by").order_by("position")
+    runs = PipelineRun.objects.filter(tenant=tenant).order_by("-created_at", "-id")
+    return runs.prefetch_related(Prefetch("step_runs", queryset=steps))
+
+
+def tier_with_pipelines_get(*, name: str) -> Tier:
+    tier = Tier.objects.filter(name=name).prefetch_related("pipeline_steps").first()
+    if tier is None:
+        raise NotFoundError("No such tier.")
+    return tier

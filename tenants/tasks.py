@@ -83,3 +83,27 @@ def post_build_outcome(*, build_pk: int) -> str:
     from tenants.services.local_runs import local_build_outcome_deliver
 
     return local_build_outcome_deliver(build_pk=build_pk)
+
+
+@lifecycle_task(name="tenants.advance_pipeline_run")
+def advance_pipeline_run(*, run_id: int) -> str:
+    """Start a run's next step (a redelivered message finds it started, under the run's lock)."""
+    from tenants.services.pipeline_runs import pipeline_run_advance
+
+    return pipeline_run_advance(run_id=run_id).status
+
+
+@lifecycle_task(name="tenants.finish_wait_step")
+def finish_wait_step(*, step_run_id: int, attempt: int) -> bool:
+    """A ``wait`` step's delay is over."""
+    from tenants.services.pipeline_kinds import wait_step_finish
+
+    return wait_step_finish(step_run_id=step_run_id, attempt=attempt)
+
+
+@lifecycle_task(name="tenants.sweep_pipeline_runs")
+def sweep_pipeline_runs() -> dict[str, int]:
+    """Beat: steps past their deadline, runs whose advance task was lost."""
+    from tenants.services.pipeline_runs import pipeline_runs_sweep
+
+    return pipeline_runs_sweep()

@@ -270,6 +270,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "BuildStatusEnum": "tenants.models.BuildStatus",
         "BuilderTypeEnum": "tenants.models.BuilderType",
+        "PipelineRunStatusEnum": "tenants.models.PipelineRunStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they
@@ -418,6 +419,9 @@ LOCAL_BUILD_MAX_RUNS = env.int("LOCAL_BUILD_MAX_RUNS", default=3)
 LOCAL_BUILD_PASSTHROUGH_ENV = env.list("LOCAL_BUILD_PASSTHROUGH_ENV", default=["LC_ALL", "TZ", "DEMO_RECEIVER_URL"])
 _beat_every("tenants.poll_builds", BUILD_POLL_INTERVAL_SECONDS)
 _beat_every("tenants.recover_builds", BUILD_RECOVERY_INTERVAL_SECONDS)
+# Pipeline steps past their deadline fail (a delay ends), runs whose advance task was lost move on.
+PIPELINE_SWEEP_INTERVAL_SECONDS = env.int("PIPELINE_SWEEP_INTERVAL_SECONDS", default=30)
+_beat_every("tenants.sweep_pipeline_runs", PIPELINE_SWEEP_INTERVAL_SECONDS)
 _beat_every("tenants.sync_pending", DYNAMODB_SYNC_SWEEP_SECONDS)
 
 # --- Webhooks (deployment chain, signed callbacks) ----------------------------------------------

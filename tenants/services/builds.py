@@ -48,12 +48,26 @@ from tenants.services.environment import EnvVar, build_environment, environment_
 from tenants.services.history import history_record
 from tenants.services.lifecycle import TransitionCause, tenant_transition
 from tenants.services.operation_outcomes import operation_finish
+from tenants.services.pipeline_runs import step_build_failed
 
 logger = logging.getLogger(__name__)
 
 
 def idempotency_token(*, tenant_id: str, purpose: str, attempt: int) -> str:
     return f"{tenant_id}:{purpose}:{attempt}"
+
+
+STEP_BUILD_TOKEN_PREFIX = "step:"  # noqa: S105 (a prefix, not a secret)
+
+
+def step_build_token(*, step_key: str, attempt: int) -> str:
+    """A pipeline build step's token: one build per attempt of the step run, whoever starts it."""
+    return f"{STEP_BUILD_TOKEN_PREFIX}{step_key}:{attempt}"
+
+
+def is_step_build(build: Build) -> bool:
+    """A build of a pipeline's build step: its outcome moves its step run, never the tenant directly."""
+    return build.idempotency_token.startswith(STEP_BUILD_TOKEN_PREFIX)
 
 
 def build_tier_name(*, tenant: Tenant, purpose: str) -> str:
@@ -109,9 +123,13 @@ def build_create(
     tier: Tier,
     environment: Sequence[EnvVar],
     event: Any = None,
+    project: str = "",
+    token: str = "",
 ) -> Build:
-    """The ``Build`` row for one attempt (inside the caller's transaction; the builder runs after commit)."""
-    project = tier.project_for(purpose)
+    """The ``Build`` row for one attempt (inside the caller's transaction; the builder runs after commit).
+    A pipeline's build step names its ``project`` and its ``token`` (``step_build_token``)."""
+    if not project:
+        project = tier.project_for(purpose)
     return Build.objects.create(
         tenant=tenant,
         event=event,
@@ -120,7 +138,7 @@ def build_create(
         status=BuildStatus.PENDING_START,
         builder_type=str((tenant.builder_config or {}).get("type", "")),
         project=project,
-        idempotency_token=idempotency_token(tenant_id=tenant.pk, purpose=purpose, attempt=attempt),
+        idempotency_token=token or idempotency_token(tenant_id=tenant.pk, purpose=purpose, attempt=attempt),
         environment=environment_masked(environment),
     )
 
@@ -198,6 +216,8 @@ def build_intents_hand_out(*, now: Any) -> int:
 
 def _tenant_waits_for(build: Build, tenant: Tenant) -> bool:
     """True when ``build`` is the tenant's current attempt and the tenant is still waiting for it."""
+    if is_step_build(build):
+        return False
     running, _failed, _done = PURPOSE_STATUSES[build.purpose]
     return tenant.status == running and build.attempt == getattr(tenant, attempt_field(build.purpose))
 
@@ -250,6 +270,8 @@ def build_record_state(
             + ("; waiting for its outcome event" if build.awaiting_outcome_event else ""),
             details={"status": status, "reason": reason, "source": source},
         )
+        if status in BUILD_FAILURE_STATUSES and is_step_build(build):
+            step_build_failed(build=build, reason=f"Build {label}" + (f": {reason}" if reason else ""))
         if status in BUILD_FAILURE_STATUSES and waiting:
             _running, failed, _done = PURPOSE_STATUSES[build.purpose]
             failure = f"{build.purpose.capitalize()} build {label}" + (f": {reason}" if reason else "")

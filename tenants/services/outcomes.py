@@ -38,10 +38,11 @@ from tenants.models import (
     TenantStatus,
     attempt_field,
 )
-from tenants.services.builds import build_record_state, history_record_build
+from tenants.services.builds import build_record_state, history_record_build, is_step_build
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import TransitionCause, tenant_transition
 from tenants.services.operation_outcomes import operation_finish
+from tenants.services.pipeline_runs import step_build_finished
 from tenants.services.sbt import sbt_build_success_report
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
         if event_already_applied(tenant=tenant, event=event):
             return {"tenant": tenant.pk, "status": tenant.status, "outcome": "already applied"}
         build = _match_build(tenant, detail)
+        if build is not None and is_step_build(build):
+            return _step_build_outcome_record(event=event, tenant=tenant, build=build, succeeded=succeeded)
         purpose = build.purpose if build else BuildPurpose.PROVISION
         running, failed, done = PURPOSE_STATUSES[purpose]
         attempt = getattr(tenant, attempt_field(purpose))
@@ -161,6 +164,29 @@ def provisioning_outcome_record(*, event: "ReceivedEvent", detail: dict[str, Any
         raise EventRejected(summary)
     # The row stays locked by the handler's transaction and ``tenant_transition`` updated this copy.
     return {"tenant": tenant.pk, "status": tenant.status, "outcome": outcome}
+
+
+def _step_build_outcome_record(
+    *, event: "ReceivedEvent", tenant: Tenant, build: Build, succeeded: bool
+) -> dict[str, Any]:
+    """The outcome of a pipeline step's build: the build and its step finish, the tenant stays where its
+    pipeline keeps it (the run's end moves it); the detail as sent becomes the step's outputs."""
+    detail = _raw_detail(event)
+    history_record_event(
+        tenant=tenant,
+        event=event,
+        summary=f"{event.detail_type}: pipeline build {build.build_id or build.pk} "
+        f"{'succeeded' if succeeded else 'failed'}",
+        details={"build_pk": build.pk, "purpose": build.purpose, "outcome": "pipeline step"},
+    )
+    _finish(build=build, succeeded=succeeded, detail=detail)
+    step_build_finished(
+        token=build.idempotency_token,
+        succeeded=succeeded,
+        outputs=detail if succeeded else {},
+        error="" if succeeded else _failure_reason(detail, build),
+    )
+    return {"tenant": tenant.pk, "status": tenant.status, "outcome": "pipeline step"}
 
 
 def _finish(*, build: Build, succeeded: bool, detail: dict[str, Any]) -> None:

@@ -25,6 +25,11 @@ from tenants.services.builds import (
 )
 from tenants.services.history import event_already_applied, history_record_event
 from tenants.services.lifecycle import tenant_transition
+from tenants.services.pipeline_provision import (
+    provision_pipeline_configured,
+    provision_pipeline_retry,
+    provision_pipeline_start,
+)
 from tenants.services.sync import tenant_sync_schedule
 
 if TYPE_CHECKING:
@@ -104,7 +109,11 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
-            build = tenant_event_attempt_start(tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, tier=tier)
+            run = provision_pipeline_start(tenant=tenant, event=event, actor_user=None)
+            if run is None:  # the tier has no provision pipeline: its single build
+                build = tenant_event_attempt_start(
+                    tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, tier=tier
+                )
     if refused:
         raise EventRejected(refused)
     return event_handled_result(tenant=tenant, build=build)
@@ -118,6 +127,8 @@ def tenant_retry_provisioning(*, tenant: Tenant, actor_user: User | None) -> Act
     if tenant.status not in PROVISIONABLE:
         # Refused by the state machine, which records the refusal (outside any transaction of ours).
         tenant_transition(tenant=tenant, to=TenantStatus.PROVISIONING, actor_user=actor_user)
+    if provision_pipeline_configured(tier_name=tenant.tier):
+        return provision_pipeline_retry(tenant=tenant, actor_user=actor_user)
     return tenant_staff_attempt(
         tenant=tenant,
         purpose=BuildPurpose.PROVISION,

@@ -10,9 +10,10 @@ Table layouts (the original service's, so existing readers keep working):
 - Tier table (``DYNAMODB_TIER_TABLE``), key ``tier``: ``jobName`` (the provisioning project),
   ``deprovisionJobName``, ``updateJobName``, ``suspendJobName``, ``resumeJobName`` (each when set), ``version``,
   ``allowedBuilders`` (a list: the builders events may pick; an attribute the original did not have, which
-  its readers ignore, as they ignore the operations' job names), and one attribute per tier
-  variable (plaintext values; for SSM / Secrets Manager variables the parameter name / secret id, never
-  the secret).
+  its readers ignore, as they ignore the operations' job names), ``pipelines`` (only for a tier with
+  pipelines: operation -> its ordered steps, ``tenants.services.pipeline_definitions``; also new), and one
+  attribute per tier variable (plaintext values; for SSM / Secrets Manager variables the parameter name /
+  secret id, never the secret).
 
 Secrets are not copied in plain: every secret-named value (``orchestrator.redaction.is_secret_key``; also
 inside strings that hold JSON, such as ``builderConfig.config.environmentOverride.tenant``; for tiers,
@@ -47,6 +48,7 @@ from orchestrator.errors import ApplicationError, ServiceUnavailableError
 from orchestrator.redaction import secrets_left_out
 from orchestrator.sealing import seal, unseal
 from tenants.models import TIER_ITEM_RESERVED, Tenant, Tier, TierVariable, VariableType
+from tenants.services.pipeline_definitions import tier_pipelines
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,8 @@ def tier_item(tier: Tier, variables: list[TierVariable] | None = None) -> dict[s
     for attribute, project in _TIER_JOB_NAMES:
         if getattr(tier, project):
             item[attribute] = getattr(tier, project)
+    if pipelines := tier_pipelines(tier=tier):
+        item["pipelines"] = _mirrored(pipelines)
     plain: dict[str, Any] = {}  # plain-text values: secret-named ones are mirrored sealed or left out
     for variable in variables if variables is not None else tier.variables.all():
         if variable.name not in TIER_ITEM_RESERVED:
@@ -242,7 +246,7 @@ def tenant_sync(*, tenant_id: str) -> str:
 
 def tier_sync(*, name: str) -> str:
     """Write one tier's item (``written``/``stale``), or delete it when the tier is gone (``deleted``)."""
-    tier = Tier.objects.filter(name=name).prefetch_related("variables").first()
+    tier = Tier.objects.filter(name=name).prefetch_related("variables", "pipeline_steps").first()
     if tier is None:
         _delete(table=settings.DYNAMODB_TIER_TABLE, key={"tier": name})
         return "deleted"
@@ -299,7 +303,8 @@ def _expected_tenants() -> dict[str, dict[str, Any]]:
 
 
 def _expected_tiers() -> dict[str, dict[str, Any]]:
-    return {tier.name: tier_item(tier) for tier in Tier.objects.prefetch_related("variables").order_by("name")}
+    tiers = Tier.objects.prefetch_related("variables", "pipeline_steps").order_by("name")
+    return {tier.name: tier_item(tier) for tier in tiers}
 
 
 def _compare(table: str, key: str, expected: dict[str, dict[str, Any]]) -> TableDrift:
@@ -348,7 +353,7 @@ def dynamodb_repair(drifts: list[TableDrift]) -> dict[str, int]:
                 tenant = Tenant.objects.filter(pk=item_key).first()
                 item = tenant_item(tenant) if tenant else None
             else:
-                tier = Tier.objects.filter(name=item_key).prefetch_related("variables").first()
+                tier = Tier.objects.filter(name=item_key).prefetch_related("variables", "pipeline_steps").first()
                 item = tier_item(tier) if tier else None
             if item is None:
                 continue

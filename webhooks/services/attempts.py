@@ -43,6 +43,7 @@ from webhooks.services.operations import (
     endpoint_circuit_opened_notify,
     endpoint_disabled_notify,
 )
+from webhooks.services.pipeline_steps import is_step_callback, step_delivery_finished
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +365,7 @@ def _delivery_conclude(
     current = delivery.status in SENDABLE_STATUSES  # else another worker or staff already settled it
     if verdict.kind == "succeeded":
         attempt.outcome = AttemptOutcome.SUCCEEDED
-        if current and delivered is not None and delivery.deployment_id is None:
+        if current and delivered is not None and delivery.deployment_id is None and not is_step_callback(delivery):
             delivered.append(_Delivered(delivery, verdict.reason, attempt))
         elif current:
             _delivery_finish(delivery=delivery, status=DeliveryStatus.SUCCEEDED, reason=verdict.reason, attempt=attempt)
@@ -446,3 +447,5 @@ def _delivery_finish(
         delivery_exhausted_notify(delivery=delivery)
     if delivery.deployment_id is not None:
         deployment_advance(deployment_id=delivery.deployment_id)  # locked and read there, not here
+    elif is_step_callback(delivery):
+        step_delivery_finished(delivery=delivery)

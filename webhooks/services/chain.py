@@ -68,7 +68,7 @@ def chain_steps() -> list[str]:
 
 
 @dataclass(frozen=True)
-class PlannedStep:
+class PlannedCallback:
     step: str
     url: str
     payload: dict[str, Any] | None
@@ -76,7 +76,7 @@ class PlannedStep:
     sign_with_context: bool = False
 
 
-def _tenant_document(*, tenant: Tenant, detail: dict[str, Any]) -> dict[str, Any]:
+def tenant_document_of(*, tenant: Tenant, detail: dict[str, Any]) -> dict[str, Any]:
     document = detail.get("tenant")
     return document if isinstance(document, dict) and document else dict(tenant.document or {"id": tenant.pk})
 
@@ -100,35 +100,42 @@ def deployment_refusal(*, tenant_id: str, tenant: Tenant | None, running: Deploy
     return ""
 
 
-def deployment_plan_steps(*, tenant: Tenant, detail: dict[str, Any], build_succeeded: bool) -> list[PlannedStep]:
+def deployment_plan_steps(*, tenant: Tenant, detail: dict[str, Any], build_succeeded: bool) -> list[PlannedCallback]:
     """Each step's URL, payload and skip reason, in chain order (pure: shared with the dry run)."""
-    document = _tenant_document(tenant=tenant, detail=detail)
+    document = tenant_document_of(tenant=tenant, detail=detail)
+    return [
+        callback_plan(step, tenant=tenant, detail=detail, document=document, build_succeeded=build_succeeded)
+        for step in chain_steps()
+    ]
+
+
+def callback_plan(
+    step: str, *, tenant: Tenant, detail: dict[str, Any], document: dict[str, Any], build_succeeded: bool
+) -> PlannedCallback:
+    """Where one of the original's callbacks goes, with what, from the build outputs (``detail``); a pipeline's
+    ``callback`` step plans its named callback here too (``webhooks.services.pipeline_steps``)."""
     not_built = "" if build_succeeded else "the build did not succeed (CODEBUILD_BUILD_SUCCEEDING=0)"
-    planned: list[PlannedStep] = []
-    for step in chain_steps():
-        if step == DeliveryStep.APP_PLANE_BOOTSTRAP:
-            callback = (detail.get("USER_CALLBACK_ENDPOINT") or "").strip()
-            url = callback.replace("user-callback", "bootstrap", 1)
-            reason = not_built or ("" if callback else "USER_CALLBACK_ENDPOINT is not set in the build outputs")
-            payload = payloads.app_plane_bootstrap_payload(tenant=document, detail=detail)
-            planned.append(PlannedStep(step, url, payload, reason))
-        elif step == DeliveryStep.FEATURE_SERVICE_BOOTSTRAP:
-            base = (detail.get("APP_PLANE_ENDPOINT_FEATURE_SERVICE") or "").strip()
-            url = f"{base.rstrip('/')}/bootstrap" if base else ""
-            reason = not_built or ("" if base else "APP_PLANE_ENDPOINT_FEATURE_SERVICE is not set in the build outputs")
-            plan = tenant.plan or detail.get("planConfig") or None
-            payload = payloads.feature_service_bootstrap_payload(tenant=document, plan=plan)
-            planned.append(PlannedStep(step, url, payload, reason))
-        elif step == DeliveryStep.CONTROL_PLANE_WEBHOOK:
-            url = (detail.get("API_ENDPOINT") or "").strip()
-            reason = "" if url else "API_ENDPOINT is not set in the build outputs"
-            payload = payloads.control_plane_webhook_payload(
-                tenant_id=tenant.pk, detail=detail, status=1 if build_succeeded else 0
-            )
-            planned.append(PlannedStep(step, url, payload, reason, sign_with_context=True))
-        else:
-            planned.append(PlannedStep(SUBSCRIBERS_STEP, "", None, not_built))
-    return planned
+    if step == DeliveryStep.APP_PLANE_BOOTSTRAP:
+        callback = (detail.get("USER_CALLBACK_ENDPOINT") or "").strip()
+        url = callback.replace("user-callback", "bootstrap", 1)
+        reason = not_built or ("" if callback else "USER_CALLBACK_ENDPOINT is not set in the build outputs")
+        payload = payloads.app_plane_bootstrap_payload(tenant=document, detail=detail)
+        return PlannedCallback(step, url, payload, reason)
+    if step == DeliveryStep.FEATURE_SERVICE_BOOTSTRAP:
+        base = (detail.get("APP_PLANE_ENDPOINT_FEATURE_SERVICE") or "").strip()
+        url = f"{base.rstrip('/')}/bootstrap" if base else ""
+        reason = not_built or ("" if base else "APP_PLANE_ENDPOINT_FEATURE_SERVICE is not set in the build outputs")
+        plan = tenant.plan or detail.get("planConfig") or None
+        payload = payloads.feature_service_bootstrap_payload(tenant=document, plan=plan)
+        return PlannedCallback(step, url, payload, reason)
+    if step == DeliveryStep.CONTROL_PLANE_WEBHOOK:
+        url = (detail.get("API_ENDPOINT") or "").strip()
+        reason = "" if url else "API_ENDPOINT is not set in the build outputs"
+        payload = payloads.control_plane_webhook_payload(
+            tenant_id=tenant.pk, detail=detail, status=1 if build_succeeded else 0
+        )
+        return PlannedCallback(step, url, payload, reason, sign_with_context=True)
+    return PlannedCallback(SUBSCRIBERS_STEP, "", None, not_built)
 
 
 def deployment_start(*, event: ReceivedEvent, detail: dict[str, Any]) -> Deployment:
@@ -311,7 +318,7 @@ def _deployment_complete(*, deployment: Deployment) -> None:
         if chain_tenant_move(
             tenant=tenant, to=TenantStatus.ACTIVE, reason="deployment callbacks delivered", deployment=deployment
         ):
-            document = _tenant_document(tenant=tenant, detail=deployment.event.detail or {})
+            document = tenant_document_of(tenant=tenant, detail=deployment.event.detail or {})
             outbox_publish(
                 detail_type=DetailType.TENANT_DEPLOYMENT_SUCCESS,
                 detail={"tenant": redact(document), "deploymentId": deployment.pk},

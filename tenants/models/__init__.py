@@ -21,6 +21,7 @@ TIER_ITEM_RESERVED = frozenset(
         "resumeJobName",
         "version",
         "allowedBuilders",
+        "pipelines",
     }
 )
 
@@ -226,7 +227,7 @@ class TierVariable(models.Model):
             RegexValidator(r"^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."),
             RegexValidator(
                 r"^(?!(tier|jobName|deprovisionJobName|updateJobName|suspendJobName|resumeJobName|version"
-                r"|allowedBuilders)$)",
+                r"|allowedBuilders|pipelines)$)",
                 "Reserved for the tier item in DynamoDB.",
             ),
         ],
@@ -363,6 +364,7 @@ class HistoryKind(models.TextChoices):
     BUILD = "build", "Build"
     CALLBACK = "callback", "Callback"
     STAFF_ACTION = "staff_action", "Staff action"
+    PIPELINE = "pipeline", "Pipeline"
     SYNC = "sync", "DynamoDB sync"
     NOTE = "note", "Note"
 
@@ -404,3 +406,47 @@ class TenantHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.summary}"
+
+
+# The pipeline models live in their own module; re-exported so ``from tenants.models import X`` works for all.
+from tenants.models.pipelines import (  # noqa: E402
+    RUN_LIVE_STATUSES,
+    STEP_OPEN_STATUSES,
+    PipelineOperation,
+    PipelineRun,
+    PipelineRunStatus,
+    PipelineStep,
+    StepDecision,
+    StepRun,
+    StepRunStatus,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "BUILD_FAILURE_STATUSES",
+    "BUILD_OPEN_STATUSES",
+    "ENV_NAME_PATTERN",
+    "FAILED_TENANT_STATUSES",
+    "RUN_LIVE_STATUSES",
+    "STEP_OPEN_STATUSES",
+    "TIER_ITEM_RESERVED",
+    "Build",
+    "BuildPurpose",
+    "BuildStatus",
+    "BuilderType",
+    "HistoryKind",
+    "PipelineOperation",
+    "PipelineRun",
+    "PipelineRunStatus",
+    "PipelineStep",
+    "StepDecision",
+    "StepRun",
+    "StepRunStatus",
+    "Tenant",
+    "TenantHistory",
+    "TenantStatus",
+    "Tier",
+    "TierVariable",
+    "VariableType",
+    "default_allowed_builders",
+]

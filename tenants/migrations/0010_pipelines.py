@@ -45,7 +45,8 @@ class Migration(migrations.Migration):
                         "^(?!CODEBUILD_)", "Names starting with CODEBUILD_ are reserved by CodeBuild."
                     ),
                     django.core.validators.RegexValidator(
-                        "^(?!(tier|jobName|deprovisionJobName|version|allowedBuilders|pipelines)$)",
+                        "^(?!(tier|jobName|deprovisionJobName|updateJobName|suspendJobName|resumeJobName|version"
+                        "|allowedBuilders|pipelines)$)",
                         "Reserved for the tier item in DynamoDB.",
                     ),
                 ],

@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from orchestrator.errors import NotFoundError
-from tenants.models import Build, BuildPurpose, PipelineRun, StepRun, Tenant, Tier
+from tenants.models import Build, BuildPurpose, PipelineOperation, PipelineRun, PipelineStep, StepRun, Tenant, Tier
 
 
 def tier_project_names() -> set[str]:
@@ -20,8 +20,15 @@ def tier_project_names() -> set[str]:
 
 
 def tier_get(*, name: str) -> Tier | None:
-    """The tier and its variables (one query each), or None."""
-    return Tier.objects.filter(name=name).prefetch_related("variables").first()
+    """The tier and its variables (one query each), or None. ``has_provision_pipeline`` says whether it
+    provisions through a pipeline (answered in the same query: the provisioning handler asks it per event)."""
+    provision_steps = PipelineStep.objects.filter(tier=OuterRef("pk"), operation=PipelineOperation.PROVISION)
+    return (
+        Tier.objects.filter(name=name)
+        .annotate(has_provision_pipeline=Exists(provision_steps))
+        .prefetch_related("variables")
+        .first()
+    )
 
 
 # --- Staff portal and API reads ------------------------------------------------------------------

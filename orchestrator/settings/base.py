@@ -271,6 +271,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "BuildStatusEnum": "tenants.models.BuildStatus",
         "BuilderTypeEnum": "tenants.models.BuilderType",
         "PipelineRunStatusEnum": "tenants.models.PipelineRunStatus",
+        "PipelineOperationEnum": "tenants.models.PipelineOperation",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # The docs pages load their scripts, styles and favicon from drf-spectacular-sidecar's static files: they

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from tenants.models import HistoryKind, PipelineOperation, PipelineRun, PipelineStep, Tenant, TenantStatus
+from tenants.models import HistoryKind, PipelineOperation, PipelineRun, PipelineStep, Tenant, TenantStatus, Tier
 from tenants.pipelines.listeners import PipelineRunFinished, PipelineRunRedriven, run_listener_register
 from tenants.services.builds import ActionResult
 from tenants.services.history import history_record
@@ -52,11 +52,14 @@ def provision_pipeline_retry(*, tenant: Tenant, actor_user: User | None) -> Acti
 
 
 def provision_pipeline_start(
-    *, tenant: Tenant, event: "ReceivedEvent | None", actor_user: User | None
+    *, tenant: Tenant, event: "ReceivedEvent | None", actor_user: User | None, tier: Tier | None = None
 ) -> PipelineRun | None:
     """A new provisioning attempt through the tier's pipeline (tenant locked by the caller); None when the
-    tier has no provision steps."""
-    if not provision_pipeline_configured(tier_name=tenant.tier):
+    tier has no provision steps. ``tier``: the tenant's as ``tier_get`` read it, when the caller has it."""
+    configured = getattr(tier, "has_provision_pipeline", None) if tier and tier.name == tenant.tier else None
+    if configured is None:
+        configured = provision_pipeline_configured(tier_name=tenant.tier)
+    if not configured:
         return None
     attempt = tenant.provisioning_attempt + 1
     Tenant.objects.filter(pk=tenant.pk).update(provisioning_attempt=attempt)

@@ -109,7 +109,7 @@ def tenant_provision(*, event: "ReceivedEvent", detail: dict[str, Any]) -> dict[
                 summary=f"{event.detail_type} received (tier {tenant.tier}, builder "
                 f"{tenant.builder_config.get('type', '?')})",
             )
-            run = provision_pipeline_start(tenant=tenant, event=event, actor_user=None)
+            run = provision_pipeline_start(tenant=tenant, event=event, actor_user=None, tier=tier)
             if run is None:  # the tier has no provision pipeline: its single build
                 build = tenant_event_attempt_start(
                     tenant=tenant, purpose=BuildPurpose.PROVISION, event=event, tier=tier

@@ -121,7 +121,15 @@ def test_a_provisioning_run_is_one_trace_across_the_task_boundary_and_callbacks_
             ).exists(),
             "the tenant provisioning and mirrored to DynamoDB",
         )
-        spans = traced_worker.get_finished_spans()
+        # (the task's span ends after its after-commit work, StartBuild: wait for both to be finished)
+        spans = wait_for(
+            lambda: (
+                {"run/events.process_events", "CodeBuild.StartBuild"}
+                <= {span.name for span in traced_worker.get_finished_spans()}
+                and traced_worker.get_finished_spans()
+            ),
+            "the provisioning task finished",
+        )
         request = server_span(spans, 0)
         tree = Tree(spans, request.context.trace_id)
 
@@ -213,8 +221,15 @@ def test_with_group_commit_each_event_continues_its_own_requests_trace(basic_tie
         intake_writer.close_connections()
 
     # Then each event's processing (and its StartBuild) is in the trace of the request that accepted it,
-    # linked to the task that ran it
-    spans = traced_worker.get_finished_spans()
+    # linked to the task that ran it (once those spans have ended: the build id is stored before they do)
+    spans = wait_for(
+        lambda: (
+            [span.name for span in traced_worker.get_finished_spans()].count("CodeBuild.StartBuild") >= 2
+            and [span.name for span in traced_worker.get_finished_spans()].count("events.process") >= 2
+            and traced_worker.get_finished_spans()
+        ),
+        "both events' spans ended",
+    )
     requests = [span for span in spans if span.kind == SpanKind.SERVER]
     assert len(requests) == 2
     for request in requests:

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator.openapi import error_response
 from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
 from orchestrator.staff import PERM_APPROVE_STEP, PERM_MANAGE_RUN
 from tenants import pipeline_openapi as examples
@@ -41,6 +42,7 @@ OPERATION = OpenApiParameter(
     "operation", OpenApiTypes.STR, OpenApiParameter.PATH, enum=PipelineOperation.values, description="The operation."
 )
 NOT_FOUND = {404: ACTION_ERRORS[404]}
+NO_SUCH_TIER = {404: error_response("No such tier.", "not_found", "No such tier.")}
 
 
 def _pipelines_body(tier: Tier) -> dict[str, Any]:
@@ -57,7 +59,11 @@ class TierPipelinesApi(GenericAPIView):
         tags=[TAG_PIPELINES],
         summary="A tier's pipelines: each operation's ordered steps",
         parameters=[TIER_NAME],
-        responses={200: OpenApiResponse(TierPipelinesSerializer, examples=examples.TIER_PIPELINES), **READ_ERRORS},
+        responses={
+            200: OpenApiResponse(TierPipelinesSerializer, examples=examples.TIER_PIPELINES),
+            **READ_ERRORS,
+            **NO_SUCH_TIER,
+        },
     )
     def get(self, request: Request, name: str) -> Response:
         return Response(_pipelines_body(tier_with_pipelines_get(name=name)))
@@ -84,6 +90,7 @@ class TierPipelineApi(GenericAPIView):
         responses={
             200: OpenApiResponse(TierPipelinesSerializer, examples=examples.TIER_PIPELINES),
             **WRITE_ERRORS,
+            **NO_SUCH_TIER,
             400: examples.INVALID_PIPELINE,
         },
     )

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from orchestrator.redis_clients import redis_client, redis_key
 from orchestrator.staff import OPERATORS_GROUP, READ_ONLY_GROUP, staff_groups_ensure
 
 PASSWORD = "test-password-7f3c"
@@ -60,3 +61,11 @@ def signed_in_superuser(client: Client) -> Client:
     client.user = SuperuserFactory()
     client.force_login(client.user)
     return client
+
+
+def alert_mail_windows_clear() -> None:
+    """Forget the alert mails' rate-limit windows of this test database: Redis outlives a test run, and a window
+    an earlier run left (same database name, same endpoint ids) would hold this run's mail back."""
+    client = redis_client()
+    for key in client.scan_iter(match=redis_key("alert-mail", "*")):
+        client.delete(key)

@@ -6,6 +6,7 @@ from django.core import mail
 
 from events.catalogue import DetailType
 from events.tests.factories import failed_event
+from orchestrator.tests.factories import alert_mail_windows_clear
 from portal.models import DoctorNotice
 from portal.tasks import doctor_announce
 from tenants.models import TenantStatus
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_each_finding_is_announced_once_as_tenant_stuck(receiver, settings, django_capture_on_commit_callbacks):
+    alert_mail_windows_clear()
     settings.ALERT_EMAILS = ["ops@example.com"]
     settings.ADMIN_BASE_URL = "https://orchestrator.example"
     ops = WebhookEndpointFactory(url=receiver.url("/ops"), events=["tenant.stuck"])

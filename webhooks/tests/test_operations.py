@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 
 from devstack.receivers import Reply
+from orchestrator.tests.factories import alert_mail_windows_clear
 from tenants.models import TenantStatus
 from tenants.services.lifecycle import tenant_transition
 from tenants.tests.factories import TenantFactory
@@ -24,6 +25,7 @@ HEADER_TOKEN = "header-token-5d2e9a71c4"  # a credential in a custom header: sea
 
 @pytest.fixture(autouse=True)
 def alerting(settings):
+    alert_mail_windows_clear()
     settings.ALERT_EMAILS = ["ops@example.com"]
     settings.ADMIN_BASE_URL = "https://orchestrator.example"
     settings.WEBHOOK_CIRCUIT_FAILURES = 0  # tests that want the breaker turn it on

@@ -5,11 +5,10 @@ the API calls, which check the permission and record the staff user)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -19,6 +18,7 @@ from django.urls import URLPattern, path, reverse
 
 from orchestrator.admin_helpers import ReadOnlyAdminMixin, badge_html
 from orchestrator.errors import ApplicationError
+from orchestrator.permissions import acting_user
 from orchestrator.staff import PERM_APPROVE_STEP, PERM_MANAGE_RUN
 from tenants.models import PipelineRun, PipelineRunStatus, PipelineStep, StepRun, StepRunStatus, Tier
 from tenants.pipelines.registry import step_kind, step_kinds
@@ -232,7 +232,7 @@ class PipelineRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _decide(self, request: HttpRequest, run_id: int, step_id: int, decide: Callable[..., Any]) -> HttpResponse:
         get_object_or_404(StepRun, pk=step_id, run_id=run_id)
         comment = request.POST.get("comment", "")
-        call = lambda: decide(step_run_id=step_id, actor_user=request.user, comment=comment)  # noqa: E731
+        call = lambda: decide(step_run_id=step_id, actor_user=acting_user(request.user), comment=comment)  # noqa: E731
         return self._act(request, run_id, PERM_APPROVE_STEP, call)
 
     def approve_view(self, request: HttpRequest, run_id: int, step_id: int) -> HttpResponse:
@@ -242,9 +242,9 @@ class PipelineRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return self._decide(request, run_id, step_id, step_reject)
 
     def redrive_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
-        user = cast(User, request.user)  # admin views: a signed-in staff user
+        user = acting_user(request.user)
         return self._act(request, run_id, PERM_MANAGE_RUN, lambda: pipeline_run_redrive(run_id=run_id, actor_user=user))
 
     def cancel_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
-        user = cast(User, request.user)
+        user = acting_user(request.user)
         return self._act(request, run_id, PERM_MANAGE_RUN, lambda: pipeline_run_cancel(run_id=run_id, actor_user=user))

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.openapi import error_response
-from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, action_permission
+from orchestrator.permissions import StaffModelPermissions, SuperuserWrites, acting_user, action_permission
 from orchestrator.staff import PERM_APPROVE_STEP, PERM_MANAGE_RUN
 from tenants import pipeline_openapi as examples
 from tenants.apis import TENANT_ID, TIER_NAME
@@ -157,10 +157,12 @@ def _run_action_api(
     )
     def post(self: APIView, request: Request, pk: int) -> Response:
         if not decision:
-            return _result(action(run_id=pk, actor_user=request.user))
+            return _result(action(run_id=pk, actor_user=acting_user(request.user)))
         data = DecisionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return _result(action(step_run_id=pk, actor_user=request.user, comment=data.validated_data["comment"]))
+        return _result(
+            action(step_run_id=pk, actor_user=acting_user(request.user), comment=data.validated_data["comment"])
+        )
 
     attributes = {"__module__": __name__, "__doc__": summary, "post": post}
     return type(name, (APIView,), {**attributes, "permission_classes": [action_permission(permission)]})

@@ -21,6 +21,7 @@ from events.catalogue import DetailType
 from events.samples import sample_envelope
 from orchestrator.tests.factories import PASSWORD, staff_user
 from portal.tests.factories import seed_dashboard_activity
+from portal.tests.test_charts import NEEDS_PERCENTILES
 from tenants.models import TenantStatus
 from webhooks.models import DeliveryStatus, DeliveryStep, WebhookDelivery
 from webhooks.tests.factories import TenantFactory, deployment_detail
@@ -122,6 +123,7 @@ def test_read_only_staff_see_the_story_but_no_action_buttons(browser, live_serve
     page.context.close()
 
 
+@NEEDS_PERCENTILES
 def test_the_dashboard_draws_its_charts_from_the_data(browser, live_server, artifacts_dir):
     # Given events, onboardings and deliveries in and out of the charts' windows
     seeded = seed_dashboard_activity(timezone.now())

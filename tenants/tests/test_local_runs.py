@@ -207,7 +207,7 @@ def test_an_outcome_the_intake_could_not_take_is_stored_sealed_and_posted_again_
         assert (build.outcome_posted_at, build.outcome_post_attempts) == (None, 1)
         assert build.outcome_post_error.startswith("ConnectionError reaching http://127.0.0.1:")
         with connection.cursor() as cursor:
-            cursor.execute("SELECT outcome::text FROM tenants_build WHERE id = %s", [build.pk])
+            cursor.execute("SELECT CAST(outcome AS TEXT) FROM tenants_build WHERE id = %s", [build.pk])
             stored = cursor.fetchone()[0]
         assert build.outcome["detail"]["CLIENT_SECRET"] not in stored
         assert "hmac-secret-value" not in stored
